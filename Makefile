@@ -1,0 +1,49 @@
+# Thin driver over CMake: `make`, `make test`, `make install`, `make demo`.
+# Build trees: build/ (release), build-asan/ (ASan+UBSan), build-tsan/ (TSan).
+
+JOBS    ?= $(shell nproc)
+PREFIX  ?= /usr/local
+CMAKE   ?= cmake
+CTEST   ?= ctest
+CTEST_ARGS ?= --output-on-failure -j$(JOBS)
+
+.PHONY: all build asan tsan test test-release test-asan test-tsan test-valgrind \
+        install demo clean
+
+all: build
+
+build:
+	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@$(CMAKE) --build build -j$(JOBS)
+
+asan:
+	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRP_SANITIZE=address >/dev/null
+	@$(CMAKE) --build build-asan -j$(JOBS)
+
+tsan:
+	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DRP_SANITIZE=thread >/dev/null
+	@$(CMAKE) --build build-tsan -j$(JOBS)
+
+# The whole suite three times: plain, under ASan+UBSan, under TSan.
+test: test-release test-asan test-tsan
+
+test-release: build
+	cd build && $(CTEST) $(CTEST_ARGS)
+
+test-asan: asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) $(CTEST_ARGS) -LE stress
+
+test-tsan: tsan
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(CTEST) $(CTEST_ARGS) -LE stress
+
+install: build
+	$(CMAKE) --install build --prefix $(PREFIX)
+
+demo: build
+	@echo "== examples/sender_receiver over a ringpipe =="
+	@./build/examples/sender_receiver
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,105 @@
+/*
+ * anon.c - anonymous pipes: rp_pipe and rp_pipe2.
+ *
+ * The ring lives in a sealed memfd; the three kernel pipes are plain
+ * pipe2() pairs.  Both ends are inherited by fork like descriptors,
+ * because they are descriptors.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int keep_across_exec(int fd)
+{
+	return fcntl(fd, F_SETFD, 0);
+}
+
+/* Finish an end whose descriptors are set: map it and open it. */
+int rp__end_open(struct rp_end *e, int role, int flags)
+{
+	if (!e->sh && rp__map(e, e->shm_fd) < 0)
+		return -1;
+	e->role = role;
+	e->nonblock = (flags & O_NONBLOCK) != 0;
+	e->seen_rd_closes = atomic_load(&e->sh->rd_closes);
+	e->next_probe_ns = rp__coarse_ns();
+	if (!(flags & O_CLOEXEC)) {
+		if (keep_across_exec(e->shm_fd) < 0 || keep_across_exec(e->bell) < 0 ||
+		    keep_across_exec(e->wake) < 0 || keep_across_exec(e->gate) < 0)
+			return -1;
+	}
+	atomic_store_explicit(&e->state, RP_OPEN, memory_order_release);
+	return 0;
+}
+
+/* Undo a half-made end: close what it holds and give the slot back. */
+void rp__end_discard(struct rp_end *e)
+{
+	if (!e)
+		return;
+	int err = errno;
+	rp__close_fds(e);
+	atomic_store(&e->state, RP_CLOSED);
+	rp__end_put(e);
+	errno = err;
+}
+
+int rp_pipe(rp_end *ends[2])
+{
+	return rp_pipe2(ends, 0, 0);
+}
+
+int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
+{
+	int bell[2] = { -1, -1 }, wake[2] = { -1, -1 }, gate[2] = { -1, -1 };
+	struct rp_end *r = NULL, *w = NULL;
+	uint64_t cap = rp__capacity_round(capacity);
+	int mfd = -1;
+
+	if (!ends || (flags & ~(O_NONBLOCK | O_CLOEXEC)) || !cap) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Everything is made close-on-exec first, so a concurrent exec in
+	 * another thread never inherits half a pipe. */
+	if ((mfd = rp__memfd_create(cap)) < 0 ||
+	    rp__shared_init(mfd, cap, 0, 0) < 0 ||
+	    pipe2(bell, O_CLOEXEC) < 0 || pipe2(wake, O_CLOEXEC) < 0 ||
+	    pipe2(gate, O_CLOEXEC | O_NONBLOCK) < 0)
+		goto fail;
+	/* One page: a single 4 KiB write makes the gate unwritable. */
+	fcntl(gate[1], F_SETPIPE_SZ, RP_PIPE_BUF);
+	if (set_nonblock(bell[1]) < 0 || set_nonblock(wake[1]) < 0)
+		goto fail;
+	if (!(r = rp__end_alloc()) || !(w = rp__end_alloc()))
+		goto fail;
+
+	r->shm_fd = fcntl(mfd, F_DUPFD_CLOEXEC, 0);
+	r->bell = bell[0], r->wake = wake[1], r->gate = gate[0];
+	w->shm_fd = mfd, w->bell = bell[1], w->wake = wake[0], w->gate = gate[1];
+	mfd = -1;
+	bell[0] = bell[1] = wake[0] = wake[1] = gate[0] = gate[1] = -1;
+	if (r->shm_fd < 0 || rp__end_open(r, RP_READER, flags) < 0 ||
+	    rp__end_open(w, RP_WRITER, flags) < 0)
+		goto fail;
+	ends[0] = r;
+	ends[1] = w;
+	return 0;
+fail:;
+	int err = errno;
+	int fds[] = { mfd, bell[0], bell[1], wake[0], wake[1], gate[0], gate[1] };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	rp__end_discard(r);
+	rp__end_discard(w);
+	errno = err;
+	return -1;
+}

@@ -1,0 +1,164 @@
+/*
+ * end.c - the pool of rp_end handles.
+ *
+ * Handles live in one region that is mapped once and never unmapped, so a
+ * stale or closed pointer is still safe to look at: a call on it finds the
+ * slot not open and fails with EBADF, as a closed descriptor does, until
+ * the slot is reused.  A pointer that is not a slot at all fails the same
+ * way instead of being dereferenced.
+ *
+ * Each open end holds one reference; every call holds another while it
+ * runs, so rp_close never unmaps under a thread still blocked in the end.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define POOL_SLOTS 65536
+
+static struct rp_end *pool;
+static size_t pool_top;                 /* slots ever handed out */
+static struct rp_end *free_list;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void release(struct rp_end *e)
+{
+	rp__unmap(e);
+	pthread_mutex_lock(&pool_mu);
+	atomic_store(&e->state, RP_FREE);
+	e->next_free = free_list;
+	free_list = e;
+	pthread_mutex_unlock(&pool_mu);
+}
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&pool_mu);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&pool_mu);
+}
+
+/*
+ * The child has one thread, so no call is in flight: every open end is back
+ * to its single reference, and a closed end that only a parent thread was
+ * still using can be released now.  Locks held for a reservation belong to
+ * the parent's thread, not to the child's copy of the end.
+ */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&pool_mu, NULL);
+	rp__lock_atfork_child();
+	for (size_t i = 0; i < pool_top; i++) {
+		struct rp_end *e = &pool[i];
+		uint32_t st = atomic_load(&e->state);
+		if (st == RP_OPEN) {
+			atomic_store(&e->refs, 1);
+			e->held = 0;
+		} else if (st == RP_CLOSED) {
+			release(e);
+		}
+	}
+}
+
+static void pool_init(void)
+{
+	void *p = mmap(NULL, POOL_SLOTS * sizeof(struct rp_end),
+		       PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	pool = p;
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+struct rp_end *rp__end_alloc(void)
+{
+	struct rp_end *e = NULL;
+
+	pthread_once(&pool_once, pool_init);
+	if (!pool) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_lock(&pool_mu);
+	if (free_list) {
+		e = free_list;
+		free_list = e->next_free;
+	} else if (pool_top < POOL_SLOTS) {
+		e = &pool[pool_top++];
+	}
+	pthread_mutex_unlock(&pool_mu);
+	if (!e) {
+		errno = EMFILE;
+		return NULL;
+	}
+	*e = (struct rp_end){ .shm_fd = -1, .bell = -1, .wake = -1, .gate = -1 };
+	atomic_store(&e->refs, 1);
+	return e;
+}
+
+struct rp_end *rp__end_get(rp_end *h, int role)
+{
+	uintptr_t off = (uintptr_t)h - (uintptr_t)pool;
+
+	if (!h || !pool || off >= pool_top * sizeof(struct rp_end) ||
+	    off % sizeof(struct rp_end)) {
+		errno = EBADF;
+		return NULL;
+	}
+	struct rp_end *e = h;
+	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN ||
+	    (role && e->role != role)) {
+		errno = EBADF;
+		return NULL;
+	}
+	/* Never revive a slot whose last reference is gone (refs == 0). */
+	uint32_t r = atomic_load_explicit(&e->refs, memory_order_relaxed);
+	do {
+		if (r == 0) {
+			errno = EBADF;
+			return NULL;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&e->refs, &r, r + 1,
+			memory_order_acquire, memory_order_relaxed));
+	/* A close may have slipped in between the check and the reference. */
+	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN) {
+		rp__end_put(e);
+		errno = EBADF;
+		return NULL;
+	}
+	return e;
+}
+
+void rp__end_put(struct rp_end *e)
+{
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+		release(e);
+}
+
+int rp__end_close(struct rp_end *e)
+{
+	uint32_t open = RP_OPEN;
+
+	if (!atomic_compare_exchange_strong(&e->state, &open, RP_CLOSED)) {
+		errno = EBADF;
+		return -1;
+	}
+	if (e->held) {
+		e->held = 0;
+		rp__unlock(e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
+	}
+	/* Closing the kernel ends is the close: that is what peers observe. */
+	rp__close_fds(e);
+	if (e->role == RP_READER)
+		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
+					  memory_order_release);
+	rp__end_put(e);
+	return 0;
+}

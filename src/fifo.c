@@ -1,0 +1,257 @@
+/*
+ * fifo.c - named pipes: rp_mkfifo, rp_open, rp_unlink.
+ *
+ * The path is a real kernel FIFO and doubles as the bell, so the kernel
+ * gives us its open rules for free: blocking opens that pair a reader with
+ * a writer, ENXIO, EACCES, the umask, EEXIST, ENOENT.  The ring and the two
+ * companion FIFOs live in /dev/shm (tmpfs: never on disk), named after the
+ * FIFO's device and inode so that any process that can see the path finds
+ * them:
+ *
+ *   /dev/shm/ringpipe.<dev>.<ino>        the ring
+ *   /dev/shm/ringpipe.<dev>.<ino>.wake   where writers sleep
+ *   /dev/shm/ringpipe.<dev>.<ino>.gate   the writers' poll gate
+ *
+ * A FIFO's data lives only while an end is open.  Every end holds a shared
+ * OFD lock on byte 0 of the ring file; the kernel drops it when the end's
+ * last descriptor goes, by close, exec or death.  An opener that finds no
+ * such lock is alone and starts the ring afresh.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHM_DIR "/dev/shm"
+
+struct names {
+	char ring[96], wake[104], gate[104];
+};
+
+static void make_names(struct names *n, const struct stat *st)
+{
+	snprintf(n->ring, sizeof(n->ring), SHM_DIR "/ringpipe.%llx.%llu",
+		 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+	snprintf(n->wake, sizeof(n->wake), "%s.wake", n->ring);
+	snprintf(n->gate, sizeof(n->gate), "%s.gate", n->ring);
+}
+
+/* Whoever may open the FIFO either way needs read and write on the ring. */
+static mode_t rw_mode(mode_t fifo_mode)
+{
+	mode_t m = 0;
+	if (fifo_mode & (S_IRUSR | S_IWUSR))
+		m |= S_IRUSR | S_IWUSR;
+	if (fifo_mode & (S_IRGRP | S_IWGRP))
+		m |= S_IRGRP | S_IWGRP;
+	if (fifo_mode & (S_IROTH | S_IWOTH))
+		m |= S_IROTH | S_IWOTH;
+	return m;
+}
+
+static void unlink_companions(const struct names *n)
+{
+	unlink(n->wake);
+	unlink(n->gate);
+	unlink(n->ring);
+}
+
+int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
+{
+	uint64_t cap = rp__capacity_round(capacity);
+	struct stat st;
+	struct names n;
+	int fd = -1, err;
+
+	if (!path || !cap) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (mkfifo(path, mode) < 0)
+		return -1;
+	if (stat(path, &st) < 0)
+		goto fail_fifo;
+	make_names(&n, &st);
+	mode_t m = rw_mode(st.st_mode);
+	/* Leftovers of an earlier FIFO that had this inode number. */
+	unlink_companions(&n);
+	fd = open(n.ring, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail_fifo;
+	/* Reserve the memory now: ENOSPC here beats SIGBUS later. */
+	if ((err = posix_fallocate(fd, 0, (off_t)(RP_HDR_SIZE + cap)))) {
+		errno = err;
+		goto fail_all;
+	}
+	if (rp__shared_init(fd, cap, st.st_dev, st.st_ino) < 0 ||
+	    fchmod(fd, m) < 0 ||
+	    mkfifo(n.wake, 0600) < 0 || chmod(n.wake, m) < 0 ||
+	    mkfifo(n.gate, 0600) < 0 || chmod(n.gate, m) < 0)
+		goto fail_all;
+	close(fd);
+	return 0;
+fail_all:
+	err = errno;
+	close(fd);
+	unlink_companions(&n);
+	errno = err;
+fail_fifo:
+	err = errno;
+	unlink(path);
+	errno = err;
+	return -1;
+}
+
+/* Stat `path` and check it is a ringpipe: 0, or -1 with errno. */
+static int lookup(const char *path, struct stat *st, struct names *n)
+{
+	struct stat rs;
+
+	if (!path) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (stat(path, st) < 0)
+		return -1;
+	if (!S_ISFIFO(st->st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	make_names(n, st);
+	if (stat(n->ring, &rs) < 0 || !S_ISREG(rs.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+int rp_unlink(const char *path)
+{
+	struct stat st;
+	struct names n;
+
+	if (lookup(path, &st, &n) < 0)
+		return -1;
+	if (unlink(path) < 0)
+		return -1;
+	unlink_companions(&n);
+	return 0;
+}
+
+static int ofd_lock(int fd, short type, off_t byte, int wait)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = byte, .l_len = 1 };
+	return fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+}
+
+/* Is any other end holding byte 0 (an open end of this FIFO)? */
+static int others_open(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -1;
+	return fl.l_type != F_UNLCK;
+}
+
+/*
+ * Join the session: under the open mutex (byte 1), start the ring afresh
+ * if we are the only end, then take our share of byte 0.
+ */
+static int join(struct rp_end *e)
+{
+	struct rp_shared *sh = e->sh;
+
+	while (ofd_lock(e->shm_fd, F_WRLCK, 1, 1) < 0)
+		if (errno != EINTR)
+			return -1;
+	int alone = others_open(e->shm_fd);
+	if (alone == 0) {
+		atomic_store(&sh->head, 0);
+		atomic_store(&sh->tail, 0);
+		atomic_store(&sh->wlock, 0);
+		atomic_store(&sh->rlock, 0);
+		atomic_store(&sh->rd_sleepers, 0);
+		atomic_store(&sh->wr_sleepers, 0);
+		atomic_store(&sh->gate_closed, 0);
+		atomic_store(&sh->rd_armed, 1);
+	}
+	int r = alone < 0 ? -1 : ofd_lock(e->shm_fd, F_RDLCK, 0, 0);
+	int err = errno;
+	ofd_lock(e->shm_fd, F_UNLCK, 1, 0);
+	errno = err;
+	return r;
+}
+
+static int clear_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+rp_end *rp_open(const char *path, int flags)
+{
+	int acc = flags & O_ACCMODE;
+	int nb = flags & O_NONBLOCK;
+	struct stat st;
+	struct names n;
+	struct rp_end *e = NULL;
+
+	if ((flags & ~(O_ACCMODE | O_NONBLOCK | O_CLOEXEC)) ||
+	    (acc != O_RDONLY && acc != O_WRONLY)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (lookup(path, &st, &n) < 0)
+		return NULL;
+	if (faccessat(AT_FDCWD, path, acc == O_RDONLY ? R_OK : W_OK,
+		      AT_EACCESS) < 0)
+		return NULL;
+	if (!(e = rp__end_alloc()))
+		return NULL;
+	e->named = 1;
+	e->shm_fd = open(n.ring, O_RDWR | O_CLOEXEC);
+	if (e->shm_fd < 0 || rp__map(e, e->shm_fd) < 0)
+		goto fail;
+	if (e->sh->fifo_dev != (uint64_t)st.st_dev ||
+	    e->sh->fifo_ino != (uint64_t)st.st_ino) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if (join(e) < 0)
+		goto fail;
+	/* Companions first, the path last: its open may block for a partner. */
+	if (acc == O_RDONLY) {
+		e->wake = rp__fd_wronly_nonblock(n.wake, 1);
+		e->gate = open(n.gate, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (e->wake < 0 || e->gate < 0)
+			goto fail;
+		e->bell = open(path, O_RDONLY | O_CLOEXEC | nb);
+		if (e->bell < 0 || (nb && clear_nonblock(e->bell) < 0))
+			goto fail;
+	} else {
+		e->wake = open(n.wake, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		e->gate = rp__fd_wronly_nonblock(n.gate, 1);
+		if (e->wake < 0 || clear_nonblock(e->wake) < 0 || e->gate < 0)
+			goto fail;
+		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
+		e->bell = open(path, O_WRONLY | O_CLOEXEC | nb);
+		if (e->bell < 0 || set_nonblock(e->bell) < 0)
+			goto fail;
+	}
+	if (rp__end_open(e, acc == O_RDONLY ? RP_READER : RP_WRITER, flags) < 0)
+		goto fail;
+	return e;
+fail:
+	rp__end_discard(e);
+	return NULL;
+}

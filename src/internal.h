@@ -1,0 +1,97 @@
+/*
+ * internal.h - what the library's files share; nothing here is public.
+ *
+ * An end is a mapping of the shared ring plus three kernel pipes that act
+ * as its lifeline and its sleeping place:
+ *
+ *   bell  readers hold the read end (blocking: readers sleep in read(2)
+ *         on it, and it is the read end's rp_fileno); writers hold the
+ *         write end (non-blocking) and drop a token in when a reader
+ *         sleeps or polls.  read(2) returning 0 means "no writer left":
+ *         the kernel counts writers across fork, exec and death for us.
+ *   wake  the mirror image: writers sleep on its read end, readers ring
+ *         it; read(2) returning 0 means "no reader left".
+ *   gate  the write end's rp_fileno.  Writers fill it (4 KiB pipe) when
+ *         the ring is full so it stops polling writable; readers drain
+ *         it when they make room.  POLLERR on it means "no reader left".
+ */
+#ifndef RP_INTERNAL_H
+#define RP_INTERNAL_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ringpipe.h"
+#include "layout.h"
+#include "ring.h"
+
+enum rp_role { RP_READER = 1, RP_WRITER = 2 };
+enum rp_state { RP_FREE = 0, RP_OPEN = 1, RP_CLOSED = 2 };
+
+struct rp_end {
+	_Atomic uint32_t state;
+	_Atomic uint32_t refs;        /* 1 while open + 1 per call in flight */
+	int role;
+	int nonblock;
+	struct rp_shared *sh;         /* the mapping; data follows at +RP_HDR_SIZE */
+	unsigned char *data;
+	size_t map_len;
+	struct rp_ring ring;          /* private, validated copy of the geometry */
+	int shm_fd;
+	int bell, wake, gate;
+	int named;
+	int polled;                   /* rp_fileno was asked for: keep it exact */
+	/* writers: when to next ask the kernel whether readers remain */
+	uint32_t seen_rd_closes;
+	uint64_t next_probe_ns;
+	/* zero-copy: a reservation or peek holds the side's lock */
+	int held;
+	uint64_t held_pos;
+	uint64_t held_len;
+	struct rp_end *next_free;
+};
+
+/* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
+struct rp_end *rp__end_alloc(void);
+struct rp_end *rp__end_get(rp_end *e, int role);   /* ref++, or NULL+EBADF */
+void rp__end_put(struct rp_end *e);                 /* ref--, frees at 0 */
+int rp__end_close(struct rp_end *e);
+int rp__end_open(struct rp_end *e, int role, int flags); /* anon.c */
+void rp__end_discard(struct rp_end *e);
+
+/* shm.c: creating, mapping and validating the shared segment. */
+int rp__memfd_create(size_t capacity);
+int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino);
+int rp__map(struct rp_end *e, int fd);
+void rp__unmap(struct rp_end *e);
+uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
+
+/* lock.c: the writers' and readers' locks in shared memory. */
+int rp__lock(_Atomic uint32_t *word);               /* 0, or -1 EDEADLK */
+bool rp__trylock(_Atomic uint32_t *word);
+void rp__unlock(_Atomic uint32_t *word);
+void rp__lock_atfork_child(void);
+
+/* wait.c: spinning, sleeping and waking. */
+enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
+int rp__wait_readable(struct rp_end *e);   /* READY, GONE (no writers), -1 */
+int rp__wait_writable(struct rp_end *e, uint64_t need); /* READY, GONE, -1 */
+void rp__wake_readers(struct rp_end *e);
+void rp__wake_writers(struct rp_end *e);
+int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
+int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
+bool rp__readers_gone(struct rp_end *e);
+bool rp__readers_gone_hint(struct rp_end *e); /* cheap; true: none left */
+int rp__raise_epipe(struct rp_end *e);
+uint64_t rp__now_ns(void);
+uint64_t rp__coarse_ns(void);
+
+/* fd helpers (shm.c) */
+int rp__fd_wronly_nonblock(const char *fifo, int cloexec);
+void rp__close_fds(struct rp_end *e);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * layout.h - the shared segment of one pipe, as every process maps it.
+ *
+ *   offset 0            struct rp_shared (one page)
+ *   offset PAGE         data ring, `capacity` bytes, mapped twice back to back
+ *                       so any span of up to `capacity` bytes is contiguous.
+ *
+ * Everything here is written by other processes and is therefore untrusted:
+ * identity fields are copied and validated once at map time; head and tail
+ * are validated on every load (see ring.h).
+ */
+#ifndef RP_LAYOUT_H
+#define RP_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define RP_MAGIC         0x45504950474e4952ULL /* "RINGPIPE" little-endian */
+#define RP_LAYOUT_VERSION 1u
+#define RP_HDR_SIZE      4096u
+#define RP_CACHELINE     64
+
+struct rp_shared {
+	/* Identity: written once by the creator. */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t capacity;
+	uint64_t fifo_dev;            /* named pipes: the FIFO's st_dev/st_ino */
+	uint64_t fifo_ino;
+
+	/* Writer side: written by writers, read by readers. */
+	_Alignas(RP_CACHELINE)
+	_Atomic uint64_t head;        /* free-running count of bytes published */
+	_Atomic uint32_t wlock;       /* writer lock: holder TID | RP_LOCK_WAITERS */
+	_Atomic uint32_t wr_sleepers; /* writers blocked on the wake pipe */
+	_Atomic uint32_t gate_closed; /* the writers' poll gate pipe is full */
+
+	/* Reader side: written by readers, read by writers. */
+	_Alignas(RP_CACHELINE)
+	_Atomic uint64_t tail;        /* free-running count of bytes consumed */
+	_Atomic uint32_t rlock;       /* reader lock, as wlock */
+	_Atomic uint32_t rd_sleepers; /* readers blocked on the doorbell pipe */
+	_Atomic uint32_t rd_armed;    /* a poller waits for a doorbell token */
+	_Atomic uint32_t rd_closes;   /* bumped by every reader close: EPIPE hint */
+
+	/* Statistics, for `ringpipe stat`: advisory only.  Bytes moved are
+	 * head and tail themselves, so the data path pays nothing for them. */
+	_Alignas(RP_CACHELINE)
+	_Atomic uint64_t wr_blocked_ns;
+	_Atomic uint64_t rd_blocked_ns;
+};
+
+_Static_assert(sizeof(struct rp_shared) <= RP_HDR_SIZE, "header fits its page");
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * lock.c - the writers' (and readers') lock, a word in shared memory.
+ *
+ * The word holds the holder's thread id, plus a bit that says somebody
+ * sleeps on it.  Uncontended lock and unlock are one atomic each, no
+ * system call.  A holder can be killed at any instant, so a waiter never
+ * sleeps longer than LOCK_RECHECK_NS without asking /proc whether the holder
+ * still exists; a dead (or zombie) holder's lock is taken over.  That is safe
+ * because nothing a holder does becomes visible before it publishes head or
+ * tail, which is its last act under the lock.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_WAITERS    0x40000000u
+#define LOCK_TID        0x3fffffffu
+#define LOCK_RECHECK_NS 20000000L
+
+static __thread uint32_t my_tid;
+
+static uint32_t self(void)
+{
+	if (!my_tid)
+		my_tid = (uint32_t)syscall(SYS_gettid) & LOCK_TID;
+	return my_tid;
+}
+
+void rp__lock_atfork_child(void)
+{
+	my_tid = 0;
+}
+
+/* Is thread `tid` gone (no such task, or a zombie)? */
+static bool holder_dead(uint32_t tid)
+{
+	char path[32], buf[256];
+	int fd;
+	ssize_t n;
+
+	if (tid == 0)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%u/stat", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	/* The command name may hold ')' and spaces: the state follows the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return false;
+	return p[2] == 'Z' || p[2] == 'X';
+}
+
+int rp__lock(_Atomic uint32_t *word)
+{
+	uint32_t me = self();
+	uint32_t cur = 0;
+
+	if (atomic_compare_exchange_strong_explicit(word, &cur, me,
+			memory_order_acquire, memory_order_relaxed))
+		return 0;
+	for (;;) {
+		if ((cur & LOCK_TID) == me) {
+			errno = EDEADLK;
+			return -1;
+		}
+		if (cur == 0) {
+			/* Keep the waiters bit: others may still sleep. */
+			if (atomic_compare_exchange_weak_explicit(word, &cur,
+					me | LOCK_WAITERS, memory_order_acquire,
+					memory_order_relaxed))
+				return 0;
+			continue;
+		}
+		if (!(cur & LOCK_WAITERS) &&
+		    !atomic_compare_exchange_weak_explicit(word, &cur,
+				cur | LOCK_WAITERS, memory_order_relaxed,
+				memory_order_relaxed))
+			continue;
+		struct timespec ts = { 0, LOCK_RECHECK_NS };
+		long r = syscall(SYS_futex, word, FUTEX_WAIT, cur | LOCK_WAITERS,
+				 &ts, NULL, 0);
+		if (r < 0 && errno == ETIMEDOUT) {
+			uint32_t held = atomic_load(word);
+			if ((held & LOCK_TID) == (cur & LOCK_TID) &&
+			    holder_dead(held & LOCK_TID)) {
+				/* Take over from the dead: one waiter wins the CAS. */
+				if (atomic_compare_exchange_strong(word, &held,
+						me | LOCK_WAITERS))
+					return 0;
+			}
+		}
+		cur = atomic_load_explicit(word, memory_order_relaxed);
+	}
+}
+
+void rp__unlock(_Atomic uint32_t *word)
+{
+	uint32_t old = atomic_exchange_explicit(word, 0, memory_order_release);
+	if (old & LOCK_WAITERS)
+		syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+bool rp__trylock(_Atomic uint32_t *word)
+{
+	uint32_t cur = 0;
+	return atomic_compare_exchange_strong_explicit(word, &cur, self(),
+			memory_order_acquire, memory_order_relaxed);
+}

@@ -1,0 +1,302 @@
+/*
+ * pipe.c - the pipe state machine: read, write and their rules.
+ *
+ * The data path is: take the side's lock (one CAS), copy, publish the
+ * index with a release store, drop the lock, and look whether a peer
+ * sleeps (one fence and a load).  No system call unless somebody has to
+ * sleep or be woken.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <string.h>
+
+/*
+ * Copy out of an iovec array starting `skip` bytes in.  The ring span is
+ * contiguous thanks to the double mapping.
+ */
+static void iov_to_ring(unsigned char *dst, const struct iovec *iov, int cnt,
+			size_t skip, size_t len)
+{
+	for (int i = 0; i < cnt && len; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		size_t n = iov[i].iov_len - skip;
+		if (n > len)
+			n = len;
+		memcpy(dst, (const char *)iov[i].iov_base + skip, n);
+		dst += n;
+		len -= n;
+		skip = 0;
+	}
+}
+
+static void ring_to_iov(const struct iovec *iov, int cnt, size_t skip,
+			const unsigned char *src, size_t len)
+{
+	for (int i = 0; i < cnt && len; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		size_t n = iov[i].iov_len - skip;
+		if (n > len)
+			n = len;
+		memcpy((char *)iov[i].iov_base + skip, src, n);
+		src += n;
+		len -= n;
+		skip = 0;
+	}
+}
+
+static ssize_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t total = 0;
+
+	if (cnt < 0 || cnt > 1024 || (cnt && !iov)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
+			errno = EINVAL;
+			return -1;
+		}
+		total += iov[i].iov_len;
+	}
+	return (ssize_t)total;
+}
+
+static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
+			 size_t total)
+{
+	struct rp_shared *sh = e->sh;
+	bool atomic = total <= RP_PIPE_BUF;
+	size_t done = 0;
+	int err;
+
+	if (rp__lock(&sh->wlock) < 0)
+		return -1;
+	for (;;) {
+		if (rp__readers_gone_hint(e)) {
+			rp__unlock(&sh->wlock);
+			goto no_readers;
+		}
+		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
+		int64_t used = rp_ring_used(&e->ring, head, tail);
+		if (used < 0) {
+			err = EIO;
+			goto fail;
+		}
+		uint64_t room = e->ring.cap - (uint64_t)used;
+		size_t want = total - done;
+		if (room && (!atomic || room >= want)) {
+			size_t n = room < want ? (size_t)room : want;
+			iov_to_ring(e->data + rp_ring_off(&e->ring, head), iov,
+				    cnt, done, n);
+			atomic_store_explicit(&sh->head, head + n,
+					      memory_order_release);
+			done += n;
+			rp__wake_readers(e);
+			if (done == total)
+				break;
+			continue;
+		}
+		uint64_t need = atomic ? want : 1;
+		if (e->nonblock) {
+			if (rp__gate_close(e, need) == RP_WAIT_READY)
+				continue;
+			err = EAGAIN;
+			goto fail;
+		}
+		rp__unlock(&sh->wlock);
+		int r = rp__wait_writable(e, need);
+		if (r == RP_WAIT_GONE)
+			goto no_readers;
+		if (r < 0) {
+			err = errno;
+			goto fail_unlocked;
+		}
+		if (rp__lock(&sh->wlock) < 0) {
+			err = errno;
+			goto fail_unlocked;
+		}
+	}
+	rp__unlock(&sh->wlock);
+	return (ssize_t)done;
+
+no_readers:
+	if (done)
+		return (ssize_t)done;
+	if (rp__raise_epipe(e) < 0)
+		return -1;
+	/* A reader opened the FIFO meanwhile: start over. */
+	return write_iov(e, iov, cnt, total);
+fail:
+	rp__unlock(&sh->wlock);
+fail_unlocked:
+	if (done)
+		return (ssize_t)done;
+	errno = err;
+	return -1;
+}
+
+static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
+			size_t total)
+{
+	struct rp_shared *sh = e->sh;
+	bool writers_gone = false;
+
+	if (rp__lock(&sh->rlock) < 0)
+		return -1;
+	for (;;) {
+		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
+		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
+		int64_t used = rp_ring_used(&e->ring, head, tail);
+		if (used < 0) {
+			rp__unlock(&sh->rlock);
+			errno = EIO;
+			return -1;
+		}
+		if (used > 0) {
+			size_t n = (uint64_t)used < total ? (size_t)used : total;
+			ring_to_iov(iov, cnt, 0,
+				    e->data + rp_ring_off(&e->ring, tail), n);
+			atomic_store_explicit(&sh->tail, tail + n,
+					      memory_order_release);
+			/* Emptied it while someone polls: keep poll(2) exact. */
+			if (e->polled && n == (uint64_t)used &&
+			    !atomic_load_explicit(&sh->rd_armed, memory_order_relaxed)) {
+				int saved = errno;
+				rp__poll_arm_reader(e);
+				errno = saved;
+			}
+			rp__unlock(&sh->rlock);
+			rp__wake_writers(e);
+			return (ssize_t)n;
+		}
+		if (writers_gone)
+			break;
+		if (e->nonblock) {
+			e->polled = 1;
+			int r = rp__poll_arm_reader(e);
+			if (r == RP_WAIT_READY)
+				continue;
+			rp__unlock(&sh->rlock);
+			return r == RP_WAIT_GONE ? 0 : -1;
+		}
+		rp__unlock(&sh->rlock);
+		int r = rp__wait_readable(e);
+		if (r < 0)
+			return -1;
+		/* No writer left: what is still queued is read before EOF. */
+		writers_gone = r == RP_WAIT_GONE;
+		if (rp__lock(&sh->rlock) < 0)
+			return -1;
+	}
+	rp__unlock(&sh->rlock);
+	return 0;
+}
+
+ssize_t rp_write(rp_end *h, const void *buf, size_t n)
+{
+	struct iovec v = { (void *)buf, n };
+	return rp_writev(h, &v, 1);
+}
+
+ssize_t rp_read(rp_end *h, void *buf, size_t n)
+{
+	struct iovec v = { buf, n };
+	return rp_readv(h, &v, 1);
+}
+
+ssize_t rp_writev(rp_end *h, const struct iovec *iov, int cnt)
+{
+	struct rp_end *e = rp__end_get(h, RP_WRITER);
+	if (!e)
+		return -1;
+	ssize_t r = iov_total(iov, cnt);
+	if (r > 0)
+		r = write_iov(e, iov, cnt, (size_t)r);
+	rp__end_put(e);
+	return r;
+}
+
+ssize_t rp_readv(rp_end *h, const struct iovec *iov, int cnt)
+{
+	struct rp_end *e = rp__end_get(h, RP_READER);
+	if (!e)
+		return -1;
+	ssize_t r = iov_total(iov, cnt);
+	if (r > 0)
+		r = read_iov(e, iov, cnt, (size_t)r);
+	rp__end_put(e);
+	return r;
+}
+
+int rp_close(rp_end *h)
+{
+	struct rp_end *e = rp__end_get(h, 0);
+	if (!e)
+		return -1;
+	int r = rp__end_close(e);
+	rp__end_put(e);
+	return r;
+}
+
+int rp_fileno(rp_end *h)
+{
+	struct rp_end *e = rp__end_get(h, 0);
+	if (!e)
+		return -1;
+	int fd = e->role == RP_READER ? e->bell : e->gate;
+	if (e->role == RP_READER && !e->polled) {
+		/* From now on somebody may poll: drop stale tokens, arm. */
+		e->polled = 1;
+		int saved = errno;
+		if (rp__lock(&e->sh->rlock) == 0) {
+			rp__poll_arm_reader(e);
+			rp__unlock(&e->sh->rlock);
+		}
+		errno = saved;
+	}
+	rp__end_put(e);
+	return fd;
+}
+
+int rp_set_nonblock(rp_end *h, int on)
+{
+	struct rp_end *e = rp__end_get(h, 0);
+	if (!e)
+		return -1;
+	e->nonblock = on != 0;
+	rp__end_put(e);
+	return 0;
+}
+
+ssize_t rp_nread(rp_end *h)
+{
+	struct rp_end *e = rp__end_get(h, 0);
+	if (!e)
+		return -1;
+	uint64_t head = atomic_load_explicit(&e->sh->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&e->sh->tail, memory_order_acquire);
+	int64_t used = rp_ring_used(&e->ring, head, tail);
+	rp__end_put(e);
+	if (used < 0)
+		errno = EIO;
+	return used;
+}
+
+size_t rp_capacity(rp_end *h)
+{
+	struct rp_end *e = rp__end_get(h, 0);
+	if (!e)
+		return 0;
+	size_t cap = e->ring.cap;
+	rp__end_put(e);
+	return cap;
+}

@@ -1,0 +1,150 @@
+/*
+ * shm.c - the shared segment: creation, validation and the double mapping.
+ *
+ * The data region is mapped twice, back to back, right after the header
+ * page, so that a span of up to `capacity` bytes starting anywhere in the
+ * ring is contiguous in our address space: memcpy and the zero-copy calls
+ * never split at the wrap point.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+uint64_t rp__capacity_round(size_t capacity)
+{
+	uint64_t cap = RP_MIN_CAPACITY;
+
+	if (capacity == 0)
+		return RP_DEFAULT_CAPACITY;
+	if (capacity > RP_MAX_CAPACITY)
+		return 0;
+	while (cap < capacity)
+		cap <<= 1;
+	return cap;
+}
+
+int rp__memfd_create(size_t capacity)
+{
+	int fd = memfd_create("ringpipe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	/* Sealed so no process holding the fd can shrink it under a peer. */
+	if (ftruncate(fd, (off_t)(RP_HDR_SIZE + capacity)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino)
+{
+	struct rp_shared *sh = mmap(NULL, RP_HDR_SIZE, PROT_READ | PROT_WRITE,
+				    MAP_SHARED, fd, 0);
+	if (sh == MAP_FAILED)
+		return -1;
+	memset(sh, 0, sizeof(*sh));
+	sh->version = RP_LAYOUT_VERSION;
+	sh->hdr_size = RP_HDR_SIZE;
+	sh->capacity = capacity;
+	sh->fifo_dev = dev;
+	sh->fifo_ino = ino;
+	/* Armed from birth: the first write makes rp_fileno readable. */
+	sh->rd_armed = 1;
+	/* The magic goes last: a reader of a half-made header rejects it. */
+	atomic_thread_fence(memory_order_release);
+	*(volatile uint64_t *)&sh->magic = RP_MAGIC;
+	munmap(sh, RP_HDR_SIZE);
+	return 0;
+}
+
+/* Validate the header of `fd` and map header + data twice into `e`. */
+int rp__map(struct rp_end *e, int fd)
+{
+	struct stat st;
+	struct rp_shared hdr;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)RP_HDR_SIZE ||
+	    pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		goto invalid;
+	if (hdr.magic != RP_MAGIC || hdr.version != RP_LAYOUT_VERSION ||
+	    hdr.hdr_size != RP_HDR_SIZE || !rp_is_pow2(hdr.capacity) ||
+	    hdr.capacity < RP_MIN_CAPACITY || hdr.capacity > RP_MAX_CAPACITY ||
+	    (uint64_t)st.st_size < RP_HDR_SIZE + hdr.capacity)
+		goto invalid;
+
+	uint64_t cap = hdr.capacity;
+	size_t len = RP_HDR_SIZE + 2 * cap;
+	unsigned char *base = mmap(NULL, len, PROT_NONE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				   -1, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	if (mmap(base, RP_HDR_SIZE + cap, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED ||
+	    mmap(base + RP_HDR_SIZE + cap, cap, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, fd, RP_HDR_SIZE) == MAP_FAILED) {
+		int err = errno;
+		munmap(base, len);
+		errno = err;
+		return -1;
+	}
+	e->sh = (struct rp_shared *)base;
+	e->data = base + RP_HDR_SIZE;
+	e->map_len = len;
+	/* Geometry comes from our validated copy, never from the live page. */
+	e->ring.cap = cap;
+	e->ring.mask = cap - 1;
+	return 0;
+invalid:
+	errno = EINVAL;
+	return -1;
+}
+
+void rp__unmap(struct rp_end *e)
+{
+	if (e->sh)
+		munmap(e->sh, e->map_len);
+	e->sh = NULL;
+	e->data = NULL;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void rp__close_fds(struct rp_end *e)
+{
+	close_fd(&e->bell);
+	close_fd(&e->wake);
+	close_fd(&e->gate);
+	close_fd(&e->shm_fd);
+}
+
+/*
+ * A write-only, non-blocking descriptor for a FIFO that may have no reader:
+ * plain O_WRONLY|O_NONBLOCK would fail with ENXIO, so hold a reader of our
+ * own (O_RDWR, which Linux allows on a FIFO) just for the open.
+ */
+int rp__fd_wronly_nonblock(const char *fifo, int cloexec)
+{
+	int rw = open(fifo, O_RDWR | O_CLOEXEC);
+	if (rw < 0)
+		return -1;
+	int fd = open(fifo, O_WRONLY | O_NONBLOCK | (cloexec ? O_CLOEXEC : 0));
+	int err = errno;
+	close(rw);
+	errno = err;
+	return fd;
+}

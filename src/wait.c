@@ -1,0 +1,329 @@
+/*
+ * wait.c - spinning, sleeping and waking, and readiness for poll(2).
+ *
+ * A blocked end first spins for RINGPIPE_SPIN_NS (default 20 us, about
+ * what a sleep/wake round trip costs), then sleeps in read(2) on a kernel
+ * pipe.  Sleeping in read(2) rather than futex(2) buys three things: the
+ * kernel's own EINTR / SA_RESTART behaviour, exactness about peers (read
+ * returns 0 the instant the last peer's descriptor is gone, whether by
+ * close, exec or kill -9, and a zombie holds none), and a descriptor that
+ * poll(2) understands.
+ *
+ * No wakeup is lost: a sleeper counts itself, fences, then re-checks the
+ * ring; a waker publishes, fences, then reads the count.  Of two such
+ * sequences at least one sees the other (Dekker), so either the sleeper
+ * sees the data or the waker sees the sleeper and drops a token.
+ */
+#include "internal.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPIN_NS_DEFAULT 20000
+#define PROBE_NS        10000000ULL   /* writers re-check readers this often */
+#define MAX_TOKENS      64
+
+static uint64_t spin_ns = SPIN_NS_DEFAULT;
+static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
+static const char zeros[RP_PIPE_BUF];
+
+static void spin_init(void)
+{
+	const char *s = getenv("RINGPIPE_SPIN_NS");
+	if (s && *s) {
+		char *end;
+		unsigned long long v = strtoull(s, &end, 10);
+		if (!*end && v <= 1000000000ULL)
+			spin_ns = v;
+	}
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+uint64_t rp__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rp__coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Counters live in hostile memory: never let ours wrap below zero. */
+static void count_down(_Atomic uint32_t *c)
+{
+	uint32_t v = atomic_load_explicit(c, memory_order_relaxed);
+	while (v && !atomic_compare_exchange_weak_explicit(c, &v, v - 1,
+			memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+static bool has_data(struct rp_end *e)
+{
+	return atomic_load_explicit(&e->sh->head, memory_order_acquire) !=
+	       atomic_load_explicit(&e->sh->tail, memory_order_relaxed);
+}
+
+/* Free space, or everything when the indices are corrupt (the caller's
+ * validation then reports EIO). */
+static uint64_t free_space(struct rp_end *e)
+{
+	uint64_t tail = atomic_load_explicit(&e->sh->tail, memory_order_acquire);
+	uint64_t head = atomic_load_explicit(&e->sh->head, memory_order_relaxed);
+	int64_t used = rp_ring_used(&e->ring, head, tail);
+	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
+}
+
+static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_end *, uint64_t),
+		    struct rp_end *e, uint64_t arg)
+{
+	char c;
+	int r;
+
+	atomic_fetch_add_explicit(sleepers, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (ready(e, arg)) {
+		r = RP_WAIT_READY;
+	} else {
+		ssize_t n = read(fd, &c, 1);
+		r = n > 0 ? RP_WAIT_READY : n == 0 ? RP_WAIT_GONE : -1;
+	}
+	int err = errno;
+	count_down(sleepers);
+	errno = err;
+	return r;
+}
+
+static bool readable(struct rp_end *e, uint64_t unused)
+{
+	(void)unused;
+	return has_data(e);
+}
+
+static bool writable(struct rp_end *e, uint64_t need)
+{
+	return free_space(e) >= need;
+}
+
+static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
+		    uint64_t arg, int fd, _Atomic uint32_t *sleepers,
+		    _Atomic uint64_t *blocked_ns)
+{
+	pthread_once(&spin_once, spin_init);
+	uint64_t t0 = rp__now_ns();
+	uint64_t deadline = t0 + spin_ns;
+
+	for (unsigned i = 0;; i++) {
+		if (ready(e, arg))
+			return RP_WAIT_READY;
+		if ((i & 63) == 63 && rp__now_ns() >= deadline)
+			break;
+		cpu_relax();
+	}
+	int r = sleep_on(fd, sleepers, ready, e, arg);
+	int err = errno;
+	atomic_fetch_add_explicit(blocked_ns, rp__now_ns() - t0,
+				  memory_order_relaxed);
+	errno = err;
+	return r;
+}
+
+int rp__wait_readable(struct rp_end *e)
+{
+	return wait_for(e, readable, 0, e->bell, &e->sh->rd_sleepers,
+			&e->sh->rd_blocked_ns);
+}
+
+int rp__wait_writable(struct rp_end *e, uint64_t need)
+{
+	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
+			&e->sh->wr_blocked_ns);
+}
+
+/* Drop up to `k` tokens into a non-blocking pipe.  A full pipe means the
+ * count was stale (a sleeper was killed): the tokens already there wake
+ * every real sleeper, so start counting afresh. */
+static void ring_bell(int fd, uint32_t k, _Atomic uint32_t *sleepers)
+{
+	if (k > MAX_TOKENS)
+		k = MAX_TOKENS;
+	if (write(fd, zeros, k) < 0 && errno == EAGAIN)
+		atomic_store_explicit(sleepers, 0, memory_order_relaxed);
+}
+
+void rp__wake_readers(struct rp_end *e)
+{
+	struct rp_shared *sh = e->sh;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_relaxed);
+	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_relaxed);
+	if (!(n | a))
+		return;
+	if (a)
+		a = atomic_exchange_explicit(&sh->rd_armed, 0,
+					     memory_order_relaxed) != 0;
+	if (n + a) {
+		int err = errno;
+		ring_bell(e->bell, n + a, &sh->rd_sleepers);
+		errno = err;
+	}
+}
+
+void rp__wake_writers(struct rp_end *e)
+{
+	struct rp_shared *sh = e->sh;
+	char buf[RP_PIPE_BUF];
+
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_relaxed);
+	uint32_t g = atomic_load_explicit(&sh->gate_closed, memory_order_relaxed);
+	if (!(n | g))
+		return;
+	int err = errno;
+	if (n)
+		ring_bell(e->wake, n, &sh->wr_sleepers);
+	if (g && atomic_exchange_explicit(&sh->gate_closed, 0,
+					  memory_order_relaxed))
+		while (read(e->gate, buf, sizeof(buf)) > 0)
+			;
+	errno = err;
+}
+
+/*
+ * A non-blocking reader found the ring empty: make rp_fileno exact for
+ * poll(2).  Under the writers' lock no data can be published, so if the
+ * ring is still empty every token in the bell is stale: drain them, and
+ * arm, so that the next publisher drops exactly one.  If a writer holds
+ * the lock we cannot tell, and leave the tokens (a spurious wakeup at
+ * worst, never a lost one).
+ */
+int rp__poll_arm_reader(struct rp_end *e)
+{
+	struct rp_shared *sh = e->sh;
+	char buf[MAX_TOKENS];
+	struct iovec v = { buf, sizeof(buf) };
+
+	if (!rp__trylock(&sh->wlock)) {
+		atomic_store(&sh->rd_armed, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (has_data(e))
+			return RP_WAIT_READY;
+		errno = EAGAIN;
+		return -1;
+	}
+	int r;
+	for (;;) {
+		if (has_data(e)) {
+			r = RP_WAIT_READY;
+			break;
+		}
+		ssize_t n = preadv2(e->bell, &v, 1, -1, RWF_NOWAIT);
+		if (n > 0)
+			continue;
+		if (n == 0) {
+			r = RP_WAIT_GONE;        /* empty, and no writer left */
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		atomic_store(&sh->rd_armed, 1);
+		errno = EAGAIN;
+		r = -1;
+		break;
+	}
+	int err = errno;
+	rp__unlock(&sh->wlock);
+	errno = err;
+	return r;
+}
+
+/*
+ * A non-blocking writer found no room: make rp_fileno stop polling
+ * writable.  Under the readers' lock no room can appear, so the gate is
+ * closed only while the ring really is full; readers reopen it when they
+ * next consume.  Returns READY if room appeared meanwhile.
+ */
+int rp__gate_close(struct rp_end *e, uint64_t need)
+{
+	struct rp_shared *sh = e->sh;
+
+	if (!rp__trylock(&sh->rlock)) {
+		errno = EAGAIN;
+		return writable(e, need) ? RP_WAIT_READY : -1;
+	}
+	int r = -1;
+	if (writable(e, need)) {
+		r = RP_WAIT_READY;
+	} else if (!atomic_load(&sh->gate_closed)) {
+		int err = errno;
+		/* Fill the one-page pipe; it may already be full. */
+		while (write(e->gate, zeros, sizeof(zeros)) > 0)
+			;
+		errno = err;
+		atomic_store(&sh->gate_closed, 1);
+	}
+	rp__unlock(&sh->rlock);
+	if (r < 0)
+		errno = EAGAIN;
+	return r;
+}
+
+/* Has every reader gone (closed, exec'd with O_CLOEXEC, or died)? */
+bool rp__readers_gone(struct rp_end *e)
+{
+	struct pollfd p = { .fd = e->bell, .events = POLLOUT };
+	int err = errno;
+	bool gone = poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+	errno = err;
+	return gone;
+}
+
+/*
+ * The writers' fast-path check for readers.  It trusts a hint (readers
+ * bump rd_closes when they close) and a coarse clock, and only then asks
+ * the kernel, so a reader killed without closing is noticed within
+ * PROBE_NS even by a writer that never blocks, at no per-write syscall.
+ */
+bool rp__readers_gone_hint(struct rp_end *e)
+{
+	uint32_t c = atomic_load_explicit(&e->sh->rd_closes, memory_order_relaxed);
+	uint64_t now;
+
+	if (c != e->seen_rd_closes) {
+		e->seen_rd_closes = c;
+	} else if ((now = rp__coarse_ns()) >= e->next_probe_ns) {
+		e->next_probe_ns = now + PROBE_NS;
+	} else {
+		return false;
+	}
+	return rp__readers_gone(e);
+}
+
+/* Let the kernel itself deliver SIGPIPE and EPIPE, with its rules for a
+ * blocked or ignored signal.  Returns 0 if a reader appeared after all. */
+int rp__raise_epipe(struct rp_end *e)
+{
+	if (write(e->bell, zeros, 1) < 0) {
+		if (errno == EAGAIN)
+			return 0;
+		return -1;
+	}
+	return 0;
+}

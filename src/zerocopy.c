@@ -1,0 +1,177 @@
+/*
+ * zerocopy.c - reserve/commit and peek/consume.
+ *
+ * A reservation (or a peek) holds its side's lock until the commit (or the
+ * consume), which is what makes a committed span atomic whatever its size,
+ * and what keeps a second reserver from being handed the same bytes.  The
+ * position is remembered privately, so the publish never trusts what the
+ * shared page says in between.
+ */
+#include "internal.h"
+
+void *rp_write_reserve(rp_end *h, size_t n)
+{
+	struct rp_end *e = rp__end_get(h, RP_WRITER);
+	if (!e)
+		return NULL;
+	struct rp_shared *sh = e->sh;
+	void *span = NULL;
+
+	if (n > e->ring.cap) {
+		errno = EINVAL;
+		goto out;
+	}
+	if (!e->held && rp__lock(&sh->wlock) < 0)
+		goto out;
+	e->held = 0;
+	for (;;) {
+		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
+		int64_t used = rp_ring_used(&e->ring, head, tail);
+		if (used < 0) {
+			errno = EIO;
+			break;
+		}
+		if (rp__readers_gone_hint(e)) {
+			rp__unlock(&sh->wlock);
+			if (rp__raise_epipe(e) < 0)
+				goto out;
+			if (rp__lock(&sh->wlock) < 0)
+				goto out;
+			continue;
+		}
+		if (e->ring.cap - (uint64_t)used >= n) {
+			e->held = 1;
+			e->held_pos = head;
+			e->held_len = n;
+			span = e->data + rp_ring_off(&e->ring, head);
+			goto out;
+		}
+		if (e->nonblock) {
+			if (rp__gate_close(e, n) == RP_WAIT_READY)
+				continue;
+			break;
+		}
+		rp__unlock(&sh->wlock);
+		int r = rp__wait_writable(e, n);
+		if (r == RP_WAIT_GONE) {
+			if (rp__raise_epipe(e) < 0)
+				goto out;
+		} else if (r < 0) {
+			goto out;
+		}
+		if (rp__lock(&sh->wlock) < 0)
+			goto out;
+	}
+	int err = errno;
+	rp__unlock(&sh->wlock);
+	errno = err;
+out:
+	rp__end_put(e);
+	return span;
+}
+
+int rp_write_commit(rp_end *h, size_t n)
+{
+	struct rp_end *e = rp__end_get(h, RP_WRITER);
+	if (!e)
+		return -1;
+	int r = -1;
+	if (!e->held || n > e->held_len) {
+		errno = EINVAL;
+	} else {
+		atomic_store_explicit(&e->sh->head, e->held_pos + n,
+				      memory_order_release);
+		e->held = 0;
+		rp__unlock(&e->sh->wlock);
+		rp__wake_readers(e);
+		r = 0;
+	}
+	rp__end_put(e);
+	return r;
+}
+
+const void *rp_read_peek(rp_end *h, size_t *np)
+{
+	struct rp_end *e = rp__end_get(h, RP_READER);
+	if (!e) {
+		if (np)
+			*np = 0;
+		return NULL;
+	}
+	struct rp_shared *sh = e->sh;
+	const void *span = NULL;
+	bool writers_gone = false;
+
+	if (!np) {
+		errno = EINVAL;
+		goto out;
+	}
+	*np = 0;
+	if (!e->held && rp__lock(&sh->rlock) < 0)
+		goto out;
+	e->held = 0;
+	for (;;) {
+		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
+		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
+		int64_t used = rp_ring_used(&e->ring, head, tail);
+		if (used < 0) {
+			errno = EIO;
+			break;
+		}
+		if (used > 0) {
+			e->held = 1;
+			e->held_pos = tail;
+			e->held_len = (uint64_t)used;
+			*np = (size_t)used;
+			span = e->data + rp_ring_off(&e->ring, tail);
+			goto out;
+		}
+		if (writers_gone) {
+			errno = 0;          /* EOF */
+			break;
+		}
+		if (e->nonblock) {
+			e->polled = 1;
+			int r = rp__poll_arm_reader(e);
+			if (r == RP_WAIT_READY)
+				continue;
+			if (r == RP_WAIT_GONE)
+				errno = 0;
+			break;
+		}
+		rp__unlock(&sh->rlock);
+		int r = rp__wait_readable(e);
+		if (r < 0)
+			goto out;
+		writers_gone = r == RP_WAIT_GONE;
+		if (rp__lock(&sh->rlock) < 0)
+			goto out;
+	}
+	int err = errno;
+	rp__unlock(&sh->rlock);
+	errno = err;
+out:
+	rp__end_put(e);
+	return span;
+}
+
+int rp_read_consume(rp_end *h, size_t n)
+{
+	struct rp_end *e = rp__end_get(h, RP_READER);
+	if (!e)
+		return -1;
+	int r = -1;
+	if (!e->held || n > e->held_len) {
+		errno = EINVAL;
+	} else {
+		atomic_store_explicit(&e->sh->tail, e->held_pos + n,
+				      memory_order_release);
+		e->held = 0;
+		rp__unlock(&e->sh->rlock);
+		rp__wake_writers(e);
+		r = 0;
+	}
+	rp__end_put(e);
+	return r;
+}
