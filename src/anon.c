@@ -27,7 +27,8 @@ int rp__end_open(struct rp_end *e, int role, int flags)
 	if (!e->sh && rp__map(e, e->shm_fd) < 0)
 		return -1;
 	e->role = role;
-	e->nonblock = (flags & O_NONBLOCK) != 0;
+	if ((flags & O_NONBLOCK) && rp__set_nonblocking(e, true) < 0)
+		return -1;
 	e->seen_rd_closes = atomic_load(&e->sh->rd_closes);
 	e->next_probe_ns = rp__coarse_ns();
 	if (!(flags & O_CLOEXEC)) {
@@ -81,7 +82,7 @@ int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
 	if (!(r = rp__end_alloc()) || !(w = rp__end_alloc()))
 		goto fail;
 
-	r->shm_fd = fcntl(mfd, F_DUPFD_CLOEXEC, 0);
+	r->shm_fd = rp__reopen(mfd);
 	r->bell = bell[0], r->wake = wake[1], r->gate = gate[0];
 	w->shm_fd = mfd, w->bell = bell[1], w->wake = wake[0], w->gate = gate[1];
 	mfd = -1;

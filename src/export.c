@@ -2,7 +2,8 @@
  * export.c - handing an end to a program started by exec.
  *
  * An end is four descriptors, which exec keeps (unless O_CLOEXEC), so the
- * token only has to name them:  "rp1:<r|w>:<shm>:<bell>:<wake>:<gate>:<nb>".
+ * token only has to name them:  "rp1:<r|w>:<shm>:<bell>:<wake>:<gate>".
+ * O_NONBLOCK travels by itself: it is a flag of the ring descriptor's OFD.
  * rp_import trusts none of it: each descriptor must exist and be of the
  * right kind and direction, and the ring's header is validated as at open.
  */
@@ -22,9 +23,9 @@ int rp_export(rp_end *h, char *token, size_t len)
 	if (!token) {
 		errno = EINVAL;
 	} else {
-		int n = snprintf(token, len, "rp1:%c:%d:%d:%d:%d:%d",
+		int n = snprintf(token, len, "rp1:%c:%d:%d:%d:%d",
 				 e->role == RP_READER ? 'r' : 'w', e->shm_fd,
-				 e->bell, e->wake, e->gate, e->nonblock);
+				 e->bell, e->wake, e->gate);
 		if (n < 0 || (size_t)n >= len)
 			errno = ERANGE;
 		else
@@ -45,13 +46,12 @@ static bool fd_is(int fd, mode_t type, int acc)
 
 rp_end *rp_import(const char *token)
 {
-	int shm, bell, wake, gate, nb, used = 0;
+	int shm, bell, wake, gate, used = 0;
 	char role;
 
-	if (!token || sscanf(token, "rp1:%c:%d:%d:%d:%d:%d%n", &role, &shm,
-			     &bell, &wake, &gate, &nb, &used) != 6 ||
-	    token[used] != '\0' || (role != 'r' && role != 'w') ||
-	    (nb != 0 && nb != 1)) {
+	if (!token || sscanf(token, "rp1:%c:%d:%d:%d:%d%n", &role, &shm,
+			     &bell, &wake, &gate, &used) != 5 ||
+	    token[used] != '\0' || (role != 'r' && role != 'w')) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -73,7 +73,7 @@ rp_end *rp_import(const char *token)
 	/* The imported end owns the inherited descriptors from now on. */
 	e->shm_fd = shm, e->bell = bell, e->wake = wake, e->gate = gate;
 	if (rp__end_open(e, rd ? RP_READER : RP_WRITER,
-			 (nb ? O_NONBLOCK : 0) | O_CLOEXEC) < 0) {
+			 O_CLOEXEC) < 0) {
 		rp__end_discard(e);
 		return NULL;
 	}

@@ -36,7 +36,6 @@ struct rp_end {
 	_Atomic uint32_t state;
 	_Atomic uint32_t refs;        /* 1 while open + 1 per call in flight */
 	int role;
-	int nonblock;
 	struct rp_shared *sh;         /* the mapping; data follows at +RP_HDR_SIZE */
 	unsigned char *data;
 	size_t map_len;
@@ -48,6 +47,7 @@ struct rp_end {
 	/* writers: when to next ask the kernel whether readers remain */
 	uint32_t seen_rd_closes;
 	uint64_t next_probe_ns;
+	int widowed;                  /* last probe found no reader */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	int held;
 	uint64_t held_pos;
@@ -87,11 +87,14 @@ int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
 bool rp__readers_gone(struct rp_end *e);
 bool rp__readers_gone_hint(struct rp_end *e); /* cheap; true: none left */
 int rp__raise_epipe(struct rp_end *e);
+bool rp__nonblocking(struct rp_end *e);      /* the end's O_NONBLOCK */
+int rp__set_nonblocking(struct rp_end *e, bool on);
 uint64_t rp__now_ns(void);
 uint64_t rp__coarse_ns(void);
 
 /* fd helpers (shm.c) */
 int rp__fd_wronly_nonblock(const char *fifo, int cloexec);
+int rp__reopen(int fd);                     /* a new OFD for the same file */
 void rp__close_fds(struct rp_end *e);
 
 #endif

@@ -60,6 +60,10 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
 		return -1;
 	}
 	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len && !iov[i].iov_base) {
+			errno = EFAULT;
+			return -1;
+		}
 		if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
 			errno = EINVAL;
 			return -1;
@@ -77,7 +81,10 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	size_t done = 0;
 	int err;
 
-	if (rp__lock(&sh->wlock) < 0)
+	/* A plain write cancels this end's uncommitted reservation. */
+	if (e->held)
+		e->held = 0;
+	else if (rp__lock(&sh->wlock) < 0)
 		return -1;
 	for (;;) {
 		if (rp__readers_gone_hint(e)) {
@@ -106,7 +113,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			continue;
 		}
 		uint64_t need = atomic ? want : 1;
-		if (e->nonblock) {
+		if (rp__nonblocking(e)) {
 			if (rp__gate_close(e, need) == RP_WAIT_READY)
 				continue;
 			err = EAGAIN;
@@ -129,10 +136,12 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	return (ssize_t)done;
 
 no_readers:
+	e->widowed = 1;
+	/* The kernel raises SIGPIPE even when it returns a partial count. */
+	if (rp__raise_epipe(e) < 0)
+		return done ? (ssize_t)done : -1;
 	if (done)
 		return (ssize_t)done;
-	if (rp__raise_epipe(e) < 0)
-		return -1;
 	/* A reader opened the FIFO meanwhile: start over. */
 	return write_iov(e, iov, cnt, total);
 fail:
@@ -150,7 +159,10 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	struct rp_shared *sh = e->sh;
 	bool writers_gone = false;
 
-	if (rp__lock(&sh->rlock) < 0)
+	/* A plain read releases this end's outstanding peek. */
+	if (e->held)
+		e->held = 0;
+	else if (rp__lock(&sh->rlock) < 0)
 		return -1;
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
@@ -180,7 +192,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		}
 		if (writers_gone)
 			break;
-		if (e->nonblock) {
+		if (rp__nonblocking(e)) {
 			e->polled = 1;
 			int r = rp__poll_arm_reader(e);
 			if (r == RP_WAIT_READY)
@@ -272,9 +284,9 @@ int rp_set_nonblock(rp_end *h, int on)
 	struct rp_end *e = rp__end_get(h, 0);
 	if (!e)
 		return -1;
-	e->nonblock = on != 0;
+	int r = rp__set_nonblocking(e, on != 0);
 	rp__end_put(e);
-	return 0;
+	return r;
 }
 
 ssize_t rp_nread(rp_end *h)

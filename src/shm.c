@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -130,6 +131,30 @@ void rp__close_fds(struct rp_end *e)
 	close_fd(&e->wake);
 	close_fd(&e->gate);
 	close_fd(&e->shm_fd);
+}
+
+/* O_NONBLOCK lives on the end's own open file description of the ring
+ * (meaningless to a regular file, so free to borrow): like a pipe's, it is
+ * shared with forked copies and survives exec.  Only slow paths ask. */
+bool rp__nonblocking(struct rp_end *e)
+{
+	int fl = fcntl(e->shm_fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+int rp__set_nonblocking(struct rp_end *e, bool on)
+{
+	int fl = fcntl(e->shm_fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	return fcntl(e->shm_fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+int rp__reopen(int fd)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDWR | O_CLOEXEC);
 }
 
 /*

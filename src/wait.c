@@ -310,10 +310,12 @@ bool rp__readers_gone_hint(struct rp_end *e)
 		e->seen_rd_closes = c;
 	} else if ((now = rp__coarse_ns()) >= e->next_probe_ns) {
 		e->next_probe_ns = now + PROBE_NS;
-	} else {
+	} else if (!e->widowed) {
 		return false;
 	}
-	return rp__readers_gone(e);
+	/* Once widowed, ask every time: only a FIFO can get a reader back. */
+	e->widowed = rp__readers_gone(e);
+	return e->widowed;
 }
 
 /* Let the kernel itself deliver SIGPIPE and EPIPE, with its rules for a

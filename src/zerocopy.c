@@ -47,7 +47,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			span = e->data + rp_ring_off(&e->ring, head);
 			goto out;
 		}
-		if (e->nonblock) {
+		if (rp__nonblocking(e)) {
 			if (rp__gate_close(e, n) == RP_WAIT_READY)
 				continue;
 			break;
@@ -131,7 +131,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 			errno = 0;          /* EOF */
 			break;
 		}
-		if (e->nonblock) {
+		if (rp__nonblocking(e)) {
 			e->polled = 1;
 			int r = rp__poll_arm_reader(e);
 			if (r == RP_WAIT_READY)
