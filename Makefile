@@ -47,3 +47,8 @@ demo: build
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# The suite under valgrind memcheck (not part of `make test`: slow).
+test-valgrind: build
+	cd build && $(CTEST) $(CTEST_ARGS) -LE stress \
+	  -T memcheck --overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes"

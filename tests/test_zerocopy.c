@@ -100,6 +100,7 @@ TEST(peek_does_not_consume)
 	const char *p = rp_read_peek(e[0], &n);
 	CHECK(p != NULL && n == 3 && memcmp(p, "abc", 3) == 0);
 	CHECK(rp_nread(e[0]) == 3);
+	CHECK(rp_read_consume(e[0], 0) == 0);
 	CHECK(rp_read(e[0], out, sizeof out) == 3 && memcmp(out, "abc", 3) == 0);
 }
 
@@ -116,6 +117,7 @@ TEST(consume_advances)
 	CHECK(rp_nread(e[0]) == 4);
 	p = rp_read_peek(e[0], &n);
 	CHECK(p != NULL && n == 4 && memcmp(p, "cdef", 4) == 0);
+	CHECK(rp_read_consume(e[0], 0) == 0);
 	CHECK(rp_read(e[0], out, sizeof out) == 4 && memcmp(out, "cdef", 4) == 0);
 }
 

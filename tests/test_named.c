@@ -1,0 +1,791 @@
+/*
+ * test_named.c - named pipes: rp_mkfifo / rp_open / rp_unlink and the FIFO
+ * open rules (blocking, O_NONBLOCK, ENXIO, EACCES), the lifetime of the name
+ * and of the data, and the /dev/shm companions of each named pipe.
+ *
+ * A named pipe at PATH is a kernel FIFO at PATH plus, in /dev/shm,
+ * ringpipe.<st_dev hex>.<st_ino> (the ring) and the same name with ".wake"
+ * and ".gate" appended.
+ */
+#include "harness.h"
+#include <ringpipe.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#define UNUSED __attribute__((unused))
+
+/* ---------------------------------------------------------------- helpers */
+
+static UNUSED void *shared_mem(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	memset(p, 0, n);
+	return p;
+}
+
+static UNUSED void sleep_ms(double ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6) };
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static UNUSED pid_t fork_child(void)
+{
+	pid_t parent = getpid();
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		alarm(30);
+	}
+	return pid;
+}
+
+static UNUSED void wait_flag(_Atomic int *flag)
+{
+	while (!atomic_load(flag))
+		sleep_ms(1);
+}
+
+/* A fresh directory (mode 0755, so other users can reach names in it). */
+struct tmp { char dir[64]; char path[128]; };
+
+static UNUSED void tmp_make(struct tmp *t, const char *name)
+{
+	snprintf(t->dir, sizeof t->dir, "/tmp/rp_named_XXXXXX");
+	CHECK(mkdtemp(t->dir) != NULL);
+	CHECK(chmod(t->dir, 0755) == 0);
+	snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+}
+
+static UNUSED void tmp_clean(struct tmp *t)
+{
+	struct stat st;
+	if (lstat(t->path, &st) == 0) {
+		if (rp_unlink(t->path) != 0)
+			unlink(t->path);
+	}
+	CHECK(rmdir(t->dir) == 0);
+}
+
+/* The /dev/shm name prefix of the named pipe at `path` (by its dev/ino). */
+static UNUSED void shm_prefix(const char *path, char *out, size_t n)
+{
+	struct stat st;
+	CHECK(stat(path, &st) == 0);
+	snprintf(out, n, "ringpipe.%llx.%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+}
+
+static UNUSED int shm_exists(const char *prefix, const char *suffix)
+{
+	char p[256];
+	snprintf(p, sizeof p, "/dev/shm/%s%s", prefix, suffix);
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+/* Number of /dev/shm entries that belong to `prefix` (exact or prefix.*). */
+static UNUSED int shm_count(const char *prefix)
+{
+	DIR *d = opendir("/dev/shm");
+	CHECK(d != NULL);
+	size_t n = strlen(prefix);
+	int count = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, n) == 0 &&
+		    (de->d_name[n] == '\0' || de->d_name[n] == '.'))
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+static UNUSED void write_all(rp_end *w, const void *buf, size_t n)
+{
+	const char *b = buf;
+	while (n > 0) {
+		ssize_t r = rp_write(w, b, n);
+		CHECK(r > 0);
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+static inline uint8_t pat(uint64_t i)
+{
+	uint64_t x = (i >> 2) * 0x9E3779B97F4A7C15ULL;
+	return (uint8_t)((x >> 56) ^ i);
+}
+
+/* Drop to nobody/nogroup; any failure fails the case. */
+static UNUSED void drop_privileges(void)
+{
+	CHECK(setgroups(0, NULL) == 0);
+	CHECK(setgid(65534) == 0);
+	CHECK(setuid(65534) == 0);
+	CHECK(getuid() == 65534 && geteuid() == 65534);
+	CHECK(getgid() == 65534 && getegid() == 65534);
+}
+
+/* ------------------------------------------------------------------ cases */
+
+/* Two processes that share nothing but the path: a forked child opens the
+ * pipe by name for writing, the parent by name for reading; 1 MiB passes
+ * intact through a 64 KiB ring, then EOF. */
+TEST(named_pipe_transfers_between_processes_opened_by_path)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	const size_t total = 1u << 20;
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rp_end *w = rp_open(t.path, O_WRONLY);
+		CHECK(w != NULL);
+		static unsigned char buf[10007];
+		size_t off = 0;
+		while (off < total) {
+			size_t n = total - off < sizeof buf ? total - off : sizeof buf;
+			for (size_t i = 0; i < n; i++)
+				buf[i] = pat(off + i);
+			write_all(w, buf, n);
+			off += n;
+		}
+		CHECK(rp_close(w) == 0);
+		_exit(0);
+	}
+	rp_end *r = rp_open(t.path, O_RDONLY);
+	CHECK(r != NULL);
+	CHECK(rp_capacity(r) == RP_DEFAULT_CAPACITY);
+	static unsigned char buf[8191];
+	size_t off = 0;
+	ssize_t n;
+	while ((n = rp_read(r, buf, sizeof buf)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			CHECK(buf[i] == pat(off + (size_t)i));
+		off += (size_t)n;
+	}
+	CHECK(n == 0);
+	CHECK(off == total);
+	rp_wait_ok(pid);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* The capacity given to rp_mkfifo is the one every opener sees. */
+TEST(mkfifo_capacity_shared_by_openers)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 8192) == 0);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	CHECK(w != NULL);
+	CHECK(rp_capacity(r) == 8192);
+	CHECK(rp_capacity(w) == 8192);
+	static char buf[16384];
+	CHECK(rp_write(w, buf, sizeof buf) == 8192); /* partial nonblocking write */
+	CHECK(rp_nread(r) == 8192);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* The mode is filtered by the umask, as mkfifo(3) does; the node is a FIFO. */
+TEST(mkfifo_mode_filtered_by_umask)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	struct stat st;
+
+	mode_t old = umask(022);
+	CHECK(rp_mkfifo(t.path, 0666, 0) == 0);
+	CHECK(stat(t.path, &st) == 0);
+	CHECK(S_ISFIFO(st.st_mode));
+	CHECK((st.st_mode & 07777) == 0644);
+	CHECK(rp_unlink(t.path) == 0);
+
+	umask(077);
+	CHECK(rp_mkfifo(t.path, 0666, 0) == 0);
+	CHECK(stat(t.path, &st) == 0);
+	CHECK((st.st_mode & 07777) == 0600);
+	CHECK(rp_unlink(t.path) == 0);
+
+	umask(0);
+	CHECK(rp_mkfifo(t.path, 0640, 0) == 0);
+	CHECK(stat(t.path, &st) == 0);
+	CHECK((st.st_mode & 07777) == 0640);
+	umask(old);
+	tmp_clean(&t);
+}
+
+/* rp_mkfifo on an existing path fails with EEXIST (ringpipe, regular file,
+ * dangling symlink) and leaves the existing file alone. */
+TEST(mkfifo_existing_path_eexist)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	struct stat before, after;
+	CHECK(stat(t.path, &before) == 0);
+	CHECK_ERR(rp_mkfifo(t.path, 0600, 0), EEXIST);
+	CHECK(stat(t.path, &after) == 0);
+	CHECK(before.st_ino == after.st_ino);
+	CHECK(rp_unlink(t.path) == 0);
+
+	int fd = open(t.path, O_CREAT | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_ERR(rp_mkfifo(t.path, 0600, 0), EEXIST);
+	CHECK(lstat(t.path, &after) == 0 && S_ISREG(after.st_mode));
+	CHECK(unlink(t.path) == 0);
+
+	CHECK(symlink("/nonexistent/target", t.path) == 0);
+	CHECK_ERR(rp_mkfifo(t.path, 0600, 0), EEXIST);
+	CHECK(unlink(t.path) == 0);
+	tmp_clean(&t);
+}
+
+/* rp_mkfifo in a directory that does not exist: ENOENT, nothing created. */
+TEST(mkfifo_missing_directory_enoent)
+{
+	alarm(20);
+	CHECK_ERR(rp_mkfifo("/tmp/rp_no_such_dir_x9/fifo", 0600, 0), ENOENT);
+}
+
+/* rp_open of a path that does not exist: ENOENT. */
+TEST(open_missing_path_enoent)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "absent");
+	CHECK(rp_open(t.path, O_RDONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENOENT);
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENOENT);
+	tmp_clean(&t);
+}
+
+/* O_WRONLY|O_NONBLOCK with no reader: ENXIO (fifo(7), LTP open06). */
+TEST(open_wronly_nonblock_no_reader_enxio)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0644, 0) == 0);
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENXIO);
+	/* with a reader present it succeeds */
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	CHECK(w != NULL);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	/* and once the reader is gone, ENXIO again */
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENXIO);
+	tmp_clean(&t);
+}
+
+/* O_RDONLY|O_NONBLOCK with no writer opens at once. */
+TEST(open_rdonly_nonblock_no_writer_opens_at_once)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	double t0 = rp_now_ms();
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	double t1 = rp_now_ms();
+	CHECK(r != NULL);
+	CHECK(t1 - t0 < 100);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* A nonblocking reader with no writer ever: read gives 0 (EOF), not EAGAIN. */
+TEST(read_nonblock_no_writer_returns_eof)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	char c;
+	CHECK(rp_read(r, &c, 1) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* A blocking O_RDONLY open waits until a writer opens (the writer opens
+ * 300 ms later in another process); it returns promptly once it does. */
+TEST(open_rdonly_blocks_until_writer_opens)
+{
+	alarm(20);
+	struct { double t_open; _Atomic int done; } *sh = shared_mem(sizeof *sh);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		sleep_ms(300);
+		sh->t_open = rp_now_ms();
+		rp_end *w = rp_open(t.path, O_WRONLY);
+		CHECK(w != NULL);
+		CHECK(rp_write(w, "hi", 2) == 2);
+		wait_flag(&sh->done);
+		CHECK(rp_close(w) == 0);
+		_exit(0);
+	}
+	double t0 = rp_now_ms();
+	rp_end *r = rp_open(t.path, O_RDONLY);
+	double t1 = rp_now_ms();
+	CHECK(r != NULL);
+	CHECK(sh->t_open > 0);  /* did not return before the writer started opening */
+	CHECK(t1 - t0 >= 250);
+	CHECK(t1 - sh->t_open < 100);
+	char buf[4];
+	CHECK(rp_read(r, buf, sizeof buf) == 2);
+	CHECK(memcmp(buf, "hi", 2) == 0);
+	atomic_store(&sh->done, 1);
+	CHECK(rp_read(r, buf, sizeof buf) == 0);
+	rp_wait_ok(pid);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* A blocking O_WRONLY open waits until a reader opens. */
+TEST(open_wronly_blocks_until_reader_opens)
+{
+	alarm(20);
+	struct { double t_open; } *sh = shared_mem(sizeof *sh);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		sleep_ms(300);
+		sh->t_open = rp_now_ms();
+		rp_end *r = rp_open(t.path, O_RDONLY);
+		CHECK(r != NULL);
+		char buf[4];
+		CHECK(rp_read(r, buf, sizeof buf) == 2);
+		CHECK(memcmp(buf, "yo", 2) == 0);
+		CHECK(rp_read(r, buf, sizeof buf) == 0);
+		CHECK(rp_close(r) == 0);
+		_exit(0);
+	}
+	double t0 = rp_now_ms();
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	double t1 = rp_now_ms();
+	CHECK(w != NULL);
+	CHECK(sh->t_open > 0);
+	CHECK(t1 - t0 >= 250);
+	CHECK(t1 - sh->t_open < 100);
+	CHECK(rp_write(w, "yo", 2) == 2);
+	CHECK(rp_close(w) == 0);
+	rp_wait_ok(pid);
+	tmp_clean(&t);
+}
+
+/* EOF on a FIFO does not last: after the writer closes the reader gets 0;
+ * once a new writer opens, reads block again (EAGAIN when nonblocking). */
+TEST(eof_ends_when_new_writer_opens)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(rp_write(w, "ab", 2) == 2);
+	CHECK(rp_close(w) == 0);
+	char buf[4];
+	CHECK(rp_read(r, buf, sizeof buf) == 2);
+	CHECK(rp_read(r, buf, sizeof buf) == 0);
+	CHECK(rp_read(r, buf, sizeof buf) == 0);
+	w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK_ERR(rp_read(r, buf, sizeof buf), EAGAIN);
+	CHECK(rp_write(w, "c", 1) == 1);
+	CHECK(rp_read(r, buf, sizeof buf) == 1);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* Root bypasses permissions, so an unprivileged child (setuid 65534) opens a
+ * mode-0600 pipe owned by root: EACCES for reading and for writing (before
+ * ENXIO), even when a reader is present. */
+TEST(open_eacces_when_mode_forbids)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	mode_t old = umask(0);
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	umask(old);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK); /* a reader, so not ENXIO */
+	CHECK(r != NULL);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(r) == 0);
+		drop_privileges();
+		errno = 0;
+		CHECK(rp_open(t.path, O_RDONLY | O_NONBLOCK) == NULL);
+		CHECK(errno == EACCES);
+		errno = 0;
+		CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+		CHECK(errno == EACCES);
+		_exit(0);
+	}
+	rp_wait_ok(pid);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* Where the mode allows it (0666), the unprivileged user can open the pipe
+ * and move data to a root reader. */
+TEST(open_allowed_for_other_user_when_mode_permits)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	mode_t old = umask(0);
+	CHECK(rp_mkfifo(t.path, 0666, 0) == 0);
+	umask(old);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(r) == 0);
+		drop_privileges();
+		rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+		CHECK(w != NULL);
+		CHECK(rp_write(w, "from nobody", 11) == 11);
+		CHECK(rp_close(w) == 0);
+		_exit(0);
+	}
+	rp_wait_ok(pid);
+	char buf[32];
+	CHECK(rp_read(r, buf, sizeof buf) == 11);
+	CHECK(memcmp(buf, "from nobody", 11) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* A plain kernel FIFO made with mkfifo(3) is not a ringpipe: EINVAL. */
+TEST(open_plain_kernel_fifo_einval)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "kfifo");
+	CHECK(mkfifo(t.path, 0600) == 0);
+	errno = 0;
+	CHECK(rp_open(t.path, O_RDONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == EINVAL);
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == EINVAL);
+	CHECK(unlink(t.path) == 0);
+	tmp_clean(&t);
+}
+
+/* ... and a blocking open of it fails at once instead of waiting for a
+ * partner that can never make it a ringpipe. */
+TEST(open_blocking_plain_kernel_fifo_einval_without_waiting)
+{
+	alarm(5);
+	struct tmp t;
+	tmp_make(&t, "kfifo");
+	CHECK(mkfifo(t.path, 0600) == 0);
+	errno = 0;
+	CHECK(rp_open(t.path, O_RDONLY) == NULL);
+	CHECK(errno == EINVAL);
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY) == NULL);
+	CHECK(errno == EINVAL);
+	CHECK(unlink(t.path) == 0);
+	tmp_clean(&t);
+}
+
+/* A regular file is not a ringpipe: EINVAL (and it is left untouched). */
+TEST(open_regular_file_einval)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "file");
+	int fd = open(t.path, O_CREAT | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "data", 4) == 4);
+	close(fd);
+	errno = 0;
+	CHECK(rp_open(t.path, O_RDONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == EINVAL);
+	errno = 0;
+	CHECK(rp_open(t.path, O_RDONLY) == NULL);
+	CHECK(errno == EINVAL);
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == EINVAL);
+	struct stat st;
+	CHECK(stat(t.path, &st) == 0 && st.st_size == 4);
+	CHECK(unlink(t.path) == 0);
+	tmp_clean(&t);
+}
+
+/* rp_mkfifo makes the path and its three /dev/shm files; rp_unlink removes
+ * all four; a second rp_unlink gives ENOENT. */
+TEST(unlink_removes_path_and_shm_files)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	char pfx[128];
+	shm_prefix(t.path, pfx, sizeof pfx);
+	CHECK(shm_exists(pfx, ""));
+	CHECK(shm_exists(pfx, ".wake"));
+	CHECK(shm_exists(pfx, ".gate"));
+	CHECK(rp_unlink(t.path) == 0);
+	struct stat st;
+	CHECK(lstat(t.path, &st) == -1 && errno == ENOENT);
+	CHECK(!shm_exists(pfx, ""));
+	CHECK(!shm_exists(pfx, ".wake"));
+	CHECK(!shm_exists(pfx, ".gate"));
+	CHECK(shm_count(pfx) == 0);
+	CHECK_ERR(rp_unlink(t.path), ENOENT);
+	tmp_clean(&t);
+}
+
+/* After rp_unlink with ends still open, those ends keep working (C15):
+ * data flows between processes, then EOF; and the files are all gone. */
+TEST(ends_keep_working_after_unlink)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 4096) == 0);
+	char pfx[128];
+	shm_prefix(t.path, pfx, sizeof pfx);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(rp_set_nonblock(r, 0) == 0);
+	CHECK(rp_unlink(t.path) == 0);
+	struct stat st;
+	CHECK(lstat(t.path, &st) == -1 && errno == ENOENT);
+	CHECK(shm_count(pfx) == 0);
+
+	const size_t total = 256u << 10; /* many times the 4 KiB ring */
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(r) == 0);
+		static unsigned char buf[3001];
+		size_t off = 0;
+		while (off < total) {
+			size_t n = total - off < sizeof buf ? total - off : sizeof buf;
+			for (size_t i = 0; i < n; i++)
+				buf[i] = pat(off + i);
+			write_all(w, buf, n);
+			off += n;
+		}
+		CHECK(rp_close(w) == 0);
+		_exit(0);
+	}
+	CHECK(rp_close(w) == 0);
+	static unsigned char buf[5000];
+	size_t off = 0;
+	ssize_t n;
+	while ((n = rp_read(r, buf, sizeof buf)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			CHECK(buf[i] == pat(off + (size_t)i));
+		off += (size_t)n;
+	}
+	CHECK(n == 0);
+	CHECK(off == total);
+	rp_wait_ok(pid);
+	CHECK(rp_close(r) == 0);
+	CHECK(shm_count(pfx) == 0);
+	tmp_clean(&t);
+}
+
+/* Data left in the ring when every end has closed is discarded: the next
+ * pair of opens starts with an empty pipe (F8). */
+TEST(data_discarded_when_all_ends_close)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(rp_write(w, "stale data", 10) == 10);
+	CHECK(rp_nread(r) == 10);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+
+	r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	CHECK(rp_nread(r) == 0);
+	char buf[16];
+	CHECK(rp_read(r, buf, sizeof buf) == 0); /* no writer: EOF, no stale bytes */
+	w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(rp_nread(r) == 0);
+	CHECK_ERR(rp_read(r, buf, sizeof buf), EAGAIN);
+	CHECK(rp_write(w, "new", 3) == 3);
+	CHECK(rp_read(r, buf, sizeof buf) == 3);
+	CHECK(memcmp(buf, "new", 3) == 0);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* The same when the last holder of both ends dies by SIGKILL (D8). */
+TEST(data_discarded_after_last_holder_killed)
+{
+	alarm(20);
+	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+		CHECK(r != NULL);
+		rp_end *w = rp_open(t.path, O_WRONLY);
+		CHECK(w != NULL);
+		CHECK(rp_write(w, "stale data", 10) == 10);
+		atomic_store(&sh->ready, 1);
+		for (;;)
+			pause();
+	}
+	wait_flag(&sh->ready);
+	CHECK(kill(pid, SIGKILL) == 0);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(rp_nread(r) == 0);
+	char buf[16];
+	CHECK_ERR(rp_read(r, buf, sizeof buf), EAGAIN);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* Data survives while any end is open: written, writer closed, a new
+ * writer opens before the reader drains: the bytes are still there. */
+TEST(data_kept_while_reader_stays_open)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(r) == 0);
+		rp_end *w = rp_open(t.path, O_WRONLY);
+		CHECK(w != NULL);
+		CHECK(rp_write(w, "kept", 4) == 4);
+		_exit(0); /* exit closes the only writer */
+	}
+	rp_wait_ok(pid);
+	CHECK(rp_nread(r) == 4);
+	char buf[8];
+	CHECK(rp_read(r, buf, sizeof buf) == 4);
+	CHECK(memcmp(buf, "kept", 4) == 0);
+	CHECK(rp_read(r, buf, sizeof buf) == 0);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* mkfifo / open / transfer / close / unlink, many times: every /dev/shm file
+ * of every incarnation is gone after its rp_unlink. */
+TEST(no_shm_leak_after_mkfifo_open_close_unlink_cycles)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	for (int i = 0; i < 40; i++) {
+		CHECK(rp_mkfifo(t.path, 0600, i % 2 ? 4096 : 0) == 0);
+		char pfx[128];
+		shm_prefix(t.path, pfx, sizeof pfx);
+		rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+		CHECK(r != NULL);
+		rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+		CHECK(w != NULL);
+		char buf[64];
+		CHECK(rp_write(w, "cycle", 5) == 5);
+		CHECK(rp_read(r, buf, sizeof buf) == 5);
+		if (i % 3 == 0) {
+			/* unlink with the ends still open, close afterwards */
+			CHECK(rp_unlink(t.path) == 0);
+			CHECK(rp_close(w) == 0);
+			CHECK(rp_close(r) == 0);
+		} else {
+			CHECK(rp_close(w) == 0);
+			CHECK(rp_close(r) == 0);
+			CHECK(rp_unlink(t.path) == 0);
+		}
+		if (shm_count(pfx) != 0) {
+			fprintf(stderr, "cycle %d: /dev/shm/%s* left behind\n", i, pfx);
+			CHECK(0);
+		}
+	}
+	tmp_clean(&t);
+}
+
+/* A pipe made by mkfifo with no open ever: unlink leaves nothing either,
+ * even after an unprivileged process failed to open it. */
+TEST(no_shm_leak_after_failed_opens)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	char pfx[128];
+	shm_prefix(t.path, pfx, sizeof pfx);
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENXIO);
+	CHECK(rp_unlink(t.path) == 0);
+	CHECK(shm_count(pfx) == 0);
+	tmp_clean(&t);
+}
