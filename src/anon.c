@@ -10,12 +10,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 static int keep_across_exec(int fd)
 {
 	return fcntl(fd, F_SETFD, 0);
@@ -31,9 +25,21 @@ int rp__end_open(struct rp_end *e, int role, int flags)
 		return -1;
 	e->seen_rd_closes = atomic_load(&e->sh->rd_closes);
 	e->next_probe_ns = rp__coarse_ns();
+	/* Our role, for anyone inspecting /proc/PID/fdinfo (see layout.h). */
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1,
+			    .l_start = role == RP_READER ? RP_LOCK_READER : RP_LOCK_WRITER };
+	if (fcntl(e->shm_fd, F_OFD_SETLK, &fl) < 0)
+		return -1;
+	/* A second, non-blocking open of the bell lets a reader drain tokens
+	 * and ask "any writer left?" without disturbing threads (or forked
+	 * copies) asleep on the blocking one. */
+	if (role == RP_READER && e->drain < 0 &&
+	    (e->drain = rp__reopen_fifo(e->bell, O_RDONLY | O_NONBLOCK)) < 0)
+		return -1;
 	if (!(flags & O_CLOEXEC)) {
 		if (keep_across_exec(e->shm_fd) < 0 || keep_across_exec(e->bell) < 0 ||
-		    keep_across_exec(e->wake) < 0 || keep_across_exec(e->gate) < 0)
+		    keep_across_exec(e->wake) < 0 || keep_across_exec(e->gate) < 0 ||
+		    (e->drain >= 0 && keep_across_exec(e->drain) < 0))
 			return -1;
 	}
 	atomic_store_explicit(&e->state, RP_OPEN, memory_order_release);
@@ -71,13 +77,15 @@ int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
 	/* Everything is made close-on-exec first, so a concurrent exec in
 	 * another thread never inherits half a pipe. */
 	if ((mfd = rp__memfd_create(cap)) < 0 ||
-	    rp__shared_init(mfd, cap, 0, 0) < 0 ||
+	    rp__shared_init(mfd, cap, 0, 0, NULL) < 0 ||
 	    pipe2(bell, O_CLOEXEC) < 0 || pipe2(wake, O_CLOEXEC) < 0 ||
 	    pipe2(gate, O_CLOEXEC | O_NONBLOCK) < 0)
 		goto fail;
 	/* One page: a single 4 KiB write makes the gate unwritable. */
 	fcntl(gate[1], F_SETPIPE_SZ, RP_PIPE_BUF);
-	if (set_nonblock(bell[1]) < 0 || set_nonblock(wake[1]) < 0)
+	/* Token senders also hold their pipe's read side (O_RDWR), so a token
+	 * into a pipe whose sleepers all died never raises SIGPIPE. */
+	if (rp__swap_rdwr(&bell[1]) < 0 || rp__swap_rdwr(&wake[1]) < 0)
 		goto fail;
 	if (!(r = rp__end_alloc()) || !(w = rp__end_alloc()))
 		goto fail;

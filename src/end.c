@@ -98,7 +98,8 @@ struct rp_end *rp__end_alloc(void)
 		errno = EMFILE;
 		return NULL;
 	}
-	*e = (struct rp_end){ .shm_fd = -1, .bell = -1, .wake = -1, .gate = -1 };
+	*e = (struct rp_end){ .shm_fd = -1, .bell = -1, .wake = -1, .gate = -1,
+			     .drain = -1 };
 	atomic_store(&e->refs, 1);
 	return e;
 }

@@ -1,8 +1,9 @@
 /*
  * export.c - handing an end to a program started by exec.
  *
- * An end is four descriptors, which exec keeps (unless O_CLOEXEC), so the
- * token only has to name them:  "rp1:<r|w>:<shm>:<bell>:<wake>:<gate>".
+ * An end is four or five descriptors, which exec keeps (unless O_CLOEXEC), so the
+ * token only has to name them:  "rp1:<r|w>:<shm>:<bell>:<wake>:<gate>:<drain>"
+ * (drain is -1 for a write end).
  * O_NONBLOCK travels by itself: it is a flag of the ring descriptor's OFD.
  * rp_import trusts none of it: each descriptor must exist and be of the
  * right kind and direction, and the ring's header is validated as at open.
@@ -23,9 +24,9 @@ int rp_export(rp_end *h, char *token, size_t len)
 	if (!token) {
 		errno = EINVAL;
 	} else {
-		int n = snprintf(token, len, "rp1:%c:%d:%d:%d:%d",
+		int n = snprintf(token, len, "rp1:%c:%d:%d:%d:%d:%d",
 				 e->role == RP_READER ? 'r' : 'w', e->shm_fd,
-				 e->bell, e->wake, e->gate);
+				 e->bell, e->wake, e->gate, e->drain);
 		if (n < 0 || (size_t)n >= len)
 			errno = ERANGE;
 		else
@@ -46,20 +47,21 @@ static bool fd_is(int fd, mode_t type, int acc)
 
 rp_end *rp_import(const char *token)
 {
-	int shm, bell, wake, gate, used = 0;
+	int shm, bell, wake, gate, drain, used = 0;
 	char role;
 
-	if (!token || sscanf(token, "rp1:%c:%d:%d:%d:%d%n", &role, &shm,
-			     &bell, &wake, &gate, &used) != 5 ||
+	if (!token || sscanf(token, "rp1:%c:%d:%d:%d:%d:%d%n", &role,
+			     &shm, &bell, &wake, &gate, &drain, &used) != 6 ||
 	    token[used] != '\0' || (role != 'r' && role != 'w')) {
 		errno = EINVAL;
 		return NULL;
 	}
 	bool rd = role == 'r';
 	if (!fd_is(shm, S_IFREG, O_RDWR) ||
-	    !fd_is(bell, S_IFIFO, rd ? O_RDONLY : O_WRONLY) ||
-	    !fd_is(wake, S_IFIFO, rd ? O_WRONLY : O_RDONLY) ||
-	    !fd_is(gate, S_IFIFO, rd ? O_RDONLY : O_WRONLY)) {
+	    !fd_is(bell, S_IFIFO, rd ? O_RDONLY : O_RDWR) ||
+	    !fd_is(wake, S_IFIFO, rd ? O_RDWR : O_RDONLY) ||
+	    !fd_is(gate, S_IFIFO, rd ? O_RDONLY : O_WRONLY) ||
+	    (rd ? !fd_is(drain, S_IFIFO, O_RDONLY) : drain != -1)) {
 		errno = EBADF;
 		return NULL;
 	}
@@ -72,6 +74,7 @@ rp_end *rp_import(const char *token)
 	}
 	/* The imported end owns the inherited descriptors from now on. */
 	e->shm_fd = shm, e->bell = bell, e->wake = wake, e->gate = gate;
+	e->drain = drain;
 	if (rp__end_open(e, rd ? RP_READER : RP_WRITER,
 			 O_CLOEXEC) < 0) {
 		rp__end_discard(e);

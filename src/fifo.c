@@ -20,7 +20,9 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,9 +55,11 @@ static mode_t rw_mode(mode_t fifo_mode)
 
 static void unlink_companions(const struct names *n)
 {
+	int err = errno;
 	unlink(n->wake);
 	unlink(n->gate);
 	unlink(n->ring);
+	errno = err;
 }
 
 int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
@@ -75,6 +79,10 @@ int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
 		goto fail_fifo;
 	make_names(&n, &st);
 	mode_t m = rw_mode(st.st_mode);
+	/* Recorded for `ringpipe ls`; informational only, never trusted. */
+	char abspath[PATH_MAX];
+	if (!realpath(path, abspath))
+		snprintf(abspath, sizeof(abspath), "%s", path);
 	/* Leftovers of an earlier FIFO that had this inode number. */
 	unlink_companions(&n);
 	fd = open(n.ring, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -85,7 +93,7 @@ int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
 		errno = err;
 		goto fail_all;
 	}
-	if (rp__shared_init(fd, cap, st.st_dev, st.st_ino) < 0 ||
+	if (rp__shared_init(fd, cap, st.st_dev, st.st_ino, abspath) < 0 ||
 	    fchmod(fd, m) < 0 ||
 	    mkfifo(n.wake, 0600) < 0 || chmod(n.wake, m) < 0 ||
 	    mkfifo(n.gate, 0600) < 0 || chmod(n.gate, m) < 0)
@@ -151,7 +159,7 @@ static int ofd_lock(int fd, short type, off_t byte, int wait)
 static int others_open(int fd)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-			    .l_start = 0, .l_len = 1 };
+			    .l_start = RP_LOCK_SESSION, .l_len = 1 };
 	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 		return -1;
 	return fl.l_type != F_UNLCK;
@@ -165,7 +173,7 @@ static int join(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
 
-	while (ofd_lock(e->shm_fd, F_WRLCK, 1, 1) < 0)
+	while (ofd_lock(e->shm_fd, F_WRLCK, RP_LOCK_OPENING, 1) < 0)
 		if (errno != EINTR)
 			return -1;
 	int alone = others_open(e->shm_fd);
@@ -179,9 +187,9 @@ static int join(struct rp_end *e)
 		atomic_store(&sh->gate_closed, 0);
 		atomic_store(&sh->rd_armed, 1);
 	}
-	int r = alone < 0 ? -1 : ofd_lock(e->shm_fd, F_RDLCK, 0, 0);
+	int r = alone < 0 ? -1 : ofd_lock(e->shm_fd, F_RDLCK, RP_LOCK_SESSION, 0);
 	int err = errno;
-	ofd_lock(e->shm_fd, F_UNLCK, 1, 0);
+	ofd_lock(e->shm_fd, F_UNLCK, RP_LOCK_OPENING, 0);
 	errno = err;
 	return r;
 }
@@ -190,12 +198,6 @@ static int clear_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-}
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 rp_end *rp_open(const char *path, int flags)
@@ -231,7 +233,7 @@ rp_end *rp_open(const char *path, int flags)
 		goto fail;
 	/* Companions first, the path last: its open may block for a partner. */
 	if (acc == O_RDONLY) {
-		e->wake = rp__fd_wronly_nonblock(n.wake, 1);
+		e->wake = open(n.wake, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		e->gate = open(n.gate, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (e->wake < 0 || e->gate < 0)
 			goto fail;
@@ -244,8 +246,10 @@ rp_end *rp_open(const char *path, int flags)
 		if (e->wake < 0 || clear_nonblock(e->wake) < 0 || e->gate < 0)
 			goto fail;
 		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
+		/* O_WRONLY first, for the FIFO's open rules; then O_RDWR, as
+		 * every token sender holds its pipe (see internal.h). */
 		e->bell = open(path, O_WRONLY | O_CLOEXEC | nb);
-		if (e->bell < 0 || set_nonblock(e->bell) < 0)
+		if (e->bell < 0 || rp__swap_rdwr(&e->bell) < 0)
 			goto fail;
 	}
 	if (rp__end_open(e, acc == O_RDONLY ? RP_READER : RP_WRITER, flags) < 0)

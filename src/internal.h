@@ -5,15 +5,21 @@
  * as its lifeline and its sleeping place:
  *
  *   bell  readers hold the read end (blocking: readers sleep in read(2)
- *         on it, and it is the read end's rp_fileno); writers hold the
- *         write end (non-blocking) and drop a token in when a reader
- *         sleeps or polls.  read(2) returning 0 means "no writer left":
- *         the kernel counts writers across fork, exec and death for us.
- *   wake  the mirror image: writers sleep on its read end, readers ring
- *         it; read(2) returning 0 means "no reader left".
+ *         on it, and it is the read end's rp_fileno) and a second,
+ *         non-blocking read end (drain); writers hold it O_RDWR and drop
+ *         a token in when a reader sleeps or polls.  read(2) returning 0
+ *         means "no writer left": the kernel counts writers across fork,
+ *         exec and death for us.
+ *   wake  the mirror image: writers sleep on its read end, readers hold
+ *         it O_RDWR and ring it; read(2) returning 0 means "no reader".
  *   gate  the write end's rp_fileno.  Writers fill it (4 KiB pipe) when
  *         the ring is full so it stops polling writable; readers drain
- *         it when they make room.  POLLERR on it means "no reader left".
+ *         it when they make room.  Only readers hold its read end, so
+ *         POLLERR on it means "no reader left", and a write into it is how
+ *         the kernel itself raises EPIPE and SIGPIPE for us.
+ *
+ * Token senders hold their pipe O_RDWR so that a token dropped into a pipe
+ * whose sleepers all died never raises SIGPIPE in the sender.
  */
 #ifndef RP_INTERNAL_H
 #define RP_INTERNAL_H
@@ -42,6 +48,7 @@ struct rp_end {
 	struct rp_ring ring;          /* private, validated copy of the geometry */
 	int shm_fd;
 	int bell, wake, gate;
+	int drain;                    /* readers: the bell again, non-blocking */
 	int named;
 	int polled;                   /* rp_fileno was asked for: keep it exact */
 	/* writers: when to next ask the kernel whether readers remain */
@@ -49,7 +56,8 @@ struct rp_end {
 	uint64_t next_probe_ns;
 	int widowed;                  /* last probe found no reader */
 	/* zero-copy: a reservation or peek holds the side's lock */
-	int held;
+	_Atomic int held;
+	_Atomic uint32_t held_tid;          /* the thread that reserved or peeked */
 	uint64_t held_pos;
 	uint64_t held_len;
 	struct rp_end *next_free;
@@ -65,7 +73,8 @@ void rp__end_discard(struct rp_end *e);
 
 /* shm.c: creating, mapping and validating the shared segment. */
 int rp__memfd_create(size_t capacity);
-int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino);
+int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
+		     const char *path);
 int rp__map(struct rp_end *e, int fd);
 void rp__unmap(struct rp_end *e);
 uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
@@ -75,6 +84,12 @@ int rp__lock(_Atomic uint32_t *word);               /* 0, or -1 EDEADLK */
 bool rp__trylock(_Atomic uint32_t *word);
 void rp__unlock(_Atomic uint32_t *word);
 void rp__lock_atfork_child(void);
+uint32_t rp__self_tid(void);
+/* Does the calling thread hold this end's reservation or peek? */
+static inline bool rp__held_by_me(const struct rp_end *e)
+{
+	return e->held && e->held_tid == rp__self_tid();
+}
 
 /* wait.c: spinning, sleeping and waking. */
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
@@ -95,6 +110,8 @@ uint64_t rp__coarse_ns(void);
 /* fd helpers (shm.c) */
 int rp__fd_wronly_nonblock(const char *fifo, int cloexec);
 int rp__reopen(int fd);                     /* a new OFD for the same file */
+int rp__reopen_fifo(int fd, int flags);
+int rp__swap_rdwr(int *fd);
 void rp__close_fds(struct rp_end *e);
 
 #endif

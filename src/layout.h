@@ -20,6 +20,14 @@
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 
+/* OFD lock bytes of the ring file.  Each end's own open file description of
+ * the ring holds a read lock on its role byte, which is how `ringpipe ls`
+ * (through /proc/PID/fdinfo) tells readers from writers. */
+#define RP_LOCK_SESSION  0   /* named pipes: held by every open end */
+#define RP_LOCK_OPENING  1   /* named pipes: serialises opens */
+#define RP_LOCK_READER   2
+#define RP_LOCK_WRITER   3
+
 struct rp_shared {
 	/* Identity: written once by the creator. */
 	uint64_t magic;
@@ -28,6 +36,8 @@ struct rp_shared {
 	uint64_t capacity;
 	uint64_t fifo_dev;            /* named pipes: the FIFO's st_dev/st_ino */
 	uint64_t fifo_ino;
+	uint64_t created_ns;          /* CLOCK_REALTIME at creation, for stat */
+	char path[256];               /* named pipes: the path at mkfifo time */
 
 	/* Writer side: written by writers, read by readers. */
 	_Alignas(RP_CACHELINE)

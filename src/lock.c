@@ -32,6 +32,11 @@ static uint32_t self(void)
 	return my_tid;
 }
 
+uint32_t rp__self_tid(void)
+{
+	return self();
+}
+
 void rp__lock_atfork_child(void)
 {
 	my_tid = 0;

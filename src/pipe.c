@@ -81,8 +81,9 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	size_t done = 0;
 	int err;
 
-	/* A plain write cancels this end's uncommitted reservation. */
-	if (e->held)
+	/* A plain write cancels this thread's uncommitted reservation;
+	 * another thread's reservation makes us wait for its commit. */
+	if (rp__held_by_me(e))
 		e->held = 0;
 	else if (rp__lock(&sh->wlock) < 0)
 		return -1;
@@ -116,7 +117,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		if (rp__nonblocking(e)) {
 			if (rp__gate_close(e, need) == RP_WAIT_READY)
 				continue;
-			err = EAGAIN;
+			err = errno;        /* EAGAIN, or EPIPE with no reader */
 			goto fail;
 		}
 		rp__unlock(&sh->wlock);
@@ -159,8 +160,8 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	struct rp_shared *sh = e->sh;
 	bool writers_gone = false;
 
-	/* A plain read releases this end's outstanding peek. */
-	if (e->held)
+	/* A plain read releases this thread's outstanding peek. */
+	if (rp__held_by_me(e))
 		e->held = 0;
 	else if (rp__lock(&sh->rlock) < 0)
 		return -1;

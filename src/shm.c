@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 uint64_t rp__capacity_round(size_t capacity)
@@ -44,7 +45,8 @@ int rp__memfd_create(size_t capacity)
 	return fd;
 }
 
-int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino)
+int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
+		     const char *path)
 {
 	struct rp_shared *sh = mmap(NULL, RP_HDR_SIZE, PROT_READ | PROT_WRITE,
 				    MAP_SHARED, fd, 0);
@@ -56,6 +58,11 @@ int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino)
 	sh->capacity = capacity;
 	sh->fifo_dev = dev;
 	sh->fifo_ino = ino;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sh->created_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (path)
+		snprintf(sh->path, sizeof(sh->path), "%s", path);
 	/* Armed from birth: the first write makes rp_fileno readable. */
 	sh->rd_armed = 1;
 	/* The magic goes last: a reader of a half-made header rejects it. */
@@ -130,6 +137,7 @@ void rp__close_fds(struct rp_end *e)
 	close_fd(&e->bell);
 	close_fd(&e->wake);
 	close_fd(&e->gate);
+	close_fd(&e->drain);
 	close_fd(&e->shm_fd);
 }
 
@@ -152,9 +160,25 @@ int rp__set_nonblocking(struct rp_end *e, bool on)
 
 int rp__reopen(int fd)
 {
+	return rp__reopen_fifo(fd, O_RDWR);
+}
+
+/* Replace *fd, one end of a pipe or FIFO, by a non-blocking O_RDWR open. */
+int rp__swap_rdwr(int *fd)
+{
+	int rw = rp__reopen_fifo(*fd, O_RDWR | O_NONBLOCK);
+	if (rw < 0)
+		return -1;
+	close(*fd);
+	*fd = rw;
+	return 0;
+}
+
+int rp__reopen_fifo(int fd, int flags)
+{
 	char path[32];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return open(path, O_RDWR | O_CLOEXEC);
+	return open(path, flags | O_CLOEXEC);
 }
 
 /*

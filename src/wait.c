@@ -234,7 +234,7 @@ int rp__poll_arm_reader(struct rp_end *e)
 			r = RP_WAIT_READY;
 			break;
 		}
-		ssize_t n = preadv2(e->bell, &v, 1, -1, RWF_NOWAIT);
+		ssize_t n = readv(e->drain, &v, 1);
 		if (n > 0)
 			continue;
 		if (n == 0) {
@@ -272,23 +272,24 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 	if (writable(e, need)) {
 		r = RP_WAIT_READY;
 	} else if (!atomic_load(&sh->gate_closed)) {
-		int err = errno;
-		/* Fill the one-page pipe; it may already be full. */
-		while (write(e->gate, zeros, sizeof(zeros)) > 0)
+		/* Fill the one-page pipe; it may already be full.  EPIPE (and
+		 * SIGPIPE, from the kernel) if no reader is left. */
+		ssize_t w;
+		while ((w = write(e->gate, zeros, sizeof(zeros))) > 0)
 			;
-		errno = err;
+		if (w < 0 && errno == EPIPE)
+			r = -2;
 		atomic_store(&sh->gate_closed, 1);
 	}
 	rp__unlock(&sh->rlock);
-	if (r < 0)
-		errno = EAGAIN;
-	return r;
+	errno = r == -2 ? EPIPE : EAGAIN;
+	return r < 0 ? -1 : r;
 }
 
 /* Has every reader gone (closed, exec'd with O_CLOEXEC, or died)? */
 bool rp__readers_gone(struct rp_end *e)
 {
-	struct pollfd p = { .fd = e->bell, .events = POLLOUT };
+	struct pollfd p = { .fd = e->gate, .events = POLLOUT };
 	int err = errno;
 	bool gone = poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 	errno = err;
@@ -322,10 +323,10 @@ bool rp__readers_gone_hint(struct rp_end *e)
  * blocked or ignored signal.  Returns 0 if a reader appeared after all. */
 int rp__raise_epipe(struct rp_end *e)
 {
-	if (write(e->bell, zeros, 1) < 0) {
-		if (errno == EAGAIN)
-			return 0;
-		return -1;
-	}
+	if (write(e->gate, zeros, 1) < 0)
+		return errno == EAGAIN ? 0 : -1;
+	/* A reader came back and got a stray byte in the gate: have it
+	 * drained, or the gate might stay shut with room in the ring. */
+	atomic_store(&e->sh->gate_closed, 1);
 	return 0;
 }

@@ -21,7 +21,8 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		errno = EINVAL;
 		goto out;
 	}
-	if (!e->held && rp__lock(&sh->wlock) < 0)
+	/* A second reserve by the same thread replaces the first. */
+	if (!rp__held_by_me(e) && rp__lock(&sh->wlock) < 0)
 		goto out;
 	e->held = 0;
 	for (;;) {
@@ -42,6 +43,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		}
 		if (e->ring.cap - (uint64_t)used >= n) {
 			e->held = 1;
+			e->held_tid = rp__self_tid();
 			e->held_pos = head;
 			e->held_len = n;
 			span = e->data + rp_ring_off(&e->ring, head);
@@ -108,7 +110,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 		goto out;
 	}
 	*np = 0;
-	if (!e->held && rp__lock(&sh->rlock) < 0)
+	if (!rp__held_by_me(e) && rp__lock(&sh->rlock) < 0)
 		goto out;
 	e->held = 0;
 	for (;;) {
@@ -121,6 +123,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 		}
 		if (used > 0) {
 			e->held = 1;
+			e->held_tid = rp__self_tid();
 			e->held_pos = tail;
 			e->held_len = (uint64_t)used;
 			*np = (size_t)used;
