@@ -142,7 +142,9 @@ TEST(eof_only_after_every_forked_writer_copy_closed)
 	CHECK(sh->t_exit > 0);          /* the read did block until the child exited */
 	CHECK(t1 - t0 >= 300);
 	CHECK(t1 - sh->t_exit < 100);   /* and woke promptly */
-	CHECK(!is_running(pid));
+	/* Not reaped yet (the exiting child may still be between closing its
+	 * files and becoming a zombie, so wait for that without reaping). */
+	wait_zombie(pid);
 	rp_wait_ok(pid);
 	CHECK(rp_close(e[0]) == 0);
 }
@@ -271,7 +273,7 @@ TEST(blocked_writer_gets_epipe_when_child_reader_exits)
 	CHECK(sh->t_exit > 0);   /* it blocked until the reader died */
 	CHECK(t1 - t0 >= 200);
 	CHECK(t1 - sh->t_exit < 100);
-	CHECK(!is_running(pid));
+	wait_zombie(pid);
 	rp_wait_ok(pid);
 	CHECK(rp_close(e[1]) == 0);
 }
@@ -549,5 +551,189 @@ TEST(forked_reader_copy_consumes_bytes_once)
 	CHECK(memcmp(buf, "456789", 6) == 0);
 	CHECK(rp_close(e[1]) == 0);
 	CHECK(rp_read(e[0], buf, sizeof buf) == 0);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/* LTP pipe13: N children blocked reading an empty pipe; the last writer
+ * closes: every one of them wakes with EOF (not just one). */
+TEST(last_writer_close_wakes_all_blocked_readers)
+{
+	alarm(20);
+	enum { N = 10 };
+	struct { _Atomic int ready; double t_ret[N]; long res[N]; } *sh = shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork_child();
+		if (pids[i] == 0) {
+			CHECK(rp_close(e[1]) == 0);
+			atomic_fetch_add(&sh->ready, 1);
+			char c;
+			sh->res[i] = (long)rp_read(e[0], &c, 1);
+			sh->t_ret[i] = rp_now_ms();
+			_exit(0);
+		}
+	}
+	CHECK(rp_close(e[0]) == 0);
+	while (atomic_load(&sh->ready) < N)
+		sleep_ms(1);
+	sleep_ms(200); /* let them all go to sleep */
+	double t_close = rp_now_ms();
+	CHECK(rp_close(e[1]) == 0);
+	for (int i = 0; i < N; i++)
+		rp_wait_ok(pids[i]);
+	for (int i = 0; i < N; i++) {
+		CHECK(sh->res[i] == 0);
+		CHECK(sh->t_ret[i] - t_close < 100);
+	}
+}
+
+/* N writers (children) blocked on a full ring; the last reader closes:
+ * every one of them wakes with EPIPE. */
+TEST(last_reader_close_wakes_all_blocked_writers)
+{
+	alarm(20);
+	enum { N = 8 };
+	struct { _Atomic int ready; double t_ret[N]; long res[N]; int err[N]; } *sh =
+		shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	size_t cap = rp_capacity(e[0]);
+	fill_pipe(e[1]);
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork_child();
+		if (pids[i] == 0) {
+			signal(SIGPIPE, SIG_IGN);
+			CHECK(rp_close(e[0]) == 0);
+			atomic_fetch_add(&sh->ready, 1);
+			errno = 0;
+			sh->res[i] = (long)rp_write(e[1], "x", 1);
+			sh->err[i] = errno;
+			sh->t_ret[i] = rp_now_ms();
+			_exit(0);
+		}
+	}
+	CHECK(rp_close(e[1]) == 0);
+	while (atomic_load(&sh->ready) < N)
+		sleep_ms(1);
+	sleep_ms(200);
+	CHECK(rp_nread(e[0]) == (ssize_t)cap); /* none of them got in */
+	double t_close = rp_now_ms();
+	CHECK(rp_close(e[0]) == 0);
+	for (int i = 0; i < N; i++)
+		rp_wait_ok(pids[i]);
+	for (int i = 0; i < N; i++) {
+		CHECK(sh->res[i] == -1);
+		CHECK(sh->err[i] == EPIPE);
+		CHECK(sh->t_ret[i] - t_close < 100);
+	}
+}
+
+/* Freeing room wakes a blocked writer in another process (no lost wakeup
+ * on the write side): a child blocked on a full ring completes as soon as
+ * the parent reads. */
+TEST(read_in_parent_wakes_writer_blocked_in_child)
+{
+	alarm(20);
+	struct { _Atomic int ready; double t_ret; long res; } *sh = shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	size_t cap = rp_capacity(e[0]);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(e[0]) == 0);
+		fill_pipe(e[1]);
+		atomic_store(&sh->ready, 1);
+		sh->res = (long)rp_write(e[1], "z", 1);
+		sh->t_ret = rp_now_ms();
+		_exit(0);
+	}
+	CHECK(rp_close(e[1]) == 0);
+	wait_flag(&sh->ready);
+	while (rp_nread(e[0]) != (ssize_t)cap)
+		sleep_ms(1);
+	sleep_ms(150);
+	CHECK(sh->t_ret == 0);
+	char buf[16];
+	double t_read = rp_now_ms();
+	CHECK(rp_read(e[0], buf, 1) == 1);
+	rp_wait_ok(pid);
+	CHECK(sh->res == 1);
+	CHECK(sh->t_ret - t_read < 100);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/* O_NONBLOCK is a property of the open end shared by its forked copies,
+ * as for a descriptor's open file description (N1, LTP pipe2_04): a child
+ * that sets it on its copy sets it for the parent's copy, and clears it. */
+TEST(nonblock_flag_shared_with_forked_copy)
+{
+	alarm(20);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_set_nonblock(e[0], 1) == 0);
+		_exit(0);
+	}
+	rp_wait_ok(pid);
+	char c;
+	CHECK_ERR(rp_read(e[0], &c, 1), EAGAIN); /* would block forever otherwise */
+	pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_set_nonblock(e[0], 0) == 0);
+		_exit(0);
+	}
+	rp_wait_ok(pid);
+	pid = fork_child();
+	if (pid == 0) {
+		sleep_ms(200);
+		CHECK(rp_write(e[1], "w", 1) == 1);
+		_exit(0);
+	}
+	double t0 = rp_now_ms();
+	CHECK(rp_read(e[0], &c, 1) == 1); /* blocking again: waits for the child */
+	CHECK(rp_now_ms() - t0 >= 150);
+	rp_wait_ok(pid);
+	CHECK(rp_close(e[0]) == 0);
+	CHECK(rp_close(e[1]) == 0);
+}
+
+/* A grandchild holds the last forked copy of the writer after its parent
+ * (the child) exits: still no EOF until the grandchild is gone. */
+TEST(eof_waits_for_grandchild_writer_copy)
+{
+	alarm(20);
+	struct { _Atomic int go; _Atomic pid_t gc; } *sh = shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(e[0]) == 0);
+		pid_t gc = fork();
+		CHECK(gc >= 0);
+		if (gc == 0) {
+			alarm(30);
+			wait_flag(&sh->go);
+			CHECK(rp_write(e[1], "g", 1) == 1);
+			_exit(0);
+		}
+		atomic_store(&sh->gc, gc);
+		_exit(0); /* the child's copy goes; the grandchild's stays */
+	}
+	CHECK(rp_close(e[1]) == 0);
+	rp_wait_ok(pid);
+	while (atomic_load(&sh->gc) == 0)
+		sleep_ms(1);
+	char c;
+	CHECK(rp_set_nonblock(e[0], 1) == 0);
+	CHECK_ERR(rp_read(e[0], &c, 1), EAGAIN);
+	CHECK(rp_set_nonblock(e[0], 0) == 0);
+	atomic_store(&sh->go, 1);
+	CHECK(rp_read(e[0], &c, 1) == 1);
+	CHECK(c == 'g');
+	CHECK(rp_read(e[0], &c, 1) == 0); /* the grandchild exited (reparented, reaped by init) */
 	CHECK(rp_close(e[0]) == 0);
 }

@@ -11,6 +11,7 @@
 #include <ringpipe.h>
 #include "layout.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -308,10 +309,68 @@ static UNUSED pid_t stop_lock_holder(const _Atomic uint32_t *lockw, const pid_t 
 	return -1;
 }
 
+/*
+ * If the case fails (CHECK exits at once), nothing would remove its named
+ * pipes: a janitor process waits until the case and all its children are
+ * gone (EOF on a pipe they all hold), then removes the directory, its
+ * FIFOs and their /dev/shm files.  It calls no library code.
+ */
+static UNUSED void janitor_clean(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			char p[512], s[512];
+			snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+			struct stat st;
+			if (lstat(p, &st) == 0 && S_ISFIFO(st.st_mode)) {
+				static const char *const sfx[] = { "", ".wake", ".gate" };
+				for (int i = 0; i < 3; i++) {
+					snprintf(s, sizeof s, "/dev/shm/ringpipe.%llx.%llu%s",
+						 (unsigned long long)st.st_dev,
+						 (unsigned long long)st.st_ino, sfx[i]);
+					unlink(s);
+				}
+			}
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static UNUSED void janitor(const char *dir)
+{
+	int p[2];
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		close(p[1]);
+		char c;
+		while (read(p[0], &c, 1) != 0)
+			;
+		janitor_clean(dir);
+		_exit(0);
+	}
+	close(p[0]); /* p[1] stays open for the life of the case */
+}
+
 static UNUSED char *make_tmpdir(char *buf, size_t n)
 {
 	snprintf(buf, n, "/tmp/rp_kill_XXXXXX");
 	CHECK(mkdtemp(buf) != NULL);
+	janitor(buf);
 	return buf;
 }
 
@@ -351,8 +410,58 @@ TEST(kill_writer_mid_transfer_reader_drains_then_eof)
 	double t_eof = rp_now_ms();
 	CHECK(r == 0);
 	CHECK(t_eof - t_kill < 100);
-	CHECK(is_zombie(pid)); /* dead, not reaped: EOF did not wait for waitpid */
+	/* EOF came without any waitpid: the child is dying or a zombie, and
+	 * becomes one without being reaped. */
+	wait_zombie(pid);
 	CHECK(rp_read(e[0], buf, sizeof buf) == 0);
+	wait_killed(pid);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/*
+ * A writer blocked on a full ring is killed -9.  The reader (SIGPIPE at its
+ * default action: a reader must never receive SIGPIPE) drains every byte
+ * that was written and then sees EOF within 100 ms of the kill.
+ */
+TEST(kill_blocked_writer_reader_drains_then_eof)
+{
+	alarm(20);
+	signal(SIGPIPE, SIG_DFL);
+	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	size_t cap = rp_capacity(e[0]);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(e[0]) == 0);
+		char *buf = malloc(cap + 1);
+		CHECK(buf != NULL);
+		for (size_t i = 0; i <= cap; i++)
+			buf[i] = (char)pat(i);
+		CHECK(rp_write(e[1], buf, cap) == (ssize_t)cap);
+		atomic_store(&sh->ready, 1);
+		rp_write(e[1], buf + cap, 1); /* blocks: the ring is full */
+		_exit(3);
+	}
+	CHECK(rp_close(e[1]) == 0);
+	wait_flag(&sh->ready);
+	while (rp_nread(e[0]) != (ssize_t)cap)
+		sleep_ms(1);
+	sleep_ms(100); /* let the writer go to sleep */
+	double t_kill = rp_now_ms();
+	CHECK(kill(pid, SIGKILL) == 0);
+	wait_zombie(pid); /* fully dead (not reaped) before the reader drains */
+	unsigned char buf[512];
+	uint64_t off = 0;
+	ssize_t r;
+	while ((r = rp_read(e[0], buf, sizeof buf)) > 0) {
+		check_pattern(buf, (size_t)r, off);
+		off += (uint64_t)r;
+	}
+	double t_eof = rp_now_ms();
+	CHECK(r == 0);
+	CHECK(off == cap);
+	CHECK(t_eof - t_kill < 100);
 	wait_killed(pid);
 	CHECK(rp_close(e[0]) == 0);
 }
@@ -391,7 +500,7 @@ TEST(kill_idle_writer_wakes_blocked_reader)
 	CHECK(r == 0);
 	CHECK(sh->t_kill > 0);
 	CHECK(t1 - sh->t_kill < 100);
-	CHECK(is_zombie(writer));
+	wait_zombie(writer);
 	rp_wait_ok(killer);
 	wait_killed(writer);
 	CHECK(rp_close(e[0]) == 0);
@@ -455,7 +564,7 @@ TEST(kill_reader_mid_transfer_writer_gets_epipe)
 	CHECK(sh->err == EPIPE);
 	CHECK(sh->t_err >= t_kill);
 	CHECK(sh->t_err - t_kill < 100);
-	CHECK(is_zombie(reader)); /* EPIPE came before the reader was reaped */
+	wait_zombie(reader); /* EPIPE came before the reader was reaped */
 	wait_killed(reader);
 }
 
@@ -496,7 +605,7 @@ TEST(kill_idle_reader_wakes_blocked_writer_with_epipe)
 	double t1 = rp_now_ms();
 	CHECK(sh->t_kill > 0);
 	CHECK(t1 - sh->t_kill < 100);
-	CHECK(is_zombie(reader));
+	wait_zombie(reader);
 	rp_wait_ok(killer);
 	wait_killed(reader);
 	free(buf);
@@ -572,7 +681,7 @@ TEST(kill_writer_inside_reserve_publishes_nothing)
 	double t1 = rp_now_ms();
 	CHECK(r == 0);
 	CHECK(t1 - t_kill < 100);
-	CHECK(is_zombie(pid));
+	wait_zombie(pid);
 	wait_killed(pid);
 	CHECK(rp_close(e[0]) == 0);
 }
@@ -896,4 +1005,86 @@ TEST(kill_reader_holding_lock_other_readers_continue)
 	munmap(hdr, RP_HDR_SIZE);
 	CHECK(rp_unlink(path) == 0);
 	rmdir(dir);
+}
+
+/* A reader killed between rp_read_peek and rp_read_consume consumed
+ * nothing of the peeked span: another reader gets those bytes. */
+TEST(kill_reader_between_peek_and_consume_leaves_data)
+{
+	alarm(20);
+	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	CHECK(rp_write(e[1], "abcdefgh", 8) == 8);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(e[1]) == 0);
+		size_t n = 0;
+		const char *p = rp_read_peek(e[0], &n);
+		CHECK(p != NULL && n == 8);
+		CHECK(memcmp(p, "abcdefgh", 8) == 0);
+		CHECK(rp_read_consume(e[0], 2) == 0); /* "ab" consumed for good */
+		p = rp_read_peek(e[0], &n);
+		CHECK(p != NULL && n == 6);
+		atomic_store(&sh->ready, 1);
+		for (;;)
+			pause();
+	}
+	wait_flag(&sh->ready);
+	CHECK(kill(pid, SIGKILL) == 0);
+	wait_zombie(pid);
+	char buf[16];
+	alarm(5);
+	CHECK(rp_read(e[0], buf, sizeof buf) == 6);
+	CHECK(memcmp(buf, "cdefgh", 6) == 0);
+	alarm(20);
+	CHECK(rp_close(e[1]) == 0);
+	CHECK(rp_read(e[0], buf, sizeof buf) == 0);
+	wait_killed(pid);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/* Several readers (children) blocked on an empty pipe; the only writer is
+ * killed -9: every reader wakes with EOF within 100 ms. */
+TEST(kill_writer_wakes_all_blocked_readers)
+{
+	alarm(20);
+	enum { N = 6 };
+	struct { _Atomic int ready; _Atomic int wready; double t_ret[N]; long res[N]; } *sh =
+		shared_mem(sizeof *sh);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	pid_t writer = fork_child();
+	if (writer == 0) {
+		CHECK(rp_close(e[0]) == 0);
+		atomic_store(&sh->wready, 1);
+		for (;;)
+			pause();
+	}
+	wait_flag(&sh->wready);
+	CHECK(rp_close(e[1]) == 0);
+	pid_t r[N];
+	for (int i = 0; i < N; i++) {
+		r[i] = fork_child();
+		if (r[i] == 0) {
+			atomic_fetch_add(&sh->ready, 1);
+			char c;
+			sh->res[i] = (long)rp_read(e[0], &c, 1);
+			sh->t_ret[i] = rp_now_ms();
+			_exit(0);
+		}
+	}
+	CHECK(rp_close(e[0]) == 0);
+	while (atomic_load(&sh->ready) < N)
+		sleep_ms(1);
+	sleep_ms(200);
+	double t_kill = rp_now_ms();
+	CHECK(kill(writer, SIGKILL) == 0);
+	for (int i = 0; i < N; i++)
+		rp_wait_ok(r[i]);
+	for (int i = 0; i < N; i++) {
+		CHECK(sh->res[i] == 0);
+		CHECK(sh->t_ret[i] - t_kill < 100);
+	}
+	wait_killed(writer);
 }

@@ -50,14 +50,57 @@ static UNUSED uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-/* Streaming FNV-1a 64. */
-#define FNV_INIT 0xcbf29ce484222325ULL
-static UNUSED uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+/*
+ * A streaming 64-bit checksum, word at a time (FNV-style multiply and
+ * xor-shift per 8 bytes), independent of how the stream is cut into chunks.
+ */
+struct shash { uint64_t h, acc; unsigned nacc; };
+
+static void sh_init(struct shash *s)
 {
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ULL;
-	return h;
+	s->h = 0xcbf29ce484222325ULL;
+	s->acc = 0;
+	s->nacc = 0;
+}
+
+static inline void sh_mix(struct shash *s, uint64_t w)
+{
+	s->h = (s->h ^ w) * 0x100000001b3ULL;
+	s->h ^= s->h >> 29;
+}
+
+static void sh_update(struct shash *s, const void *buf, size_t n)
+{
+	const unsigned char *p = buf;
+	while (n > 0 && (s->nacc != 0 || n < 8)) {
+		s->acc |= (uint64_t)*p++ << (8 * s->nacc);
+		n--;
+		if (++s->nacc == 8) {
+			sh_mix(s, s->acc);
+			s->acc = 0;
+			s->nacc = 0;
+		}
+	}
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		sh_mix(s, w);
+		p += 8;
+		n -= 8;
+	}
+	while (n > 0) {
+		s->acc |= (uint64_t)*p++ << (8 * s->nacc);
+		n--;
+		s->nacc++;
+	}
+}
+
+static uint64_t sh_final(const struct shash *s)
+{
+	uint64_t h = s->h;
+	if (s->nacc)
+		h = (h ^ s->acc ^ ((uint64_t)s->nacc << 56)) * 0x100000001b3ULL;
+	return h ^ (h >> 32);
 }
 
 /*
@@ -110,17 +153,19 @@ static UNUSED void stream_through(size_t capacity, uint64_t total, size_t max_wr
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		CHECK(rp_close(e[0]) == 0);
-		uint64_t off = 0, s = 42, h = FNV_INIT;
+		uint64_t off = 0, s = 42;
+		struct shash h;
+		sh_init(&h);
 		while (off < total) {
 			size_t n = 1 + rng_next(&s) % max_wr;
 			if (n > total - off)
 				n = (size_t)(total - off);
 			const unsigned char *src = pat + off % PAT_PERIOD;
 			write_all(e[1], src, n);
-			h = fnv1a(h, src, n);
+			sh_update(&h, src, n);
 			off += n;
 		}
-		sh->wsum = h;
+		sh->wsum = sh_final(&h);
 		sh->wtotal = off;
 		CHECK(rp_close(e[1]) == 0);
 		_exit(0);
@@ -128,7 +173,9 @@ static UNUSED void stream_through(size_t capacity, uint64_t total, size_t max_wr
 	CHECK(rp_close(e[1]) == 0);
 	unsigned char *buf = malloc(max_rd);
 	CHECK(buf != NULL);
-	uint64_t off = 0, s = 4242, h = FNV_INIT;
+	uint64_t off = 0, s = 4242;
+	struct shash h;
+	sh_init(&h);
 	for (;;) {
 		size_t want = 1 + rng_next(&s) % max_rd;
 		ssize_t r = rp_read(e[0], buf, want);
@@ -144,7 +191,7 @@ static UNUSED void stream_through(size_t capacity, uint64_t total, size_t max_wr
 			fprintf(stderr, "stream corrupt at byte %llu\n", (unsigned long long)(off + i));
 			CHECK(0);
 		}
-		h = fnv1a(h, buf, (size_t)r);
+		sh_update(&h, buf, (size_t)r);
 		off += (uint64_t)r;
 	}
 	rp_wait_ok(pid);
@@ -153,7 +200,7 @@ static UNUSED void stream_through(size_t capacity, uint64_t total, size_t max_wr
 		(unsigned long long)off, rp_capacity(e[0]), t1 - t0, off / ((t1 - t0) * 1e6));
 	CHECK(off == total);
 	CHECK(sh->wtotal == total);
-	CHECK(h == sh->wsum);
+	CHECK(sh_final(&h) == sh->wsum);
 	CHECK(rp_close(e[0]) == 0);
 	free(buf);
 	free(pat);
@@ -433,7 +480,9 @@ TEST(stress_zero_copy_stream_checksum)
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		CHECK(rp_close(e[0]) == 0);
-		uint64_t off = 0, s = 11, h = FNV_INIT;
+		uint64_t off = 0, s = 11;
+		struct shash h;
+		sh_init(&h);
 		while (off < total) {
 			size_t n = 1 + rng_next(&s) % cap;
 			if (n > total - off)
@@ -442,15 +491,17 @@ TEST(stress_zero_copy_stream_checksum)
 			CHECK(p != NULL);
 			memcpy(p, pat + off % PAT_PERIOD, n);
 			CHECK(rp_write_commit(e[1], n) == 0);
-			h = fnv1a(h, pat + off % PAT_PERIOD, n);
+			sh_update(&h, pat + off % PAT_PERIOD, n);
 			off += n;
 		}
-		sh->wsum = h;
+		sh->wsum = sh_final(&h);
 		CHECK(rp_close(e[1]) == 0);
 		_exit(0);
 	}
 	CHECK(rp_close(e[1]) == 0);
-	uint64_t off = 0, s = 12, h = FNV_INIT;
+	uint64_t off = 0, s = 12;
+	struct shash h;
+	sh_init(&h);
 	for (;;) {
 		size_t n = 0;
 		const unsigned char *p = rp_read_peek(e[0], &n);
@@ -466,13 +517,13 @@ TEST(stress_zero_copy_stream_checksum)
 				(unsigned long long)off);
 			CHECK(0);
 		}
-		h = fnv1a(h, p, k);
+		sh_update(&h, p, k);
 		CHECK(rp_read_consume(e[0], k) == 0);
 		off += k;
 	}
 	rp_wait_ok(pid);
 	CHECK(off == total);
-	CHECK(h == sh->wsum);
+	CHECK(sh_final(&h) == sh->wsum);
 	free(pat);
 	CHECK(rp_close(e[0]) == 0);
 }

@@ -1,0 +1,166 @@
+#!/bin/sh
+# Shell-level tests of the `ringpipe` command.  Each case_NAME function is
+# one ctest case (see tests/CMakeLists.txt): run as `test_tool.sh NAME`.
+# RINGPIPE is the binary under test.
+set -eu
+: "${RINGPIPE:?set RINGPIPE to the ringpipe binary}"
+T=$(mktemp -d /tmp/rp_tool.XXXXXX)
+cleanup() {
+	for f in "$T"/*; do [ -p "$f" ] && "$RINGPIPE" rm "$f" 2>/dev/null || :; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+case_mkfifo_creates_fifo_with_mode() {
+	"$RINGPIPE" mkfifo -m 0640 "$T/p"
+	[ -p "$T/p" ] || fail "no FIFO"
+	[ "$(stat -c %a "$T/p")" = 640 ] || fail "mode $(stat -c %a "$T/p")"
+}
+
+case_mkfifo_umask_filters_default_mode() {
+	(umask 027 && "$RINGPIPE" mkfifo "$T/p")
+	[ "$(stat -c %a "$T/p")" = 640 ] || fail "mode $(stat -c %a "$T/p")"
+}
+
+case_mkfifo_existing_path_fails() {
+	"$RINGPIPE" mkfifo "$T/p"
+	if "$RINGPIPE" mkfifo "$T/p" 2>"$T/err"; then fail "second mkfifo succeeded"; fi
+	grep -q "ringpipe: $T/p: File exists" "$T/err" || fail "message: $(cat "$T/err")"
+}
+
+case_mkfifo_bad_capacity_is_an_error() {
+	if "$RINGPIPE" mkfifo -s 12Q "$T/p" 2>"$T/err"; then fail "accepted 12Q"; fi
+	grep -q "invalid capacity" "$T/err" || fail "message: $(cat "$T/err")"
+	[ ! -e "$T/p" ] || fail "created anyway"
+}
+
+case_rm_removes_fifo_and_shm_files() {
+	"$RINGPIPE" mkfifo "$T/p"
+	ino=$(stat -c %i "$T/p")
+	ls /dev/shm | grep -q "ringpipe\..*\.$ino\$" || fail "no ring in /dev/shm"
+	"$RINGPIPE" rm "$T/p"
+	[ ! -e "$T/p" ] || fail "FIFO left"
+	if ls /dev/shm | grep -q "ringpipe\..*\.$ino"; then fail "shm files left"; fi
+}
+
+case_rm_refuses_non_ringpipe() {
+	mkfifo "$T/plain"
+	if "$RINGPIPE" rm "$T/plain" 2>"$T/err"; then fail "removed a plain FIFO"; fi
+	grep -q "ringpipe: $T/plain: not a ringpipe" "$T/err" || fail "message: $(cat "$T/err")"
+	[ -p "$T/plain" ] || fail "plain FIFO removed"
+}
+
+case_write_read_roundtrip_checksum() {
+	"$RINGPIPE" mkfifo -s 64K "$T/p"
+	head -c 50000000 /dev/urandom >"$T/in"
+	"$RINGPIPE" read "$T/p" >"$T/out" &
+	r=$!
+	"$RINGPIPE" write "$T/p" <"$T/in"
+	wait $r
+	[ "$(sha256sum <"$T/in")" = "$(sha256sum <"$T/out")" ] || fail "checksums differ"
+}
+
+case_read_exits_at_eof_with_status_zero() {
+	"$RINGPIPE" mkfifo "$T/p"
+	"$RINGPIPE" read "$T/p" >"$T/out" &
+	r=$!
+	printf 'hello\n' | "$RINGPIPE" write "$T/p"
+	wait $r || fail "read status $?"
+	[ "$(cat "$T/out")" = hello ] || fail "got $(cat "$T/out")"
+}
+
+case_write_dies_of_sigpipe_when_reader_goes() {
+	"$RINGPIPE" mkfifo -s 4K "$T/p"
+	"$RINGPIPE" read "$T/p" | head -c 10 >/dev/null &
+	set +e
+	head -c 10000000 /dev/zero | "$RINGPIPE" write "$T/p"
+	st=$?
+	set -e
+	wait
+	[ "$st" = 141 ] || fail "status $st, want 141 (SIGPIPE), as cat"
+}
+
+case_read_of_missing_path_names_it() {
+	if "$RINGPIPE" read "$T/none" 2>"$T/err"; then fail "succeeded"; fi
+	grep -q "ringpipe: $T/none: No such file or directory" "$T/err" || fail "message: $(cat "$T/err")"
+}
+
+case_progress_reports_bytes_on_stderr() {
+	"$RINGPIPE" mkfifo "$T/p"
+	"$RINGPIPE" read "$T/p" >/dev/null &
+	r=$!
+	head -c 1000000 /dev/zero | "$RINGPIPE" write --progress "$T/p" 2>"$T/err"
+	wait $r
+	grep -q "977K" "$T/err" || fail "progress: $(cat "$T/err")"
+}
+
+case_ls_shows_holders_and_roles() {
+	"$RINGPIPE" mkfifo "$T/p"
+	sleep 30 | "$RINGPIPE" write "$T/p" &
+	w=$!
+	"$RINGPIPE" read "$T/p" >/dev/null &
+	r=$!
+	sleep 0.5
+	"$RINGPIPE" ls "$T/p" >"$T/ls"
+	kill $r $w 2>/dev/null || true
+	grep -q "^$T/p .*[0-9]*/ringpipe:r" "$T/ls" || fail "no reader: $(cat "$T/ls")"
+	grep -q "[0-9]*/ringpipe:w" "$T/ls" || fail "no writer: $(cat "$T/ls")"
+	grep -q "$r/ringpipe:r" "$T/ls" || fail "reader pid $r missing: $(cat "$T/ls")"
+}
+
+case_ls_lists_anonymous_pipes() {
+	[ -n "${RP_EXAMPLES:-}" ] || fail "RP_EXAMPLES not set"
+	"$RP_EXAMPLES/blocked_writer" >/dev/null &
+	pid=$!
+	sleep 0.1
+	"$RINGPIPE" ls >"$T/ls"
+	wait $pid
+	grep -q "^anon:[0-9]* .*$pid/blocked_writer:w" "$T/ls" || fail "$(cat "$T/ls")"
+}
+
+case_stat_json_reports_queued_bytes_and_pids() {
+	"$RINGPIPE" mkfifo -s 64K "$T/p"
+	sleep 30 >"$T/p.hold" &
+	( printf '0123456789' ; sleep 30 ) | "$RINGPIPE" write "$T/p" &
+	"$RINGPIPE" read "$T/p" | { sleep 30; cat >/dev/null; } &
+	sleep 0.5
+	"$RINGPIPE" stat --json "$T/p" >"$T/json"
+	pkill -P $$ sleep 2>/dev/null || true
+	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["capacity"] == 65536, s
+assert s["queued"] + s["bytes_moved"] >= 10, s
+assert len(s["readers"]) == 1 and len(s["writers"]) == 1, s
+assert all(isinstance(h["pid"], int) and h["command"] == "ringpipe" for h in s["readers"] + s["writers"]), s
+PY
+}
+
+case_stat_on_plain_fifo_is_not_a_ringpipe() {
+	mkfifo "$T/plain"
+	if "$RINGPIPE" stat "$T/plain" 2>"$T/err"; then fail "succeeded"; fi
+	grep -q "not a ringpipe" "$T/err" || fail "message: $(cat "$T/err")"
+}
+
+case_top_draws_and_restores_terminal() {
+	command -v script >/dev/null || fail "script(1) (bsdutils) missing"
+	"$RINGPIPE" mkfifo "$T/p"
+	script -qec "$RINGPIPE top -n 2 -d 0.1" "$T/tty" >/dev/null </dev/null
+	grep -q "ringpipe top" "$T/tty" || fail "no frame"
+	grep -q "$(printf '\033\\[?1049l')" "$T/tty" || fail "terminal not restored"
+}
+
+case_unknown_command_fails_with_usage() {
+	if "$RINGPIPE" frobnicate 2>"$T/err"; then fail "succeeded"; fi
+	grep -q "unknown command 'frobnicate'" "$T/err" || fail "$(cat "$T/err")"
+}
+
+case_every_subcommand_has_help() {
+	for c in mkfifo rm ls stat read write top bench; do
+		"$RINGPIPE" $c --help | grep -q "usage: ringpipe $c" || fail "$c --help"
+	done
+}
+
+[ $# -eq 1 ] || { echo "usage: $0 CASE" >&2; exit 2; }
+"case_$1"

@@ -1,0 +1,118 @@
+/*
+ * main.c - the `ringpipe` command: dispatch and shared helpers.
+ */
+#define _GNU_SOURCE
+#include "tool.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *usage;
+} cmds[] = {
+	{ "mkfifo", rp_cmd_mkfifo, "mkfifo [-m MODE] [-s CAPACITY] PATH...   create named pipes" },
+	{ "rm",     rp_cmd_rm,     "rm [--stale] PATH...                     remove them" },
+	{ "ls",     rp_cmd_ls,     "ls [PATH...]                             list pipes and who holds them" },
+	{ "stat",   rp_cmd_stat,   "stat [--json] PATH                       one pipe in detail" },
+	{ "read",   rp_cmd_read,   "read [--progress] PATH                   copy the pipe to stdout until EOF" },
+	{ "write",  rp_cmd_write,  "write [--progress] PATH                  copy stdin into the pipe, then close" },
+	{ "top",    rp_cmd_top,    "top [-d SECONDS] [-n COUNT]              live view of all pipes" },
+	{ "bench",  rp_cmd_bench,  "bench [--json] [--quick]                 ringpipe against kernel pipes, side by side" },
+};
+
+void tool_err(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("ringpipe: ", stderr);
+	if (what)
+		fprintf(stderr, "%s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+const char *tool_strerror(int err)
+{
+	return err == EINVAL ? "not a ringpipe" : strerror(err);
+}
+
+bool tool_parse_size(const char *s, size_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return false;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || (shift && v > (~0ULL >> shift)))
+		return false;
+	*out = (size_t)(v << shift);
+	return true;
+}
+
+const char *tool_human(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTPE";
+	double d = (double)v;
+	int u = 0;
+	while (d >= 1024 && u < 6) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	else
+		snprintf(buf, len, d < 10 ? "%.1f%c" : "%.0f%c", d, units[u]);
+	return buf;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: ringpipe COMMAND [ARGS]\n\ncommands:\n", f);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %s\n", cmds[i].usage);
+	fputs("\n'ringpipe COMMAND --help' for one command; see ringpipe(1).\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		for (int a = 2; a < argc; a++) {
+			if (!strcmp(argv[a], "--"))
+				break;
+			if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+				printf("usage: ringpipe %s\n", cmds[i].usage);
+				return 0;
+			}
+		}
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
+	tool_err(NULL, "unknown command '%s'", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,71 @@
+/*
+ * tool.h - what the `ringpipe` command's subcommands share.
+ */
+#ifndef RP_TOOL_H
+#define RP_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+int rp_cmd_mkfifo(int argc, char **argv);
+int rp_cmd_rm(int argc, char **argv);
+int rp_cmd_ls(int argc, char **argv);
+int rp_cmd_stat(int argc, char **argv);
+int rp_cmd_read(int argc, char **argv);
+int rp_cmd_write(int argc, char **argv);
+int rp_cmd_top(int argc, char **argv);
+int rp_cmd_bench(int argc, char **argv);
+
+/* "ringpipe: <what>: <why>" on stderr. */
+void tool_err(const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The reason for errno, in the words a ringpipe user expects. */
+const char *tool_strerror(int err);
+/* "64K", "1M", "4096" -> bytes; false if malformed. */
+bool tool_parse_size(const char *s, size_t *out);
+/* 1536 -> "1.5K" */
+const char *tool_human(uint64_t bytes, char *buf, size_t len);
+
+/* What ls, stat and top know about one pipe. */
+struct tool_holder {
+	pid_t pid;
+	char comm[32];
+	char role;                 /* 'r', 'w' or '?' */
+};
+
+struct tool_pipe {
+	dev_t dev;                 /* the ring file: the pipe's identity */
+	ino_t ino;
+	bool named, valid;
+	char name[320];            /* the FIFO's path, or "anon:<inode>" */
+	char ring_path[320];       /* /dev/shm/... for named pipes */
+	uint64_t capacity, head, tail, created_ns;
+	uint32_t rd_sleepers, wr_sleepers;
+	uint64_t rd_blocked_ns, wr_blocked_ns;
+	struct tool_holder *holders;
+	size_t nholders;
+};
+
+struct tool_denied {
+	pid_t pid;
+	char comm[32];
+};
+
+struct tool_inventory {
+	struct tool_pipe *pipes;
+	size_t npipes;
+	struct tool_denied *denied;   /* processes we could not inspect */
+	size_t ndenied;
+};
+
+int tool_inventory_scan(struct tool_inventory *inv);
+void tool_inventory_free(struct tool_inventory *inv);
+/* The inventory entry for the named pipe at `path`, or NULL (errno set). */
+struct tool_pipe *tool_inventory_find(struct tool_inventory *inv, const char *path);
+size_t tool_count_role(const struct tool_pipe *p, char role);
+/* Remove ring files that no process holds and no FIFO names any more. */
+int tool_reap_stale(bool verbose);
+
+#endif
