@@ -50,5 +50,16 @@ clean:
 
 # The suite under valgrind memcheck (not part of `make test`: slow).
 test-valgrind: build
-	cd build && $(CTEST) $(CTEST_ARGS) -LE stress \
-	  -T memcheck --overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes"
+	cd build && $(CTEST) $(CTEST_ARGS) -LE stress -E '^test_tool\.' -T memcheck
+
+# The benchmark (not part of `make test`: timings): ringpipe against kernel
+# pipes and peers, then docs/bench.md and, if gnuplot is installed, docs/bench.svg.
+# `make bench BENCH_ARGS=--quick` for the 30-second version.
+.PHONY: bench
+BENCH_ARGS ?=
+bench: build
+	@echo "ringpipe bench $(BENCH_ARGS): full mode takes several minutes; keep the machine otherwise idle"
+	./build/ringpipe bench --json $(BENCH_ARGS) > build/bench.json 2> build/bench.log || { cat build/bench.log; exit 1; }
+	@cat build/bench.log
+	python3 scripts/bench_report.py --json build/bench.json --log build/bench.log \
+	  --command "ringpipe bench --json $(BENCH_ARGS)" --md docs/bench.md --svg docs/bench.svg

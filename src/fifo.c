@@ -62,6 +62,61 @@ static void unlink_companions(const struct names *n)
 	errno = err;
 }
 
+/*
+ * Make a companion FIFO with mode `m` exactly (not filtered by the umask),
+ * without ever following a symlink that someone slipped in meanwhile:
+ * /dev/shm is a shared, world-writable directory.
+ */
+static int make_companion(const char *path, mode_t m)
+{
+	char proc[32];
+	struct stat st;
+
+	if (mkfifo(path, 0600) < 0)
+		return -1;
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int r = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? chmod(proc, m) : -1;
+	int err = errno;
+	close(fd);
+	errno = err;
+	return r;
+}
+
+/* Open a companion FIFO; anything else where it should be is damage. */
+static int open_companion(const char *path, int flags)
+{
+	struct stat st;
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP || errno == ENXIO)
+			errno = EINVAL;
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+/* A write-only, non-blocking end of a companion that may have no reader
+ * yet: hold a reader of our own (O_RDWR) just for the open. */
+static int open_companion_wronly(const char *path)
+{
+	int rw = open_companion(path, O_RDWR);
+	if (rw < 0)
+		return -1;
+	int fd = open_companion(path, O_WRONLY | O_NONBLOCK);
+	int err = errno;
+	close(rw);
+	errno = err;
+	return fd;
+}
+
 int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
 {
 	uint64_t cap = rp__capacity_round(capacity);
@@ -85,7 +140,7 @@ int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
 		snprintf(abspath, sizeof(abspath), "%s", path);
 	/* Leftovers of an earlier FIFO that had this inode number. */
 	unlink_companions(&n);
-	fd = open(n.ring, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open(n.ring, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail_fifo;
 	/* Reserve the memory now: ENOSPC here beats SIGBUS later. */
@@ -95,8 +150,7 @@ int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
 	}
 	if (rp__shared_init(fd, cap, st.st_dev, st.st_ino, abspath) < 0 ||
 	    fchmod(fd, m) < 0 ||
-	    mkfifo(n.wake, 0600) < 0 || chmod(n.wake, m) < 0 ||
-	    mkfifo(n.gate, 0600) < 0 || chmod(n.gate, m) < 0)
+	    make_companion(n.wake, m) < 0 || make_companion(n.gate, m) < 0)
 		goto fail_all;
 	close(fd);
 	return 0;
@@ -221,7 +275,7 @@ rp_end *rp_open(const char *path, int flags)
 	if (!(e = rp__end_alloc()))
 		return NULL;
 	e->named = 1;
-	e->shm_fd = open(n.ring, O_RDWR | O_CLOEXEC);
+	e->shm_fd = open(n.ring, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (e->shm_fd < 0 || rp__map(e, e->shm_fd) < 0)
 		goto fail;
 	if (e->sh->fifo_dev != (uint64_t)st.st_dev ||
@@ -233,16 +287,16 @@ rp_end *rp_open(const char *path, int flags)
 		goto fail;
 	/* Companions first, the path last: its open may block for a partner. */
 	if (acc == O_RDONLY) {
-		e->wake = open(n.wake, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-		e->gate = open(n.gate, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		e->wake = open_companion(n.wake, O_RDWR | O_NONBLOCK);
+		e->gate = open_companion(n.gate, O_RDONLY | O_NONBLOCK);
 		if (e->wake < 0 || e->gate < 0)
 			goto fail;
 		e->bell = open(path, O_RDONLY | O_CLOEXEC | nb);
 		if (e->bell < 0 || (nb && clear_nonblock(e->bell) < 0))
 			goto fail;
 	} else {
-		e->wake = open(n.wake, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		e->gate = rp__fd_wronly_nonblock(n.gate, 1);
+		e->wake = open_companion(n.wake, O_RDONLY | O_NONBLOCK);
+		e->gate = open_companion_wronly(n.gate);
 		if (e->wake < 0 || clear_nonblock(e->wake) < 0 || e->gate < 0)
 			goto fail;
 		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);

@@ -47,6 +47,7 @@ struct rp_end {
 	size_t map_len;
 	struct rp_ring ring;          /* private, validated copy of the geometry */
 	int shm_fd;
+	uint64_t ring_dev, ring_ino;   /* identity of the ring file, for lock checks */
 	int bell, wake, gate;
 	int drain;                    /* readers: the bell again, non-blocking */
 	int named;
@@ -62,6 +63,14 @@ struct rp_end {
 	uint64_t held_len;
 	struct rp_end *next_free;
 };
+
+/* Is anything queued?  (Corrupt indices count as "yes": the caller's
+ * validation then reports EIO.) */
+static inline bool rp__has_data(const struct rp_end *e)
+{
+	return atomic_load_explicit(&e->sh->head, memory_order_acquire) !=
+	       atomic_load_explicit(&e->sh->tail, memory_order_relaxed);
+}
 
 /* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
 struct rp_end *rp__end_alloc(void);
@@ -80,7 +89,7 @@ void rp__unmap(struct rp_end *e);
 uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
 
 /* lock.c: the writers' and readers' locks in shared memory. */
-int rp__lock(_Atomic uint32_t *word);               /* 0, or -1 EDEADLK */
+int rp__lock(struct rp_end *e, _Atomic uint32_t *word); /* 0, or -1 EDEADLK */
 bool rp__trylock(_Atomic uint32_t *word);
 void rp__unlock(_Atomic uint32_t *word);
 void rp__lock_atfork_child(void);
@@ -98,6 +107,7 @@ int rp__wait_writable(struct rp_end *e, uint64_t need); /* READY, GONE, -1 */
 void rp__wake_readers(struct rp_end *e);
 void rp__wake_writers(struct rp_end *e);
 int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
+void rp__reader_emptied(struct rp_end *e);
 int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
 bool rp__readers_gone(struct rp_end *e);
 bool rp__readers_gone_hint(struct rp_end *e); /* cheap; true: none left */
@@ -108,7 +118,6 @@ uint64_t rp__now_ns(void);
 uint64_t rp__coarse_ns(void);
 
 /* fd helpers (shm.c) */
-int rp__fd_wronly_nonblock(const char *fifo, int cloexec);
 int rp__reopen(int fd);                     /* a new OFD for the same file */
 int rp__reopen_fifo(int fd, int flags);
 int rp__swap_rdwr(int *fd);

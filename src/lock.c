@@ -5,7 +5,8 @@
  * sleeps on it.  Uncontended lock and unlock are one atomic each, no
  * system call.  A holder can be killed at any instant, so a waiter never
  * sleeps longer than LOCK_RECHECK_NS without asking /proc whether the holder
- * still exists; a dead (or zombie) holder's lock is taken over.  That is safe
+ * still exists (and maps the ring); a dead (or zombie) holder's lock is
+ * taken over.  That is safe
  * because nothing a holder does becomes visible before it publishes head or
  * tail, which is its last act under the lock.
  */
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +42,34 @@ uint32_t rp__self_tid(void)
 void rp__lock_atfork_child(void)
 {
 	my_tid = 0;
+}
+
+/*
+ * Does thread `tid` map the ring (dev, ino)?  A lock word is only a number
+ * in shared memory: a hostile or confused peer may write the id of some
+ * unrelated live process there.  A real holder maps the ring; anything
+ * else is an impostor and its "lock" is taken over.  If we may not read
+ * the maps (another user's process), we give it the benefit of the doubt.
+ */
+static bool holder_maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
+{
+	char path[40], line[512];
+	snprintf(path, sizeof(path), "/proc/%u/maps", tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return errno != ENOENT && errno != ESRCH;
+	bool found = false;
+	unsigned maj, min;
+	unsigned long long inode;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &inode) == 3)
+			found = inode == ino && makedev(maj, min) == dev;
+		/* A long path may split a line: skip its tail. */
+		while (!strchr(line, '\n') && fgets(line, sizeof(line), f))
+			;
+	}
+	fclose(f);
+	return found;
 }
 
 /* Is thread `tid` gone (no such task, or a zombie)? */
@@ -67,7 +97,7 @@ static bool holder_dead(uint32_t tid)
 	return p[2] == 'Z' || p[2] == 'X';
 }
 
-int rp__lock(_Atomic uint32_t *word)
+int rp__lock(struct rp_end *e, _Atomic uint32_t *word)
 {
 	uint32_t me = self();
 	uint32_t cur = 0;
@@ -98,9 +128,12 @@ int rp__lock(_Atomic uint32_t *word)
 				 &ts, NULL, 0);
 		if (r < 0 && errno == ETIMEDOUT) {
 			uint32_t held = atomic_load(word);
+			uint32_t tid = held & LOCK_TID;
 			if ((held & LOCK_TID) == (cur & LOCK_TID) &&
-			    holder_dead(held & LOCK_TID)) {
-				/* Take over from the dead: one waiter wins the CAS. */
+			    (holder_dead(tid) ||
+			     !holder_maps_ring(tid, e->ring_dev, e->ring_ino))) {
+				/* Take over from the dead (or an impostor): one
+				 * waiter wins the CAS. */
 				if (atomic_compare_exchange_strong(word, &held,
 						me | LOCK_WAITERS))
 					return 0;

@@ -85,7 +85,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	 * another thread's reservation makes us wait for its commit. */
 	if (rp__held_by_me(e))
 		e->held = 0;
-	else if (rp__lock(&sh->wlock) < 0)
+	else if (rp__lock(e, &sh->wlock) < 0)
 		return -1;
 	for (;;) {
 		if (rp__readers_gone_hint(e)) {
@@ -128,7 +128,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			err = errno;
 			goto fail_unlocked;
 		}
-		if (rp__lock(&sh->wlock) < 0) {
+		if (rp__lock(e, &sh->wlock) < 0) {
 			err = errno;
 			goto fail_unlocked;
 		}
@@ -163,7 +163,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	/* A plain read releases this thread's outstanding peek. */
 	if (rp__held_by_me(e))
 		e->held = 0;
-	else if (rp__lock(&sh->rlock) < 0)
+	else if (rp__lock(e, &sh->rlock) < 0)
 		return -1;
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
@@ -180,13 +180,8 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 				    e->data + rp_ring_off(&e->ring, tail), n);
 			atomic_store_explicit(&sh->tail, tail + n,
 					      memory_order_release);
-			/* Emptied it while someone polls: keep poll(2) exact. */
-			if (e->polled && n == (uint64_t)used &&
-			    !atomic_load_explicit(&sh->rd_armed, memory_order_relaxed)) {
-				int saved = errno;
-				rp__poll_arm_reader(e);
-				errno = saved;
-			}
+			if (n == (uint64_t)used)
+				rp__reader_emptied(e);
 			rp__unlock(&sh->rlock);
 			rp__wake_writers(e);
 			return (ssize_t)n;
@@ -207,7 +202,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			return -1;
 		/* No writer left: what is still queued is read before EOF. */
 		writers_gone = r == RP_WAIT_GONE;
-		if (rp__lock(&sh->rlock) < 0)
+		if (rp__lock(e, &sh->rlock) < 0)
 			return -1;
 	}
 	rp__unlock(&sh->rlock);
@@ -270,7 +265,7 @@ int rp_fileno(rp_end *h)
 		/* From now on somebody may poll: drop stale tokens, arm. */
 		e->polled = 1;
 		int saved = errno;
-		if (rp__lock(&e->sh->rlock) == 0) {
+		if (rp__lock(e, &e->sh->rlock) == 0) {
 			rp__poll_arm_reader(e);
 			rp__unlock(&e->sh->rlock);
 		}

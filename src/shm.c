@@ -106,6 +106,8 @@ int rp__map(struct rp_end *e, int fd)
 		return -1;
 	}
 	e->sh = (struct rp_shared *)base;
+	e->ring_dev = st.st_dev;
+	e->ring_ino = st.st_ino;
 	e->data = base + RP_HDR_SIZE;
 	e->map_len = len;
 	/* Geometry comes from our validated copy, never from the live page. */
@@ -179,21 +181,4 @@ int rp__reopen_fifo(int fd, int flags)
 	char path[32];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	return open(path, flags | O_CLOEXEC);
-}
-
-/*
- * A write-only, non-blocking descriptor for a FIFO that may have no reader:
- * plain O_WRONLY|O_NONBLOCK would fail with ENXIO, so hold a reader of our
- * own (O_RDWR, which Linux allows on a FIFO) just for the open.
- */
-int rp__fd_wronly_nonblock(const char *fifo, int cloexec)
-{
-	int rw = open(fifo, O_RDWR | O_CLOEXEC);
-	if (rw < 0)
-		return -1;
-	int fd = open(fifo, O_WRONLY | O_NONBLOCK | (cloexec ? O_CLOEXEC : 0));
-	int err = errno;
-	close(rw);
-	errno = err;
-	return fd;
 }

@@ -26,6 +26,7 @@
 #define SPIN_NS_DEFAULT 20000
 #define PROBE_NS        10000000ULL   /* writers re-check readers this often */
 #define MAX_TOKENS      64
+#define TRYLOCK_SPIN_NS 100000        /* see trylock_briefly() */
 
 static uint64_t spin_ns = SPIN_NS_DEFAULT;
 static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
@@ -74,12 +75,6 @@ static void count_down(_Atomic uint32_t *c)
 		;
 }
 
-static bool has_data(struct rp_end *e)
-{
-	return atomic_load_explicit(&e->sh->head, memory_order_acquire) !=
-	       atomic_load_explicit(&e->sh->tail, memory_order_relaxed);
-}
-
 /* Free space, or everything when the indices are corrupt (the caller's
  * validation then reports EIO). */
 static uint64_t free_space(struct rp_end *e)
@@ -113,7 +108,7 @@ static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_
 static bool readable(struct rp_end *e, uint64_t unused)
 {
 	(void)unused;
-	return has_data(e);
+	return rp__has_data(e);
 }
 
 static bool writable(struct rp_end *e, uint64_t need)
@@ -206,13 +201,32 @@ void rp__wake_writers(struct rp_end *e)
 	errno = err;
 }
 
+/* Writers hold their lock only for a copy and a wakeup, so a short spin
+ * usually gets it; a reservation can hold it for long, so give up soon. */
+static bool trylock_briefly(_Atomic uint32_t *word)
+{
+	uint64_t until = 0;
+	for (unsigned i = 0;; i++) {
+		if (rp__trylock(word))
+			return true;
+		if ((i & 63) == 0) {
+			uint64_t now = rp__now_ns();
+			if (!until)
+				until = now + TRYLOCK_SPIN_NS;
+			else if (now > until)
+				return false;
+		}
+		cpu_relax();
+	}
+}
+
 /*
  * A non-blocking reader found the ring empty: make rp_fileno exact for
  * poll(2).  Under the writers' lock no data can be published, so if the
  * ring is still empty every token in the bell is stale: drain them, and
- * arm, so that the next publisher drops exactly one.  If a writer holds
- * the lock we cannot tell, and leave the tokens (a spurious wakeup at
- * worst, never a lost one).
+ * arm, so that the next publisher drops exactly one.  If a writer keeps
+ * the lock (a reservation) we cannot tell, and leave the tokens (a
+ * spurious wakeup at worst, never a lost one).
  */
 int rp__poll_arm_reader(struct rp_end *e)
 {
@@ -220,17 +234,17 @@ int rp__poll_arm_reader(struct rp_end *e)
 	char buf[MAX_TOKENS];
 	struct iovec v = { buf, sizeof(buf) };
 
-	if (!rp__trylock(&sh->wlock)) {
+	if (!trylock_briefly(&sh->wlock)) {
 		atomic_store(&sh->rd_armed, 1);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (has_data(e))
+		if (rp__has_data(e))
 			return RP_WAIT_READY;
 		errno = EAGAIN;
 		return -1;
 	}
 	int r;
 	for (;;) {
-		if (has_data(e)) {
+		if (rp__has_data(e)) {
 			r = RP_WAIT_READY;
 			break;
 		}
@@ -254,6 +268,18 @@ int rp__poll_arm_reader(struct rp_end *e)
 	return r;
 }
 
+/* A reader (holding the readers' lock) emptied the ring: if somebody polls
+ * this end, drop the now stale tokens so poll(2) stays exact. */
+void rp__reader_emptied(struct rp_end *e)
+{
+	if (!e->polled || rp__has_data(e) ||
+	    atomic_load_explicit(&e->sh->rd_armed, memory_order_relaxed))
+		return;
+	int saved = errno;
+	rp__poll_arm_reader(e);
+	errno = saved;
+}
+
 /*
  * A non-blocking writer found no room: make rp_fileno stop polling
  * writable.  Under the readers' lock no room can appear, so the gate is
@@ -264,7 +290,7 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 {
 	struct rp_shared *sh = e->sh;
 
-	if (!rp__trylock(&sh->rlock)) {
+	if (!trylock_briefly(&sh->rlock)) {
 		errno = EAGAIN;
 		return writable(e, need) ? RP_WAIT_READY : -1;
 	}

@@ -22,7 +22,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		goto out;
 	}
 	/* A second reserve by the same thread replaces the first. */
-	if (!rp__held_by_me(e) && rp__lock(&sh->wlock) < 0)
+	if (!rp__held_by_me(e) && rp__lock(e, &sh->wlock) < 0)
 		goto out;
 	e->held = 0;
 	for (;;) {
@@ -37,7 +37,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			rp__unlock(&sh->wlock);
 			if (rp__raise_epipe(e) < 0)
 				goto out;
-			if (rp__lock(&sh->wlock) < 0)
+			if (rp__lock(e, &sh->wlock) < 0)
 				goto out;
 			continue;
 		}
@@ -62,7 +62,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		} else if (r < 0) {
 			goto out;
 		}
-		if (rp__lock(&sh->wlock) < 0)
+		if (rp__lock(e, &sh->wlock) < 0)
 			goto out;
 	}
 	int err = errno;
@@ -110,7 +110,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 		goto out;
 	}
 	*np = 0;
-	if (!rp__held_by_me(e) && rp__lock(&sh->rlock) < 0)
+	if (!rp__held_by_me(e) && rp__lock(e, &sh->rlock) < 0)
 		goto out;
 	e->held = 0;
 	for (;;) {
@@ -148,7 +148,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 		if (r < 0)
 			goto out;
 		writers_gone = r == RP_WAIT_GONE;
-		if (rp__lock(&sh->rlock) < 0)
+		if (rp__lock(e, &sh->rlock) < 0)
 			goto out;
 	}
 	int err = errno;

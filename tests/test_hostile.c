@@ -552,6 +552,7 @@ TEST(scribbled_lock_words_calls_complete_or_fail_cleanly)
 		poke32(h.shm, OFF(wlock), garbage[i]);
 		poke32(h.shm, OFF(rlock), garbage[i]);
 		char buf[64];
+		fprintf(stderr, "lock words = 0x%08x; a hang here dies by SIGALRM\n", garbage[i]);
 		double t0 = rp_now_ms();
 		alarm(5);
 		errno = 0;
@@ -646,4 +647,114 @@ TEST(dead_holder_in_writer_lock_does_not_block_writers)
 	rp_wait_ok(pid);
 	CHECK(rp_close(r) == 0);
 	hp_clean(&h);
+}
+
+/* Lock words that name a live process which has nothing to do with the
+ * pipe (init, and a sleeping child that never opened it) are garbage too:
+ * the calls complete or fail cleanly within a few seconds, no hang. */
+TEST(scribbled_lock_word_naming_unrelated_live_process_no_hang)
+{
+	alarm(20);
+	struct hp h;
+	hp_make(&h, 0);
+	pid_t idle = fork();
+	CHECK(idle >= 0);
+	if (idle == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(30);
+		for (;;)
+			pause();
+	}
+	rp_end *r, *w;
+	hp_open_pair(&h, &r, &w, 0);
+	const uint32_t live[] = { 1, (uint32_t)idle, (uint32_t)idle | 0x80000000u };
+	for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+		poke32(h.shm, OFF(wlock), live[i]);
+		poke32(h.shm, OFF(rlock), live[i]);
+		char buf[64];
+		fprintf(stderr, "lock words = 0x%08x (a live process); a hang here dies by SIGALRM\n",
+			live[i]);
+		alarm(5);
+		errno = 0;
+		ssize_t wr = rp_write(w, "livelock", 8);
+		int werr = errno;
+		errno = 0;
+		ssize_t rd = rp_read(r, buf, sizeof buf);
+		int rerr = errno;
+		alarm(0);
+		CHECK(wr == 8 || (wr == -1 && werr != 0));
+		CHECK(rd >= 0 || (rd == -1 && rerr != 0));
+	}
+	hp_close_pair(r, w);
+	kill(idle, SIGKILL);
+	waitpid(idle, NULL, 0);
+	hp_clean(&h);
+}
+
+/* The identity fields are validated once, at open: scribbling them while
+ * ends are open must not crash the I/O that follows (it may go on using the
+ * validated copy, or fail cleanly). */
+TEST(scribbled_identity_with_ends_open_no_crash)
+{
+	alarm(20);
+	struct hp h;
+	hp_make(&h, 4096);
+	rp_end *r, *w;
+	hp_open_pair(&h, &r, &w, 0);
+	poke64(h.shm, OFF(magic), 0);
+	poke32(h.shm, OFF(version), 0xffffffffu);
+	poke32(h.shm, OFF(hdr_size), 1);
+	poke64(h.shm, OFF(capacity), (uint64_t)1 << 60);
+	static char big[3 * 4096], out[3 * 4096];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)(i * 7);
+	alarm(5);
+	/* 3 rounds of 3000 bytes through the 4096-byte ring: crosses the wrap */
+	for (int round = 0; round < 3; round++) {
+		errno = 0;
+		ssize_t wr = rp_write(w, big + round * 3000, 3000);
+		if (wr == -1) {
+			CHECK(errno != 0);
+			break;
+		}
+		CHECK(wr == 3000);
+		size_t got = 0;
+		while (got < 3000) {
+			ssize_t n = rp_read(r, out + got, 3000 - got);
+			if (n == -1) {
+				CHECK(errno != 0);
+				break;
+			}
+			CHECK(n > 0);
+			got += (size_t)n;
+		}
+		if (got == 3000)
+			CHECK(memcmp(out, big + round * 3000, 3000) == 0);
+	}
+	alarm(0);
+	CHECK(rp_capacity(r) == 4096); /* the validated copy, not the scribble */
+	hp_close_pair(r, w);
+	hp_clean(&h);
+}
+
+/* The companion FIFOs of a named pipe missing or replaced by a regular
+ * file: rp_open fails with EINVAL, without hanging. */
+TEST(open_with_damaged_companion_fifos_einval)
+{
+	alarm(20);
+	static const char *const sfx[] = { ".wake", ".gate" };
+	for (int i = 0; i < 2; i++) {
+		struct hp h;
+		hp_make(&h, 0);
+		char comp[300];
+		snprintf(comp, sizeof comp, "%s%s", h.shm, sfx[i]);
+		CHECK(unlink(comp) == 0);
+		expect_open_einval(h.path);
+		int fd = open(comp, O_CREAT | O_EXCL | O_WRONLY, 0600);
+		CHECK(fd >= 0);
+		close(fd);
+		expect_open_einval(h.path);
+		unlink(comp);
+		hp_clean(&h);
+	}
 }

@@ -847,3 +847,260 @@ TEST(no_shm_leak_after_failed_opens)
 	CHECK(shm_count(pfx) == 0);
 	tmp_clean(&t);
 }
+
+static _Atomic int usr1_seen;
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_store(&usr1_seen, 1);
+}
+
+/* Send SIGUSR1 to `target` after `ms` milliseconds, from a child. */
+static UNUSED pid_t signal_later(pid_t target, double ms)
+{
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		sleep_ms(ms);
+		kill(target, SIGUSR1);
+		_exit(0);
+	}
+	return pid;
+}
+
+/* A blocking open waiting for its partner, interrupted by a handler
+ * without SA_RESTART: NULL with EINTR (F3); for readers and writers. */
+TEST(blocking_open_interrupted_by_signal_eintr)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = 0; /* no SA_RESTART */
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	static const int modes[] = { O_RDONLY, O_WRONLY };
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&usr1_seen, 0);
+		pid_t k = signal_later(getpid(), 200);
+		double t0 = rp_now_ms();
+		errno = 0;
+		rp_end *e = rp_open(t.path, modes[i]);
+		int err = errno;
+		double t1 = rp_now_ms();
+		CHECK(e == NULL);
+		CHECK(err == EINTR);
+		CHECK(atomic_load(&usr1_seen));
+		CHECK(t1 - t0 >= 150);
+		rp_wait_ok(k);
+	}
+	/* nothing half-open is left behind: a nonblocking writer still sees no reader */
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENXIO);
+	tmp_clean(&t);
+}
+
+/* With SA_RESTART the interrupted open restarts and completes when the
+ * partner finally opens. */
+TEST(blocking_open_restarts_under_sa_restart)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	atomic_store(&usr1_seen, 0);
+	pid_t k = signal_later(getpid(), 150);
+	pid_t w = fork_child();
+	if (w == 0) {
+		sleep_ms(400);
+		rp_end *we = rp_open(t.path, O_WRONLY);
+		CHECK(we != NULL);
+		CHECK(rp_write(we, "r", 1) == 1);
+		CHECK(rp_close(we) == 0);
+		_exit(0);
+	}
+	double t0 = rp_now_ms();
+	rp_end *r = rp_open(t.path, O_RDONLY);
+	double t1 = rp_now_ms();
+	CHECK(r != NULL);
+	CHECK(atomic_load(&usr1_seen));
+	CHECK(t1 - t0 >= 350);
+	char c;
+	CHECK(rp_read(r, &c, 1) == 1 && c == 'r');
+	CHECK(rp_read(r, &c, 1) == 0);
+	rp_wait_ok(k);
+	rp_wait_ok(w);
+	CHECK(rp_close(r) == 0);
+	tmp_clean(&t);
+}
+
+/* A capacity above RP_MAX_CAPACITY: EINVAL, and nothing is created. */
+TEST(mkfifo_capacity_too_large_einval_creates_nothing)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK_ERR(rp_mkfifo(t.path, 0600, RP_MAX_CAPACITY + 1), EINVAL);
+	CHECK_ERR(rp_mkfifo(t.path, 0600, (size_t)-1), EINVAL);
+	struct stat st;
+	CHECK(lstat(t.path, &st) == -1 && errno == ENOENT);
+	tmp_clean(&t);
+}
+
+/* rp_unlink with ends open, then rp_mkfifo at the same path: the new pipe
+ * is a different pipe; the old ends keep talking only to each other. */
+TEST(mkfifo_again_after_unlink_is_independent_pipe)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r1 = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r1 != NULL);
+	rp_end *w1 = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	CHECK(w1 != NULL);
+	CHECK(rp_unlink(t.path) == 0);
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r2 = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r2 != NULL);
+	rp_end *w2 = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	CHECK(w2 != NULL);
+	CHECK(rp_write(w1, "old", 3) == 3);
+	CHECK(rp_write(w2, "new!", 4) == 4);
+	char buf[16];
+	CHECK(rp_read(r1, buf, sizeof buf) == 3);
+	CHECK(memcmp(buf, "old", 3) == 0);
+	CHECK(rp_read(r2, buf, sizeof buf) == 4);
+	CHECK(memcmp(buf, "new!", 4) == 0);
+	CHECK(rp_close(w1) == 0);
+	CHECK(rp_read(r1, buf, sizeof buf) == 0);   /* old pipe: EOF */
+	CHECK_ERR(rp_read(r2, buf, sizeof buf), EAGAIN); /* new pipe: writer alive */
+	CHECK(rp_close(r1) == 0);
+	CHECK(rp_close(w2) == 0);
+	CHECK(rp_close(r2) == 0);
+	tmp_clean(&t);
+}
+
+/* A named pipe removed with plain unlink(2) (not rp_unlink) leaves its
+ * /dev/shm files behind; a new rp_mkfifo at the same path usually gets the
+ * same inode number, so the same /dev/shm names.  The new pipe must start
+ * clean (empty, its own capacity), and old ends still open must keep
+ * talking only to each other. */
+TEST(mkfifo_over_stale_shm_of_reused_inode_starts_clean)
+{
+	alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 4096) == 0);
+	char old_pfx[128];
+	shm_prefix(t.path, old_pfx, sizeof old_pfx);
+	/* a pipe that is gone but left data and files behind */
+	rp_end *r0 = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r0 != NULL);
+	rp_end *w0 = rp_open(t.path, O_WRONLY);
+	CHECK(w0 != NULL);
+	CHECK(rp_write(w0, "stale", 5) == 5);
+	CHECK(rp_close(w0) == 0);
+	CHECK(rp_close(r0) == 0);
+	CHECK(unlink(t.path) == 0);
+	CHECK(shm_count(old_pfx) == 3);
+
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	char new_pfx[128];
+	shm_prefix(t.path, new_pfx, sizeof new_pfx);
+	if (strcmp(old_pfx, new_pfx) != 0)
+		fprintf(stderr, "note: inode not reused (%s vs %s)\n", old_pfx, new_pfx);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	CHECK(rp_capacity(r) == RP_DEFAULT_CAPACITY);
+	CHECK(rp_nread(r) == 0);
+	char buf[16];
+	CHECK(rp_read(r, buf, sizeof buf) == 0);
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK_ERR(rp_read(r, buf, sizeof buf), EAGAIN);
+	CHECK(rp_write(w, "fresh", 5) == 5);
+	CHECK(rp_read(r, buf, sizeof buf) == 5);
+	CHECK(memcmp(buf, "fresh", 5) == 0);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	CHECK(rp_unlink(t.path) == 0);
+	if (strcmp(old_pfx, new_pfx) != 0) {
+		char p[300];
+		static const char *const sfx[] = { "", ".wake", ".gate" };
+		for (int i = 0; i < 3; i++) {
+			snprintf(p, sizeof p, "/dev/shm/%s%s", old_pfx, sfx[i]);
+			unlink(p);
+		}
+	}
+	tmp_clean(&t);
+}
+
+/* The same while the old pipe is still in use: removed with unlink(2),
+ * its ends open in a child; a new pipe made at the path (same inode number
+ * or not) and the old one do not see each other's data or ends. */
+TEST(mkfifo_at_path_of_removed_pipe_in_use_is_independent)
+{
+	alarm(20);
+	struct { _Atomic int ready; _Atomic int go; } *sh = shared_mem(sizeof *sh);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	char old_pfx[128];
+	shm_prefix(t.path, old_pfx, sizeof old_pfx);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rp_end *r0 = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+		CHECK(r0 != NULL);
+		rp_end *w0 = rp_open(t.path, O_WRONLY);
+		CHECK(w0 != NULL);
+		CHECK(rp_write(w0, "old1", 4) == 4);
+		atomic_store(&sh->ready, 1);
+		wait_flag(&sh->go);
+		CHECK(rp_write(w0, "old2", 4) == 4);
+		char buf[16];
+		CHECK(rp_read(r0, buf, sizeof buf) == 8);
+		CHECK(memcmp(buf, "old1old2", 8) == 0);
+		CHECK(rp_close(w0) == 0);
+		CHECK(rp_read(r0, buf, sizeof buf) == 0);
+		CHECK(rp_close(r0) == 0);
+		_exit(0);
+	}
+	wait_flag(&sh->ready);
+	CHECK(unlink(t.path) == 0);
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	char new_pfx[128];
+	shm_prefix(t.path, new_pfx, sizeof new_pfx);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	CHECK(rp_nread(r) == 0);
+	char buf[16];
+	CHECK(rp_read(r, buf, sizeof buf) == 0); /* no writer of the new pipe */
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(rp_write(w, "new", 3) == 3);
+	atomic_store(&sh->go, 1);
+	rp_wait_ok(pid);
+	CHECK(rp_read(r, buf, sizeof buf) == 3);
+	CHECK(memcmp(buf, "new", 3) == 0);
+	CHECK_ERR(rp_read(r, buf, sizeof buf), EAGAIN);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(r) == 0);
+	CHECK(rp_unlink(t.path) == 0);
+	if (strcmp(old_pfx, new_pfx) != 0) {
+		char p[300];
+		static const char *const sfx[] = { "", ".wake", ".gate" };
+		for (int i = 0; i < 3; i++) {
+			snprintf(p, sizeof p, "/dev/shm/%s%s", old_pfx, sfx[i]);
+			unlink(p);
+		}
+	}
+	tmp_clean(&t);
+}

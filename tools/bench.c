@@ -62,6 +62,23 @@ int rp_cmd_bench(int argc, char **argv);
 #define MAX_ROWS     8
 #define SLEEP_GAP_NS 1000000ULL   /* rtt-sleeping: pause before each ping */
 
+/*
+ * Volumes.  Full mode moves 1 GiB per stream run (64 MiB, or 3 s, for 64 B
+ * writes, which the slow mechanisms take minutes over).  --quick moves up
+ * to 256 MiB but stops each writer after 0.1 s, so that the whole quick run
+ * stays under 30 s; the reader still checks every byte that was sent.
+ */
+#define STREAM_BYTES        (B.quick ? 256 * MiB : GiB)
+#define STREAM_BUDGET       (B.quick ? 100000000ULL : 0)
+#define STREAM_SMALL        (B.quick ? 16 * MiB : 64 * MiB)
+#define STREAM_SMALL_BUDGET (B.quick ? 100000000ULL : 3000000000ULL)
+#define MSG_COUNT           (B.quick ? 200000 : 2000000)
+#define MSG_BUDGET          (B.quick ? 100000000ULL : 3000000000ULL)
+#define RTT_COUNT           (B.quick ? 2000 : 100000)
+#define RTT_WARM            (B.quick ? 200 : 2000)
+#define SLEEPING_COUNT      (B.quick ? 100 : 1000)
+#define IDLE_SECS           (B.quick ? 0.5 : 2.0)
+
 enum mech { M_RP, M_RPZC, M_KPIPE, M_KBIG, M_UNIX, M_MQ, M_MEMCPY, M_COUNT };
 static const char *const mech_names[M_COUNT] = {
 	"ringpipe", "ringpipe-zerocopy", "kernel-pipe", "kernel-pipe-enlarged",
@@ -101,6 +118,7 @@ static struct {
 struct shm {
 	_Atomic int ready;
 	uint64_t t_start[MAX_WRITERS];
+	uint64_t written[MAX_WRITERS];   /* what each writer sent (bytes or messages) */
 	uint64_t t_end;
 	uint64_t bytes, sum;
 	double v[MAX_ROWS * MAX_REPS];
@@ -601,6 +619,7 @@ struct job {
 	int nwriters;
 	int idx;
 	uint64_t count, warm, gap_ns;
+	uint64_t budget_ns;      /* writers stop early after this long (0: never) */
 };
 
 static void barrier(int n)
@@ -614,21 +633,28 @@ static int stream_writer(void *arg)
 {
 	struct job *j = arg;
 	struct chan *c = &j->c[0];
-	size_t pp = 0;
-	uint64_t left = j->per_writer;
+	size_t pp = 0, n = j->wsize;
+	uint64_t done = 0, since = 0;
 
 	chan_close_side(c, RD);
 	barrier(j->nwriters + 1);
-	S->t_start[j->idx] = now_ns();
-	while (left) {
-		size_t n = j->wsize < left ? j->wsize : (size_t)left;
+	uint64_t t0 = now_ns();
+	S->t_start[j->idx] = t0;
+	while (done < j->per_writer) {
 		if (chan_write(c, pattern + pp, n) < 0)
 			return child_fail("%s writer: %s", mech_names[c->mech], strerror(errno));
 		pp += n;
 		if (pp >= PAT_PERIOD)
 			pp %= PAT_PERIOD;
-		left -= n;
+		done += n;
+		/* --quick: look at the clock once per MiB, stop at the budget */
+		if (j->budget_ns && (since += n) >= MiB) {
+			since = 0;
+			if (now_ns() - t0 >= j->budget_ns)
+				break;
+		}
 	}
+	S->written[j->idx] = done;
 	chan_close_side(c, WR);
 	return 0;
 }
@@ -668,9 +694,8 @@ static int stream_reader(void *arg)
 			sum += csum(rbuf, n, pos);
 		}
 		pos += n;
-		if (pos >= j->total && !S->t_end)
-			S->t_end = now_ns();
 	}
+	S->t_end = now_ns();          /* EOF: every writer is done */
 	S->bytes = pos;
 	S->sum = sum;
 	return 0;
@@ -695,11 +720,25 @@ static int msg_writer(void *arg)
 	struct chan *c = &j->c[0];
 	unsigned char m[MSG];
 
+	uint64_t i;
+
 	chan_close_side(c, RD);
 	barrier(2);
-	S->t_start[0] = now_ns();
-	for (uint64_t i = 0; i < j->total; i++) {
+	uint64_t t0 = now_ns();
+	S->t_start[0] = t0;
+	for (i = 0; i < j->total; i++) {
 		make_msg(m, i);
+		if (chan_write(c, m, MSG) < 0)
+			return child_fail("%s writer: %s", mech_names[c->mech], strerror(errno));
+		if (j->budget_ns && (i & 1023) == 1023 && now_ns() - t0 >= j->budget_ns) {
+			i++;
+			break;
+		}
+	}
+	S->written[0] = i;
+	/* A message queue has no EOF: end with a message marked "last". */
+	if (c->mech == M_MQ) {
+		make_msg(m, UINT64_MAX);
 		if (chan_write(c, m, MSG) < 0)
 			return child_fail("%s writer: %s", mech_names[c->mech], strerror(errno));
 	}
@@ -713,21 +752,23 @@ static int msg_reader(void *arg)
 	struct chan *c = &j->c[0];
 	unsigned char m[MSG];
 
+	uint64_t i;
+
 	chan_close_side(c, WR);
 	atomic_fetch_add(&S->ready, 1);
-	for (uint64_t i = 0; i < j->total; i++) {
+	for (i = 0;; i++) {
 		int r = chan_recv_msg(c, m);
-		if (r <= 0)
+		if (r < 0)
 			return child_fail("%s reader, message %" PRIu64 ": %s", mech_names[c->mech],
-					  i, r ? strerror(errno) : "early EOF");
+					  i, strerror(errno));
+		if (r == 0 || (c->mech == M_MQ && check_msg(m, UINT64_MAX)))
+			break;
 		if (!check_msg(m, i))
 			return child_fail("%s reader: message %" PRIu64 " corrupt or out of order",
 					  mech_names[c->mech], i);
 	}
 	S->t_end = now_ns();
-	if (c->mech != M_MQ && chan_recv_msg(c, m) != 0)
-		return child_fail("%s reader: data after the last message", mech_names[c->mech]);
-	S->bytes = j->total;
+	S->bytes = i;
 	return 0;
 }
 
@@ -867,9 +908,11 @@ static void reset_shm(void)
 static int finish(pid_t *pids, int n, struct job *j, const char *what, int mech)
 {
 	char err[200];
-	int r = reap(pids, n, run_timeout(), err, sizeof(err));
+
+	/* The parent's copies go first: readers see EOF when the writers close. */
 	for (int i = 0; i < j->nchan; i++)
 		chan_close(&j->c[i]);
+	int r = reap(pids, n, run_timeout(), err, sizeof(err));
 	if (S->err[0]) {
 		failure("%s %s: %s", what, mech_names[mech], S->err);
 		return -1;
@@ -883,7 +926,7 @@ static int finish(pid_t *pids, int n, struct job *j, const char *what, int mech)
 
 /* Stream `total` bytes in `wsize` writes from `nw` writers; GB/s. */
 static int run_stream(int mech, uint64_t cap, size_t wsize, uint64_t total,
-		      int nw, const char *what, double *out)
+		      int nw, uint64_t budget_ns, const char *what, double *out)
 {
 	static struct job j;
 	pid_t pids[MAX_WRITERS + 1];
@@ -893,8 +936,9 @@ static int run_stream(int mech, uint64_t cap, size_t wsize, uint64_t total,
 	reset_shm();
 	j.wsize = wsize;
 	j.nwriters = nw;
-	j.per_writer = total / nw / wsize * wsize;
+	j.per_writer = (total / nw + wsize - 1) / wsize * wsize;
 	j.total = j.per_writer * nw;
+	j.budget_ns = budget_ns;
 	if (chan_open(&j.c[0], mech, cap, err, sizeof(err)) < 0) {
 		note("%s %s skipped: %s", what, mech_names[mech], err);
 		return -1;
@@ -910,10 +954,14 @@ static int run_stream(int mech, uint64_t cap, size_t wsize, uint64_t total,
 			child_fail("fork: %s", strerror(errno));
 	if (finish(pids, nw + 1, &j, what, mech) < 0)
 		return -1;
-	uint64_t want = expected_sum(j.per_writer) * (uint64_t)nw;
-	if (S->bytes != j.total || S->sum != want) {
-		failure("%s %s: reader got %" PRIu64 " of %" PRIu64 " bytes, checksum %s",
-			what, mech_names[mech], S->bytes, j.total,
+	uint64_t want = 0, sent = 0;
+	for (int i = 0; i < nw; i++) {
+		want += expected_sum(S->written[i]);
+		sent += S->written[i];
+	}
+	if (S->bytes != sent || S->sum != want || !sent) {
+		failure("%s %zu B %s: reader got %" PRIu64 " of %" PRIu64 " bytes, checksum %s",
+			what, wsize, mech_names[mech], S->bytes, sent,
 			S->sum == want ? "ok" : "MISMATCH");
 		return -1;
 	}
@@ -923,11 +971,11 @@ static int run_stream(int mech, uint64_t cap, size_t wsize, uint64_t total,
 			t0 = S->t_start[i];
 	if (S->t_end <= t0)
 		return -1;
-	*out = (double)j.total / (double)(S->t_end - t0);
+	*out = (double)sent / (double)(S->t_end - t0);
 	return 0;
 }
 
-static int run_msgrate(int mech, uint64_t count, double *out)
+static int run_msgrate(int mech, uint64_t count, uint64_t budget_ns, double *out)
 {
 	static struct job j;
 	pid_t pids[2];
@@ -936,6 +984,7 @@ static int run_msgrate(int mech, uint64_t count, double *out)
 	memset(&j, 0, sizeof(j));
 	reset_shm();
 	j.total = count;
+	j.budget_ns = budget_ns;
 	if (chan_open(&j.c[0], mech, 0, err, sizeof(err)) < 0) {
 		note("msgrate %s skipped: %s", mech_names[mech], err);
 		return -1;
@@ -945,9 +994,14 @@ static int run_msgrate(int mech, uint64_t count, double *out)
 	pids[1] = spawn(B.cpu_w, msg_writer, &j);
 	if (finish(pids, 2, &j, "msgrate", mech) < 0)
 		return -1;
-	if (S->bytes != count || S->t_end <= S->t_start[0])
+	if (S->bytes != S->written[0] || !S->bytes) {
+		failure("msgrate %s: %" PRIu64 " messages sent, %" PRIu64 " received",
+			mech_names[mech], S->written[0], S->bytes);
 		return -1;
-	*out = (double)count * 1e9 / (double)(S->t_end - S->t_start[0]);
+	}
+	if (S->t_end <= S->t_start[0])
+		return -1;
+	*out = (double)S->bytes * 1e9 / (double)(S->t_end - S->t_start[0]);
 	return 0;
 }
 
@@ -1154,9 +1208,8 @@ static void test_stream(void)
 	}
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 		size_t w = sizes[s];
-		uint64_t total = w == 64 ? (B.quick ? 16 * MiB : 256 * MiB)
-				 : w == 4 * KiB ? (B.quick ? 128 * MiB : GiB)
-				 : (B.quick ? 256 * MiB : GiB);
+		uint64_t total = w == 64 ? STREAM_SMALL : STREAM_BYTES;
+		uint64_t budget = w == 64 ? STREAM_SMALL_BUDGET : STREAM_BUDGET;
 		int nr = rows_for(rows, mechs, caps, 7);
 		for (int rep = 0; rep < B.reps; rep++)
 			for (int i = 0; i < nr; i++) {
@@ -1171,7 +1224,8 @@ static void test_stream(void)
 					continue;
 				}
 				progress("stream", w, r->mech, r->cap, rep);
-				if (run_stream(r->mech, r->cap, w, total, 1, "stream", &r->v[r->n]) == 0)
+				if (run_stream(r->mech, r->cap, w, total, 1, budget, "stream",
+					       &r->v[r->n]) == 0)
 					r->n++;
 				else
 					r->dead = 1;
@@ -1189,7 +1243,7 @@ static void test_msgrate(void)
 	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC };
 	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB };
 	struct row rows[MAX_ROWS];
-	uint64_t count = B.quick ? 200000 : 2000000;
+	uint64_t count = MSG_COUNT;
 
 	if (!want_test("msgrate"))
 		return;
@@ -1202,7 +1256,7 @@ static void test_msgrate(void)
 				continue;
 			}
 			progress("msgrate", MSG, r->mech, r->cap, rep);
-			if (run_msgrate(r->mech, count, &r->v[r->n]) == 0)
+			if (run_msgrate(r->mech, count, MSG_BUDGET, &r->v[r->n]) == 0)
 				r->n++;
 			else
 				r->dead = 1;
@@ -1223,14 +1277,14 @@ static void test_rtt(int sleeping)
 	if (sleeping) {
 		if (!want_test("rtt-sleeping"))
 			return;
-		count = B.quick ? 100 : 1000;
+		count = SLEEPING_COUNT;
 		warm = 5;
 		gap = SLEEP_GAP_NS;
 	} else {
 		if (!want_test("rtt-p50") && !want_test("rtt-p99"))
 			return;
-		count = B.quick ? 2000 : 100000;
-		warm = B.quick ? 200 : 2000;
+		count = RTT_COUNT;
+		warm = RTT_WARM;
 	}
 	const char *name = sleeping ? "rtt-sleeping" : "rtt-p50";
 	int nr = rows_for(rows, mechs, caps, 5);
@@ -1268,7 +1322,7 @@ static void test_idle(void)
 	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB };
 	int mechs[4], nm = 0;
 	double v[MAX_ROWS * MAX_REPS];
-	double secs = B.quick ? 0.5 : 2.0;
+	double secs = IDLE_SECS;
 
 	if (!want_test("idle-cpu"))
 		return;
@@ -1295,7 +1349,7 @@ static void test_writers(void)
 	static const uint64_t caps[] = { 64 * KiB, 64 * KiB };
 	static const int ns[] = { 1, 2, 4, 8 };
 	struct row rows[4][MAX_ROWS];
-	uint64_t total = B.quick ? 128 * MiB : GiB;
+	uint64_t total = STREAM_BYTES;
 	char name[24];
 	int nr = 0;
 
@@ -1314,7 +1368,8 @@ static void test_writers(void)
 				if (r->dead)
 					continue;
 				progress(name, 4 * KiB, r->mech, r->cap, rep);
-				if (run_stream(r->mech, r->cap, 4 * KiB, total, ns[k], name,
+				if (run_stream(r->mech, r->cap, 4 * KiB, total, ns[k],
+					       STREAM_BUDGET, name,
 					       &r->v[r->n]) == 0)
 					r->n++;
 				else
@@ -1415,8 +1470,8 @@ static const struct target targets[] = {
 	  M_KPIPE, "stream", 64 * KiB, 5, 0 },
 	{ "stream 64 KiB, 1 MiB capacity, vs kernel-pipe-enlarged", M_RP, "stream", 64 * KiB, BIG_CAP,
 	  M_KBIG, "stream", BIG_CAP, 4, 0 },
-	{ "zero-copy stream 1 MiB at 1 MiB, fraction of memcpy in cache", M_RPZC, "stream", MiB, BIG_CAP,
-	  M_MEMCPY, "stream", MiB, 0.5, 0 },
+	{ "zero-copy stream 64 KiB at 1 MiB, fraction of memcpy in cache", M_RPZC, "stream", 64 * KiB,
+	  BIG_CAP, M_MEMCPY, "stream", MiB, 0.5, 0 },
 	{ "stream 64 B vs kernel-pipe", M_RP, "stream", 64, 64 * KiB,
 	  M_KPIPE, "stream", 64 * KiB, 20, 0 },
 	{ "msgrate 64 B vs kernel-pipe", M_RP, "msgrate", 64, 64 * KiB,
@@ -1441,6 +1496,14 @@ static void print_human(double elapsed)
 	printf("median of %d runs each (min-max); GB/s = 10^9 bytes/s; "
 	       "ratios are \"times better than\" (higher is better for every unit)\n",
 	       B.reps);
+	if (B.quick)
+		printf("--quick: each stream/msgrate run stops after 0.1 s (or 256 MiB); "
+		       "rtt %d round trips, rtt-sleeping %d, idle %.1f s\n",
+		       RTT_COUNT, SLEEPING_COUNT, IDLE_SECS);
+	else
+		printf("stream runs move 1 GiB (64 B writes: 64 MiB or 3 s); msgrate %d messages "
+		       "or 3 s; rtt %d round trips, rtt-sleeping %d, idle %.1f s\n",
+		       MSG_COUNT, RTT_COUNT, SLEEPING_COUNT, IDLE_SECS);
 	const char *spin = getenv("RINGPIPE_SPIN_NS");
 	if (spin)
 		printf("RINGPIPE_SPIN_NS=%s\n", spin);
@@ -1493,9 +1556,9 @@ static void print_human(double elapsed)
 			if (r->mech == M_RPZC && !strcmp(r->test, "stream")) {
 				if (!best || r->med > best->med)
 					best = r;
-				if (r->size == MiB && r->cap == BIG_CAP) {
-					printf("ringpipe-zerocopy, 1 MiB writes, 1 MiB capacity: %.2f GB/s =",
-					       r->med);
+				if ((r->size == MiB || r->size == 64 * KiB) && r->cap == BIG_CAP) {
+					printf("ringpipe-zerocopy, %s writes, 1 MiB capacity: %.2f GB/s =",
+					       fmt_size(r->size, a, sizeof(a)), r->med);
 					if (mc)
 						printf(" %.0f%% of memcpy in cache", 100 * r->med / mc->med);
 					if (mm)
@@ -1516,7 +1579,8 @@ static void print_human(double elapsed)
 		const struct target *g = &targets[t];
 		const struct result *r = find(g->mech, g->test, g->size, g->cap);
 		const struct result *base = g->base_mech < 0 ? NULL
-			: find(g->base_mech, g->base_test, g->size, g->base_cap);
+			: find(g->base_mech, g->base_test,
+			       g->base_mech == M_MEMCPY ? MiB : g->size, g->base_cap);
 		if (!r || (g->base_mech >= 0 && !base))
 			continue;
 		if (!header++)

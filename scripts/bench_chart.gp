@@ -1,0 +1,38 @@
+# bench_chart.gp - docs/bench.svg from the data files scripts/bench_report.py writes.
+#
+#   gnuplot -e "stream='build/bench-stream.dat'; rtt='build/bench-rtt.dat'; \
+#               out='docs/bench.svg'; ttl='ringpipe bench'" scripts/bench_chart.gp
+#
+# Left: stream throughput by write size (GB/s, log scale), one bar per mechanism.
+# Right: 64-byte round trip (us, log scale): p50, p99 and after a sleep.
+
+if (!exists("stream")) stream = 'build/bench-stream.dat'
+if (!exists("rtt")) rtt = 'build/bench-rtt.dat'
+if (!exists("out")) out = 'docs/bench.svg'
+if (!exists("ttl")) ttl = 'ringpipe bench'
+
+set terminal svg size 1200,560 dynamic enhanced font 'sans,11' background rgb 'white'
+set output out
+set datafile missing 'NaN'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set key outside below center horizontal maxrows 2 font ',9' noenhanced
+set grid ytics mytics lc rgb '#dddddd'
+set logscale y
+set format y '%g'
+
+set multiplot layout 1,2 title ttl noenhanced
+
+set title 'stream: throughput by write size (higher is better)'
+set ylabel 'GB/s'
+set xlabel ''
+set key autotitle columnhead
+plot for [i=2:8] stream using i:xtic(1) lc i-1
+
+set title '64-byte round trip (lower is better)'
+set ylabel 'microseconds'
+set xlabel ''
+plot for [i=2:6] rtt using i:xtic(1) lc i-1
+
+unset multiplot

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Turn `ringpipe bench --json` output into docs/bench.md and docs/bench.svg.
+
+    python3 scripts/bench_report.py [--json build/bench.json] [--log build/bench.log]
+        [--command "ringpipe bench --json"] [--md docs/bench.md] [--svg docs/bench.svg]
+
+The markdown holds the command, date, machine, one table with ratios against
+kernel-pipe (and kernel-pipe-enlarged for 1 MiB rows), the memcpy limit, and
+the targets of issue 3.  The chart is drawn by gnuplot (scripts/bench_chart.gp)
+when it is installed; otherwise the script says how to install it.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+TEST_ORDER = ["stream", "msgrate", "rtt-p50", "rtt-p99", "rtt-sleeping", "idle-cpu",
+              "writers-1", "writers-2", "writers-4", "writers-8"]
+MECH_ORDER = ["kernel-pipe", "kernel-pipe-enlarged", "unix-socket", "posix-mq",
+              "ringpipe", "ringpipe-zerocopy", "memcpy"]
+MIB = 1 << 20
+KIB = 1 << 10
+BIG = MIB
+
+# (what, mech, test, size, cap, base mech or None, base test, base cap, goal, at_most)
+TARGETS = [
+    ("stream 64 KiB, 64 KiB capacity, vs kernel-pipe", "ringpipe", "stream", 64 * KIB, 64 * KIB,
+     "kernel-pipe", "stream", 64 * KIB, 5, False),
+    ("stream 64 KiB, 1 MiB capacity, vs kernel-pipe-enlarged", "ringpipe", "stream", 64 * KIB, BIG,
+     "kernel-pipe-enlarged", "stream", BIG, 4, False),
+    ("zero-copy stream 64 KiB writes at 1 MiB, fraction of memcpy in cache", "ringpipe-zerocopy",
+     "stream", 64 * KIB, BIG, "memcpy", "stream", MIB, 0.5, False),
+    ("stream 64 B vs kernel-pipe", "ringpipe", "stream", 64, 64 * KIB,
+     "kernel-pipe", "stream", 64 * KIB, 20, False),
+    ("msgrate 64 B vs kernel-pipe", "ringpipe", "msgrate", 64, 64 * KIB,
+     "kernel-pipe", "msgrate", 64 * KIB, 20, False),
+    ("rtt-p50 (µs)", "ringpipe", "rtt-p50", 64, 64 * KIB, None, None, None, 1, True),
+    ("rtt-p99 (µs)", "ringpipe", "rtt-p99", 64, 64 * KIB, None, None, None, 5, True),
+    ("rtt-sleeping, time vs kernel-pipe", "ringpipe", "rtt-sleeping", 64, 64 * KIB,
+     "kernel-pipe", "rtt-sleeping", 64 * KIB, 1.1, True),
+    ("idle-cpu (%)", "ringpipe", "idle-cpu", 0, 64 * KIB, None, None, None, 1, True),
+    ("writers-8 vs writers-1 (ringpipe)", "ringpipe", "writers-8", 4 * KIB, 64 * KIB,
+     "ringpipe", "writers-1", 64 * KIB, 1, False),
+]
+
+
+def fmt_size(n):
+    if n >= MIB and n % MIB == 0:
+        return "%d MiB" % (n // MIB)
+    if n >= KIB and n % KIB == 0:
+        return "%d KiB" % (n // KIB)
+    return "%d B" % n
+
+
+def fmt_val(v, unit):
+    if unit == "msg/s":
+        return "%.2fM" % (v / 1e6) if v >= 1e6 else "%.0fk" % (v / 1e3)
+    if unit == "%":
+        return "%.4f" % v
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    if v >= 1:
+        return "%.2f" % v
+    return "%.3f" % v
+
+
+def lower_is_better(unit):
+    return unit in ("us", "%")
+
+
+def ratio(r, base):
+    """Times better than base (higher is better whatever the unit)."""
+    if base is None:
+        return "–"
+    if r is base:
+        return "1"
+    if base["value"] <= 0 or r["value"] <= 0:
+        return "–"
+    x = base["value"] / r["value"] if lower_is_better(r["unit"]) else r["value"] / base["value"]
+    return ("%.0f×" if x >= 10 else "%.2f×") % x
+
+
+def find(results, mech, test, size, cap=None):
+    for r in results:
+        if (r["mechanism"] == mech and r["test"] == test and r["size"] == size
+                and (cap is None or r.get("capacity", 0) == cap)):
+            return r
+    return None
+
+
+def sort_key(r):
+    t = TEST_ORDER.index(r["test"]) if r["test"] in TEST_ORDER else len(TEST_ORDER)
+    m = MECH_ORDER.index(r["mechanism"]) if r["mechanism"] in MECH_ORDER else len(MECH_ORDER)
+    return (t, r["size"], m, r.get("capacity", 0))
+
+
+def machine():
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        nproc = str(os.cpu_count())
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return nproc, model, platform.system() + " " + platform.release()
+
+
+def write_dat(results, path_stream, path_rtt):
+    """Data files for gnuplot: one row per stream write size, one per latency test."""
+    cols = [("kernel-pipe", 64 * KIB), ("kernel-pipe-enlarged", BIG), ("unix-socket", 0),
+            ("ringpipe", 64 * KIB), ("ringpipe", BIG),
+            ("ringpipe-zerocopy", 64 * KIB), ("ringpipe-zerocopy", BIG)]
+    titles = ["kernel-pipe", "kernel-pipe-1MiB", "unix-socket", "ringpipe",
+              "ringpipe-1MiB", "ringpipe-zerocopy", "ringpipe-zerocopy-1MiB"]
+    with open(path_stream, "w") as f:
+        f.write("size " + " ".join(titles) + "\n")
+        for size in (64, 4 * KIB, 64 * KIB, MIB):
+            row = ['"%s"' % fmt_size(size)]
+            for mech, cap in cols:
+                r = find(results, mech, "stream", size, cap if mech != "unix-socket" else None)
+                row.append("%g" % r["value"] if r else "NaN")
+            f.write(" ".join(row) + "\n")
+    mechs = ["kernel-pipe", "unix-socket", "posix-mq", "ringpipe", "ringpipe-zerocopy"]
+    with open(path_rtt, "w") as f:
+        f.write("test " + " ".join(mechs) + "\n")
+        for test in ("rtt-p50", "rtt-p99", "rtt-sleeping"):
+            row = [test]
+            for mech in mechs:
+                r = find(results, mech, test, 64)
+                row.append("%g" % r["value"] if r else "NaN")
+            f.write(" ".join(row) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", default="build/bench.json")
+    ap.add_argument("--log", default="build/bench.log",
+                    help="stderr of the bench run (pinning, skipped rows)")
+    ap.add_argument("--command", default="./build/ringpipe bench --json")
+    ap.add_argument("--md", default="docs/bench.md")
+    ap.add_argument("--svg", default="docs/bench.svg")
+    ap.add_argument("--chart-script", default=os.path.join(os.path.dirname(__file__),
+                                                           "bench_chart.gp"))
+    a = ap.parse_args()
+
+    with open(a.json) as f:
+        results = json.load(f)["results"]
+    results.sort(key=sort_key)
+    log = []
+    if a.log and os.path.exists(a.log):
+        with open(a.log) as f:
+            log = [l.strip() for l in f if l.strip()]
+    nproc, model, kernel = machine()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    out = []
+    w = out.append
+    w("# ringpipe benchmark")
+    w("")
+    w("Generated by `make bench` (scripts/bench_report.py) from `%s`; do not edit by hand." % a.command)
+    w("")
+    w("- date: %s" % date)
+    w("- machine: %s CPUs (`nproc`), %s, %s" % (nproc, model, kernel))
+    for l in log:
+        w("- %s" % l.replace("ringpipe bench: ", ""))
+    w("")
+    w("Every figure is the median of `runs` repetitions, with the min and max.  The "
+      "repetitions of all mechanisms are interleaved, so both sides of every ratio "
+      "were measured in the same run, side by side.  Ratios read \"times better than\": "
+      "higher is better for every unit (for µs and % they are kernel ÷ ringpipe).  "
+      "GB/s = 10⁹ bytes/s.")
+    w("")
+    if os.path.exists(a.svg) or shutil.which("gnuplot"):
+        w("![stream throughput and round-trip latency](%s)" % os.path.basename(a.svg))
+        w("")
+    w("| test | size | mechanism | capacity | median | min – max | unit | runs "
+      "| vs kernel-pipe | vs kernel-pipe-enlarged |")
+    w("| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    for r in results:
+        if r["mechanism"] == "memcpy":
+            continue
+        k = find(results, "kernel-pipe", r["test"], r["size"])
+        kb = (find(results, "kernel-pipe-enlarged", r["test"], r["size"])
+              if r.get("capacity") == BIG else None)
+        w("| %s | %s | %s | %s | %s | %s – %s | %s | %d | %s | %s |" % (
+            r["test"], "–" if r["test"] == "idle-cpu" else fmt_size(r["size"]),
+            r["mechanism"], fmt_size(r["capacity"]) if r.get("capacity") else "–",
+            fmt_val(r["value"], r["unit"]), fmt_val(r.get("min", r["value"]), r["unit"]),
+            fmt_val(r.get("max", r["value"]), r["unit"]), r["unit"], r.get("runs", 1),
+            ratio(r, k), ratio(r, kb) if kb else ""))
+    w("")
+
+    mc = find(results, "memcpy", "stream", MIB, MIB)
+    mm = next((r for r in results if r["mechanism"] == "memcpy" and r.get("capacity") != MIB), None)
+    if mc or mm:
+        w("## The memcpy limit")
+        w("")
+        w("Single-core `memcpy` of 1 MiB blocks in the same run, the physical limit of any "
+          "copying pipe (the `capacity` field of a memcpy row is the size of its source and "
+          "destination buffers):")
+        w("")
+        if mc:
+            w("- in cache (1 MiB buffers): **%.1f GB/s** (%.1f – %.1f)" % (mc["value"], mc["min"], mc["max"]))
+        if mm:
+            w("- to memory (%s buffers): **%.1f GB/s** (%.1f – %.1f)" % (
+                fmt_size(mm["capacity"]), mm["value"], mm["min"], mm["max"]))
+        for zsize in (64 * KIB, MIB):
+            zc = find(results, "ringpipe-zerocopy", "stream", zsize, BIG)
+            if not zc:
+                continue
+            parts = []
+            if mc:
+                parts.append("%.0f%% of memcpy in cache" % (100 * zc["value"] / mc["value"]))
+            if mm:
+                parts.append("%.0f%% of memcpy to memory" % (100 * zc["value"] / mm["value"]))
+            w("- ringpipe-zerocopy, %s writes through a 1 MiB ring: %.2f GB/s = %s" % (
+                fmt_size(zsize), zc["value"], ", ".join(parts)))
+        zcs = [r for r in results if r["mechanism"] == "ringpipe-zerocopy" and r["test"] == "stream"]
+        if zcs and mc:
+            b = max(zcs, key=lambda r: r["value"])
+            w("- best ringpipe-zerocopy row (%s writes, %s ring): %.2f GB/s = %.0f%% of memcpy in cache" % (
+                fmt_size(b["size"]), fmt_size(b.get("capacity", 0)), b["value"],
+                100 * b["value"] / mc["value"]))
+        w("")
+
+    rows = []
+    for what, mech, test, size, cap, bm, bt, bc, goal, at_most in TARGETS:
+        r = find(results, mech, test, size, cap)
+        base = find(results, bm, bt, MIB if bm == "memcpy" else size, bc) if bm else None
+        if not r or (bm and not base):
+            continue
+        x = r["value"] / base["value"] if base else r["value"]
+        ok = x <= goal if at_most else x >= goal
+        rows.append("| %s | %.3g | %s %g | %s |" % (what, x, "≤" if at_most else "≥", goal,
+                                                   "met" if ok else "**not met**"))
+    if rows:
+        w("## Targets of issue 3")
+        w("")
+        w("| figure (ringpipe row, medians) | measured | goal | |")
+        w("| --- | ---: | ---: | --- |")
+        out.extend(rows)
+        w("")
+
+    w("## Method")
+    w("")
+    w("- **stream**: one writer process and one reader process, forked and pinned to two "
+      "CPUs, move a deterministic pattern in writes of the given size; the reader sums every "
+      "byte into a position-weighted checksum that must match what the writer sent.  "
+      "ringpipe rows use `rp_write`/`rp_read`, zero-copy rows `rp_write_reserve`+`memcpy`+"
+      "`rp_write_commit` and `rp_read_peek`+checksum in place+`rp_read_consume`.  The "
+      "time runs from the writer's first write to the reader's EOF.")
+    w("- **msgrate**: 64-byte messages, one write call and one read call per message, "
+      "every sequence number checked.")
+    w("- **rtt-p50 / rtt-p99**: 64-byte ping-pong over two channels, per-round-trip "
+      "percentiles; the figure is the median over runs of each run's percentile.")
+    w("- **rtt-sleeping**: the same, but the pinger sleeps 1 ms before each ping, so "
+      "the ponger has stopped spinning and sleeps in the kernel: the cost of a wakeup.")
+    w("- **idle-cpu**: CPU time (`CLOCK_PROCESS_CPUTIME_ID`) of a reader blocked on an "
+      "empty channel, divided by the time it was blocked.")
+    w("- **writers-N**: N writer processes (pinned to one CPU) into one pipe with 4 KiB "
+      "atomic writes, one reader on the other CPU; aggregate GB/s.")
+    w("- **memcpy**: `memcpy` of 1 MiB blocks on one core, through 1 MiB buffers (in "
+      "cache) or buffers far larger than the last-level cache (to memory).")
+    w("")
+    os.makedirs(os.path.dirname(a.md) or ".", exist_ok=True)
+    with open(a.md, "w") as f:
+        f.write("\n".join(out))
+    print("wrote %s" % a.md)
+
+    gp = shutil.which("gnuplot")
+    if not gp:
+        print("gnuplot not found: %s not drawn.  Install it with\n"
+              "    apt-get update && apt-get install -y gnuplot-nox\n"
+              "and run `make bench` (or this script) again." % a.svg)
+        return 0
+    tmpdir = os.path.dirname(a.json) or "."
+    ds, dr = os.path.join(tmpdir, "bench-stream.dat"), os.path.join(tmpdir, "bench-rtt.dat")
+    write_dat(results, ds, dr)
+    title = "ringpipe bench, %s, %s CPUs, %s" % (date, nproc, model)
+    cmd = [gp, "-e", "stream='%s'; rtt='%s'; out='%s'; ttl='%s'" % (ds, dr, a.svg, title),
+           a.chart_script]
+    r = subprocess.run(cmd)
+    if r.returncode:
+        print("gnuplot failed (%d)" % r.returncode, file=sys.stderr)
+        return 1
+    print("wrote %s" % a.svg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

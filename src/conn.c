@@ -1,0 +1,588 @@
+/*
+ * conn.c - messages over byte pipes, in the model of multiprocessing.Pipe().
+ *
+ * See frame.h for the chunk format.  A sender holds the writers' lock for
+ * its whole message, sleeping with it if the ring is full, so messages of
+ * any size never interleave and stream through a ring smaller than they
+ * are.  A receiver holds the readers' lock while it is inside a message,
+ * for the same reason.  Both use the byte pipe's machinery for sleeping,
+ * waking, EOF and EPIPE.
+ */
+#include "internal.h"
+#include "frame.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define CONN_SLOTS 65536
+
+struct rp_conn {
+	_Atomic uint32_t state;
+	rp_end *rd, *wr;
+	uint64_t max_msg;
+	/* A message that a signal interrupted, kept for the next call. */
+	unsigned char *stage;
+	uint64_t stage_total, stage_got;
+	struct rp_conn *next_free;
+};
+
+/* Slots are never unmapped, for the same reason as the ends' (end.c). */
+static struct rp_conn *pool;
+static size_t pool_top;
+static struct rp_conn *free_list;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_lock(void)
+{
+	pthread_mutex_lock(&pool_mu);
+}
+
+static void pool_unlock(void)
+{
+	pthread_mutex_unlock(&pool_mu);
+}
+
+static void pool_child(void)
+{
+	pthread_mutex_init(&pool_mu, NULL);
+}
+
+static void pool_init(void)
+{
+	void *p = mmap(NULL, CONN_SLOTS * sizeof(struct rp_conn),
+		       PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	pool = p;
+	pthread_atfork(pool_lock, pool_unlock, pool_child);
+}
+
+static struct rp_conn *conn_alloc(void)
+{
+	struct rp_conn *c = NULL;
+
+	pthread_once(&pool_once, pool_init);
+	if (!pool) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pool_lock();
+	if (free_list) {
+		c = free_list;
+		free_list = c->next_free;
+	} else if (pool_top < CONN_SLOTS) {
+		c = &pool[pool_top++];
+	}
+	pool_unlock();
+	if (!c) {
+		errno = EMFILE;
+		return NULL;
+	}
+	c->rd = c->wr = NULL;
+	c->max_msg = RP_DEFAULT_MAX_MESSAGE;
+	c->stage = NULL;
+	c->next_free = NULL;
+	return c;
+}
+
+static struct rp_conn *conn_get(rp_conn *h)
+{
+	uintptr_t off = (uintptr_t)h - (uintptr_t)pool;
+	if (!h || !pool || off >= pool_top * sizeof(struct rp_conn) ||
+	    off % sizeof(struct rp_conn) ||
+	    atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN) {
+		errno = EBADF;
+		return NULL;
+	}
+	return h;
+}
+
+rp_conn *rp_conn_from_ends(rp_end *rd, rp_end *wr)
+{
+	struct rp_end *r = NULL, *w = NULL;
+
+	if (!rd && !wr) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((rd && !(r = rp__end_get(rd, RP_READER))) ||
+	    (wr && !(w = rp__end_get(wr, RP_WRITER)))) {
+		if (r)
+			rp__end_put(r);
+		return NULL;
+	}
+	struct rp_conn *c = conn_alloc();
+	if (c) {
+		c->rd = rd;
+		c->wr = wr;
+		atomic_store_explicit(&c->state, RP_OPEN, memory_order_release);
+	}
+	if (r)
+		rp__end_put(r);
+	if (w)
+		rp__end_put(w);
+	return c;
+}
+
+int rp_conn_pipe(rp_conn *conns[2], int duplex)
+{
+	rp_end *a[2] = { NULL, NULL }, *b[2] = { NULL, NULL };
+
+	if (!conns) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rp_pipe(a) < 0)
+		return -1;
+	if (duplex && rp_pipe(b) < 0)
+		goto fail;
+	/* One-way: conns[0] receives, conns[1] sends.  Duplex: a carries
+	 * 1 -> 0 and b carries 0 -> 1. */
+	conns[0] = rp_conn_from_ends(a[0], duplex ? b[1] : NULL);
+	if (!conns[0])
+		goto fail;
+	conns[1] = rp_conn_from_ends(duplex ? b[0] : NULL, a[1]);
+	if (!conns[1]) {
+		int err = errno;
+		struct rp_conn *c = conns[0];
+		atomic_store(&c->state, RP_FREE);
+		pool_lock();
+		c->next_free = free_list;
+		free_list = c;
+		pool_unlock();
+		errno = err;
+		goto fail;
+	}
+	return 0;
+fail:;
+	int err = errno;
+	for (int i = 0; i < 2; i++) {
+		if (a[i])
+			rp_close(a[i]);
+		if (b[i])
+			rp_close(b[i]);
+	}
+	errno = err;
+	return -1;
+}
+
+int rp_conn_close(rp_conn *h)
+{
+	struct rp_conn *c = conn_get(h);
+	uint32_t open = RP_OPEN;
+	if (!c || !atomic_compare_exchange_strong(&c->state, &open, RP_CLOSED)) {
+		errno = EBADF;
+		return -1;
+	}
+	int r = 0;
+	if (c->rd && rp_close(c->rd) < 0)
+		r = -1;
+	if (c->wr && rp_close(c->wr) < 0)
+		r = -1;
+	free(c->stage);
+	c->stage = NULL;
+	pool_lock();
+	atomic_store(&c->state, RP_FREE);
+	c->next_free = free_list;
+	free_list = c;
+	pool_unlock();
+	return r;
+}
+
+int rp_conn_set_max_message(rp_conn *h, size_t max)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	c->max_msg = max;
+	return 0;
+}
+
+int rp_conn_fileno(rp_conn *h)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	return rp_fileno(c->rd ? c->rd : c->wr);
+}
+
+/* ---- sending ---- */
+
+static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
+{
+	struct rp_shared *sh = e->sh;
+	uint32_t maxp = rp_frame_max_payload(e->ring.cap);
+	uint64_t off = 0;
+	int err;
+
+	if (rp__lock(e, &sh->wlock) < 0)
+		return -1;
+	do {
+		uint32_t n = len - off < maxp ? (uint32_t)(len - off) : maxp;
+		uint64_t need = sizeof(struct rp_frame) + n;
+		uint64_t head;
+		for (;;) {
+			if (rp__readers_gone_hint(e))
+				goto epipe;
+			uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+			head = atomic_load_explicit(&sh->head, memory_order_relaxed);
+			int64_t used = rp_ring_used(&e->ring, head, tail);
+			if (used < 0) {
+				err = EIO;
+				goto fail;
+			}
+			if (e->ring.cap - (uint64_t)used >= need)
+				break;
+			/* Non-blocking applies to starting a message; once started,
+			 * it is finished, so that it is never left half sent. */
+			if (off == 0 && rp__nonblocking(e)) {
+				if (rp__gate_close(e, need) == RP_WAIT_READY)
+					continue;
+				err = errno;
+				goto fail;
+			}
+			/* Sleep with the lock held: the next sender must wait. */
+			int r = rp__wait_writable(e, need);
+			if (r == RP_WAIT_GONE)
+				goto epipe;
+			if (r < 0) {
+				err = errno;   /* EINTR: the receiver drops the part sent */
+				goto fail;
+			}
+		}
+		uint32_t flags = (off == 0 ? RP_FRAME_FIRST : 0) |
+				 (off + n == len ? RP_FRAME_LAST : 0);
+		struct rp_frame f = { RP_FRAME_MAGIC | flags, n, off == 0 ? len : off };
+		unsigned char *dst = e->data + rp_ring_off(&e->ring, head);
+		memcpy(dst, &f, sizeof(f));
+		if (n)
+			memcpy(dst + sizeof(f), msg + off, n);
+		atomic_store_explicit(&sh->head, head + need, memory_order_release);
+		rp__wake_readers(e);
+		off += n;
+	} while (off < len);
+	rp__unlock(&sh->wlock);
+	return 0;
+epipe:
+	rp__unlock(&sh->wlock);
+	e->widowed = 1;
+	rp__raise_epipe(e);
+	errno = EPIPE;
+	return -1;
+fail:
+	rp__unlock(&sh->wlock);
+	errno = err;
+	return -1;
+}
+
+int rp_send(rp_conn *h, const void *msg, size_t len)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	if (!c->wr) {
+		errno = EBADF;
+		return -1;
+	}
+	if (len && !msg) {
+		errno = EFAULT;
+		return -1;
+	}
+	if ((uint64_t)len > INT64_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	struct rp_end *e = rp__end_get(c->wr, RP_WRITER);
+	if (!e)
+		return -1;
+	int r = send_msg(e, msg, len);
+	rp__end_put(e);
+	return r;
+}
+
+/* ---- receiving ---- */
+
+struct rx {
+	unsigned char *dst;      /* where the message goes (NULL: skipping) */
+	bool own;                /* dst was malloc'd here */
+	bool in_msg, skipping;
+	uint64_t total, got;
+};
+
+static void rx_drop(struct rx *x)
+{
+	if (x->own)
+		free(x->dst);
+	*x = (struct rx){ 0 };
+}
+
+/* A signal interrupted us inside a message: keep what we have. */
+static void rx_stash(struct rp_conn *c, struct rx *x)
+{
+	/* A refused message has nothing worth keeping: the rest of it is
+	 * skipped as orphan chunks by the next call. */
+	if (!x->skipping) {
+		unsigned char *keep = x->own ? x->dst : malloc(x->total ? x->total : 1);
+		if (keep && !x->own && x->got)
+			memcpy(keep, x->dst, x->got);
+		if (keep) {
+			c->stage = keep;
+			c->stage_total = x->total;
+			c->stage_got = x->got;
+			x->own = false;
+		}
+	}
+	rx_drop(x);
+}
+
+/* Start a message whose FIRST chunk says `total`; 0, or -1 (left queued). */
+static int rx_begin(struct rp_conn *c, struct rx *x, uint64_t total, void *ubuf,
+		    size_t cap, bool alloc)
+{
+	*x = (struct rx){ .in_msg = true, .total = total };
+	if (alloc) {
+		if (total > c->max_msg) {
+			x->skipping = true;      /* refuse it, but do not wedge */
+			return 0;
+		}
+		x->dst = malloc(total ? total : 1);
+		if (!x->dst) {
+			*x = (struct rx){ 0 };
+			errno = ENOMEM;
+			return -1;
+		}
+		x->own = true;
+		return 0;
+	}
+	if (total > cap) {
+		*x = (struct rx){ 0 };
+		errno = EMSGSIZE;
+		return -1;
+	}
+	x->dst = ubuf;
+	return 0;
+}
+
+static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
+			size_t cap, void **out)
+{
+	struct rp_shared *sh = e->sh;
+	struct rx x = { 0 };
+	bool writers_gone = false;
+	int err;
+
+	if (rp__lock(e, &sh->rlock) < 0)
+		return -1;
+	if (c->stage) {
+		if (!out && c->stage_total > cap) {
+			err = EMSGSIZE;
+			goto fail;
+		}
+		x = (struct rx){ .dst = c->stage, .own = true, .in_msg = true,
+				 .total = c->stage_total, .got = c->stage_got };
+		c->stage = NULL;
+		if (!out) {
+			memcpy(ubuf, x.dst, x.got);
+			free(x.dst);
+			x.dst = ubuf;
+			x.own = false;
+		}
+	}
+	for (;;) {
+		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
+		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
+		int64_t used = rp_ring_used(&e->ring, head, tail);
+		if (used < 0) {
+			err = EIO;
+			goto fail;
+		}
+		if (used == 0) {
+			if (writers_gone) {
+				err = ENODATA;          /* a cut message is dropped */
+				goto fail;
+			}
+			if (!x.in_msg && rp__nonblocking(e)) {
+				int r = rp__poll_arm_reader(e);
+				if (r == RP_WAIT_READY)
+					continue;
+				if (r == RP_WAIT_GONE) {
+					writers_gone = true;
+					continue;
+				}
+				err = errno;
+				goto fail;
+			}
+			/* Between messages, let other receivers in while we wait. */
+			if (!x.in_msg)
+				rp__unlock(&sh->rlock);
+			int r = rp__wait_readable(e);
+			err = errno;
+			if (!x.in_msg && rp__lock(e, &sh->rlock) < 0)
+				return -1;
+			if (r == RP_WAIT_GONE) {
+				writers_gone = true;
+			} else if (r < 0) {
+				if (x.in_msg)
+					rx_stash(c, &x);
+				goto fail;
+			}
+			continue;
+		}
+		struct rp_frame f;
+		const unsigned char *src = e->data + rp_ring_off(&e->ring, tail);
+		memcpy(&f, src, sizeof(f));
+		if (!rp_frame_check(&f, (uint64_t)used)) {
+			/* Garbage: no boundary to resync on, so drop what is queued. */
+			atomic_store_explicit(&sh->tail, head, memory_order_release);
+			rp__wake_writers(e);
+			err = EBADMSG;
+			goto fail;
+		}
+		uint32_t flags = f.tag & 0xffu;
+		if (flags & RP_FRAME_FIRST) {
+			/* Mid-message?  Its sender died or gave up: drop it. */
+			rx_drop(&x);
+			if (rx_begin(c, &x, f.pos, ubuf, cap, out != NULL) < 0) {
+				err = errno;
+				goto fail;
+			}
+		} else if (!x.in_msg || f.pos != x.got || f.len > x.total - x.got) {
+			/* A piece of a message nobody is receiving: skip it. */
+			atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
+					      memory_order_release);
+			rp__wake_writers(e);
+			continue;
+		}
+		if (!x.skipping && f.len)
+			memcpy(x.dst + x.got, src + sizeof(f), f.len);
+		x.got += f.len;
+		atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
+				      memory_order_release);
+		rp__wake_writers(e);
+		if (flags & RP_FRAME_LAST) {
+			if (x.got != x.total) {
+				rx_drop(&x);
+				err = EBADMSG;
+				goto fail;
+			}
+			if (x.skipping) {
+				rx_drop(&x);
+				err = EMSGSIZE;   /* over the limit: refused and discarded */
+				goto fail;
+			}
+			rp__reader_emptied(e);
+			break;
+		}
+	}
+	rp__unlock(&sh->rlock);
+	if (out)
+		*out = x.dst;
+	return (ssize_t)x.total;
+fail:
+	rx_drop(&x);
+	rp__unlock(&sh->rlock);
+	errno = err;
+	return -1;
+}
+
+static ssize_t recv_common(rp_conn *h, void *buf, size_t cap, void **out)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	if (!c->rd) {
+		errno = EBADF;
+		return -1;
+	}
+	if (!out && cap && !buf) {
+		errno = EFAULT;
+		return -1;
+	}
+	struct rp_end *e = rp__end_get(c->rd, RP_READER);
+	if (!e)
+		return -1;
+	ssize_t r = recv_msg(c, e, buf, cap, out);
+	rp__end_put(e);
+	return r;
+}
+
+ssize_t rp_recv(rp_conn *h, void *buf, size_t cap)
+{
+	return recv_common(h, buf, cap, NULL);
+}
+
+ssize_t rp_recv_alloc(rp_conn *h, void **msg)
+{
+	if (!msg) {
+		errno = EFAULT;
+		return -1;
+	}
+	*msg = NULL;
+	return recv_common(h, NULL, 0, msg);
+}
+
+/* ---- waiting ---- */
+
+static int64_t now_ms(void)
+{
+	return (int64_t)(rp__now_ns() / 1000000);
+}
+
+int rp_poll(rp_conn *h, int timeout_ms)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	if (!c->rd) {
+		errno = EBADF;
+		return -1;
+	}
+	struct rp_end *e = rp__end_get(c->rd, RP_READER);
+	if (!e)
+		return -1;
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int r, idle = 0;
+	for (;;) {
+		if (rp__has_data(e) || c->stage) {
+			r = 1;
+			break;
+		}
+		e->polled = 1;
+		int a = rp__poll_arm_reader(e);
+		if (a == RP_WAIT_READY || a == RP_WAIT_GONE) {
+			r = 1;              /* data, or EOF: recv will not block */
+			break;
+		}
+		int wait = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0) {
+				r = 0;
+				break;
+			}
+			wait = left > INT32_MAX ? INT32_MAX : (int)left;
+		}
+		/* Tokens we could not drain (a writer held its lock) make poll
+		 * return at once; back off rather than spin on them. */
+		if (idle++ > 2 && (wait < 0 || wait > 1))
+			wait = 1;
+		struct pollfd p = { .fd = e->bell, .events = POLLIN };
+		int n = poll(&p, 1, wait);
+		if (n < 0 && errno != EINTR) {
+			r = -1;
+			break;
+		}
+		if (n < 0) {
+			r = -1;             /* EINTR, as poll(2) gives it */
+			break;
+		}
+	}
+	rp__end_put(e);
+	return r;
+}
