@@ -8,7 +8,7 @@ CTEST   ?= ctest
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
 .PHONY: all build asan tsan test test-release test-asan test-tsan test-valgrind \
-        install demo clean
+        install demo soak clean
 
 all: build
 
@@ -42,8 +42,11 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 demo: build
-	@echo "== examples/sender_receiver over a ringpipe =="
-	@./build/examples/sender_receiver
+	@sh scripts/demo.sh build
+
+# About 10 minutes of crash injection under load (not part of `make test`).
+soak: build
+	sh scripts/soak.sh build
 
 clean:
 	rm -rf build build-asan build-tsan
