@@ -263,7 +263,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		memcpy(dst, &f, sizeof(f));
 		if (n)
 			memcpy(dst + sizeof(f), msg + off, n);
-		atomic_store_explicit(&sh->head, head + need, memory_order_release);
+		atomic_store_explicit(&sh->head, head + need, RP_PUBLISH);
 		rp__wake_readers(e);
 		off += n;
 	} while (off < len);
@@ -339,6 +339,37 @@ static void rx_stash(struct rp_conn *c, struct rx *x)
 		}
 	}
 	rx_drop(x);
+}
+
+/*
+ * The message whose FIRST chunk is at `tail` is too big for the caller.
+ * EMSGSIZE keeps it queued for a retry, but only a message that can ever
+ * be received deserves that: one that was cut short (its sender died, or
+ * gave up on a signal) would wedge the connection.  It is cut if another
+ * message starts before its LAST chunk, or if nobody alive holds the
+ * writers' lock, which a sender keeps from its first chunk to its last.
+ * Returns the bytes to skip to drop a cut message, or 0 if it is whole
+ * or still being sent.
+ */
+static uint64_t cut_message_len(struct rp_end *e, uint64_t tail, uint64_t head)
+{
+	bool abandoned = rp__lock_abandoned(e, &e->sh->wlock);  /* before the scan */
+	uint64_t pos = tail;
+	head = atomic_load_explicit(&e->sh->head, memory_order_acquire);
+	if (head - tail > e->ring.cap)
+		return 0;
+	for (bool first = true; pos != head; first = false) {
+		struct rp_frame f;
+		memcpy(&f, e->data + rp_ring_off(&e->ring, pos), sizeof(f));
+		if (!rp_frame_check(&f, head - pos))
+			return 0;           /* garbage: the decoder reports it */
+		if (!first && (f.tag & RP_FRAME_FIRST))
+			return pos - tail;  /* another message starts: cut */
+		if (f.tag & RP_FRAME_LAST)
+			return 0;           /* whole */
+		pos += sizeof(f) + f.len;
+	}
+	return abandoned ? pos - tail : 0;
 }
 
 /* Start a message whose FIRST chunk says `total`; 0, or -1 (left queued). */
@@ -439,7 +470,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 		memcpy(&f, src, sizeof(f));
 		if (!rp_frame_check(&f, (uint64_t)used)) {
 			/* Garbage: no boundary to resync on, so drop what is queued. */
-			atomic_store_explicit(&sh->tail, head, memory_order_release);
+			atomic_store_explicit(&sh->tail, head, RP_PUBLISH);
 			rp__wake_writers(e);
 			err = EBADMSG;
 			goto fail;
@@ -449,13 +480,20 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 			/* Mid-message?  Its sender died or gave up: drop it. */
 			rx_drop(&x);
 			if (rx_begin(c, &x, f.pos, ubuf, cap, out != NULL) < 0) {
+				uint64_t skip;
+				if (errno == EMSGSIZE &&
+				    (skip = cut_message_len(e, tail, head)) != 0) {
+					atomic_store_explicit(&sh->tail, tail + skip, RP_PUBLISH);
+					rp__wake_writers(e);
+					continue;
+				}
 				err = errno;
 				goto fail;
 			}
 		} else if (!x.in_msg || f.pos != x.got || f.len > x.total - x.got) {
 			/* A piece of a message nobody is receiving: skip it. */
 			atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
-					      memory_order_release);
+					      RP_PUBLISH);
 			rp__wake_writers(e);
 			continue;
 		}
@@ -463,7 +501,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 			memcpy(x.dst + x.got, src + sizeof(f), f.len);
 		x.got += f.len;
 		atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
-				      memory_order_release);
+				      RP_PUBLISH);
 		rp__wake_writers(e);
 		if (flags & RP_FRAME_LAST) {
 			if (x.got != x.total) {

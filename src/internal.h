@@ -64,12 +64,21 @@ struct rp_end {
 	struct rp_end *next_free;
 };
 
+/*
+ * Publishing head or tail, and reading the sleeper counts and flags after
+ * it, are the two halves of a Dekker handshake with sleepers (see wait.c).
+ * Sequentially consistent operations make it work without fences (which
+ * ThreadSanitizer cannot model); on x86 the store is an xchg, as cheap as
+ * the mfence it replaces, and the loads are plain moves.
+ */
+#define RP_PUBLISH memory_order_seq_cst
+
 /* Is anything queued?  (Corrupt indices count as "yes": the caller's
  * validation then reports EIO.) */
 static inline bool rp__has_data(const struct rp_end *e)
 {
-	return atomic_load_explicit(&e->sh->head, memory_order_acquire) !=
-	       atomic_load_explicit(&e->sh->tail, memory_order_relaxed);
+	return atomic_load_explicit(&e->sh->head, memory_order_seq_cst) !=
+	       atomic_load_explicit(&e->sh->tail, memory_order_seq_cst);
 }
 
 /* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
@@ -90,7 +99,11 @@ uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
 
 /* lock.c: the writers' and readers' locks in shared memory. */
 int rp__lock(struct rp_end *e, _Atomic uint32_t *word); /* 0, or -1 EDEADLK */
+/* As rp__lock, but give up (ETIMEDOUT) after budget_ns (0: never). */
+int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns);
 bool rp__trylock(_Atomic uint32_t *word);
+/* Nobody (alive) holds it: free, or held by a dead process. */
+bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word);
 void rp__unlock(_Atomic uint32_t *word);
 void rp__lock_atfork_child(void);
 uint32_t rp__self_tid(void);

@@ -63,4 +63,15 @@ struct rp_shared {
 
 _Static_assert(sizeof(struct rp_shared) <= RP_HDR_SIZE, "header fits its page");
 
+/* Is `h` (a private copy of a header) the header of a ring file of
+ * `file_size` bytes?  Pure arithmetic, so it can be fuzzed on its own. */
+static inline int rp_header_valid(const struct rp_shared *h, uint64_t file_size)
+{
+	uint64_t cap = h->capacity;
+	return h->magic == RP_MAGIC && h->version == RP_LAYOUT_VERSION &&
+	       h->hdr_size == RP_HDR_SIZE && cap >= 4096 && !(cap & (cap - 1)) &&
+	       cap <= ((uint64_t)1 << 32) && file_size >= RP_HDR_SIZE &&
+	       file_size - RP_HDR_SIZE >= cap;
+}
+
 #endif

@@ -99,8 +99,21 @@ static bool holder_dead(uint32_t tid)
 
 int rp__lock(struct rp_end *e, _Atomic uint32_t *word)
 {
+	return rp__lock_within(e, word, 0);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns)
+{
 	uint32_t me = self();
 	uint32_t cur = 0;
+	uint64_t deadline = budget_ns ? mono_ns() + budget_ns : 0;
 
 	if (atomic_compare_exchange_strong_explicit(word, &cur, me,
 			memory_order_acquire, memory_order_relaxed))
@@ -124,9 +137,18 @@ int rp__lock(struct rp_end *e, _Atomic uint32_t *word)
 				memory_order_relaxed))
 			continue;
 		struct timespec ts = { 0, LOCK_RECHECK_NS };
+		if (deadline) {
+			uint64_t now = mono_ns();
+			if (now >= deadline) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			if (deadline - now < (uint64_t)LOCK_RECHECK_NS)
+				ts.tv_nsec = (long)(deadline - now);
+		}
 		long r = syscall(SYS_futex, word, FUTEX_WAIT, cur | LOCK_WAITERS,
 				 &ts, NULL, 0);
-		if (r < 0 && errno == ETIMEDOUT) {
+		if (r < 0 && errno == ETIMEDOUT && ts.tv_nsec == LOCK_RECHECK_NS) {
 			uint32_t held = atomic_load(word);
 			uint32_t tid = held & LOCK_TID;
 			if ((held & LOCK_TID) == (cur & LOCK_TID) &&
@@ -141,6 +163,13 @@ int rp__lock(struct rp_end *e, _Atomic uint32_t *word)
 		}
 		cur = atomic_load_explicit(word, memory_order_relaxed);
 	}
+}
+
+bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word)
+{
+	uint32_t tid = atomic_load_explicit(word, memory_order_acquire) & LOCK_TID;
+	return tid == 0 || holder_dead(tid) ||
+	       !holder_maps_ring(tid, e->ring_dev, e->ring_ino);
 }
 
 void rp__unlock(_Atomic uint32_t *word)

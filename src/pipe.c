@@ -106,7 +106,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			iov_to_ring(e->data + rp_ring_off(&e->ring, head), iov,
 				    cnt, done, n);
 			atomic_store_explicit(&sh->head, head + n,
-					      memory_order_release);
+					      RP_PUBLISH);
 			done += n;
 			rp__wake_readers(e);
 			if (done == total)
@@ -179,7 +179,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			ring_to_iov(iov, cnt, 0,
 				    e->data + rp_ring_off(&e->ring, tail), n);
 			atomic_store_explicit(&sh->tail, tail + n,
-					      memory_order_release);
+					      RP_PUBLISH);
 			if (n == (uint64_t)used)
 				rp__reader_emptied(e);
 			rp__unlock(&sh->rlock);

@@ -66,8 +66,7 @@ int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
 	/* Armed from birth: the first write makes rp_fileno readable. */
 	sh->rd_armed = 1;
 	/* The magic goes last: a reader of a half-made header rejects it. */
-	atomic_thread_fence(memory_order_release);
-	*(volatile uint64_t *)&sh->magic = RP_MAGIC;
+	__atomic_store_n(&sh->magic, RP_MAGIC, __ATOMIC_RELEASE);
 	munmap(sh, RP_HDR_SIZE);
 	return 0;
 }
@@ -83,10 +82,7 @@ int rp__map(struct rp_end *e, int fd)
 	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)RP_HDR_SIZE ||
 	    pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 		goto invalid;
-	if (hdr.magic != RP_MAGIC || hdr.version != RP_LAYOUT_VERSION ||
-	    hdr.hdr_size != RP_HDR_SIZE || !rp_is_pow2(hdr.capacity) ||
-	    hdr.capacity < RP_MIN_CAPACITY || hdr.capacity > RP_MAX_CAPACITY ||
-	    (uint64_t)st.st_size < RP_HDR_SIZE + hdr.capacity)
+	if (!rp_header_valid(&hdr, (uint64_t)st.st_size))
 		goto invalid;
 
 	uint64_t cap = hdr.capacity;

@@ -9,10 +9,11 @@
  * close, exec or kill -9, and a zombie holds none), and a descriptor that
  * poll(2) understands.
  *
- * No wakeup is lost: a sleeper counts itself, fences, then re-checks the
- * ring; a waker publishes, fences, then reads the count.  Of two such
- * sequences at least one sees the other (Dekker), so either the sleeper
- * sees the data or the waker sees the sleeper and drops a token.
+ * No wakeup is lost: a sleeper counts itself, then re-checks the ring; a
+ * waker publishes, then reads the count, all four sequentially consistent
+ * (RP_PUBLISH).  Of two such sequences at least one sees the other
+ * (Dekker), so either the sleeper sees the data or the waker sees the
+ * sleeper and drops a token.
  */
 #include "internal.h"
 
@@ -26,7 +27,7 @@
 #define SPIN_NS_DEFAULT 20000
 #define PROBE_NS        10000000ULL   /* writers re-check readers this often */
 #define MAX_TOKENS      64
-#define TRYLOCK_SPIN_NS 100000        /* see trylock_briefly() */
+#define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
 
 static uint64_t spin_ns = SPIN_NS_DEFAULT;
 static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
@@ -79,8 +80,8 @@ static void count_down(_Atomic uint32_t *c)
  * validation then reports EIO). */
 static uint64_t free_space(struct rp_end *e)
 {
-	uint64_t tail = atomic_load_explicit(&e->sh->tail, memory_order_acquire);
-	uint64_t head = atomic_load_explicit(&e->sh->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&e->sh->tail, memory_order_seq_cst);
+	uint64_t head = atomic_load_explicit(&e->sh->head, memory_order_seq_cst);
 	int64_t used = rp_ring_used(&e->ring, head, tail);
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
@@ -91,8 +92,7 @@ static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_
 	char c;
 	int r;
 
-	atomic_fetch_add_explicit(sleepers, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
 	if (ready(e, arg)) {
 		r = RP_WAIT_READY;
 	} else {
@@ -166,9 +166,8 @@ void rp__wake_readers(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
 
-	atomic_thread_fence(memory_order_seq_cst);
-	uint32_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_relaxed);
-	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_relaxed);
+	uint32_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_seq_cst);
+	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_seq_cst);
 	if (!(n | a))
 		return;
 	if (a)
@@ -186,9 +185,8 @@ void rp__wake_writers(struct rp_end *e)
 	struct rp_shared *sh = e->sh;
 	char buf[RP_PIPE_BUF];
 
-	atomic_thread_fence(memory_order_seq_cst);
-	uint32_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_relaxed);
-	uint32_t g = atomic_load_explicit(&sh->gate_closed, memory_order_relaxed);
+	uint32_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_seq_cst);
+	uint32_t g = atomic_load_explicit(&sh->gate_closed, memory_order_seq_cst);
 	if (!(n | g))
 		return;
 	int err = errno;
@@ -201,32 +199,13 @@ void rp__wake_writers(struct rp_end *e)
 	errno = err;
 }
 
-/* Writers hold their lock only for a copy and a wakeup, so a short spin
- * usually gets it; a reservation can hold it for long, so give up soon. */
-static bool trylock_briefly(_Atomic uint32_t *word)
-{
-	uint64_t until = 0;
-	for (unsigned i = 0;; i++) {
-		if (rp__trylock(word))
-			return true;
-		if ((i & 63) == 0) {
-			uint64_t now = rp__now_ns();
-			if (!until)
-				until = now + TRYLOCK_SPIN_NS;
-			else if (now > until)
-				return false;
-		}
-		cpu_relax();
-	}
-}
-
 /*
  * A non-blocking reader found the ring empty: make rp_fileno exact for
  * poll(2).  Under the writers' lock no data can be published, so if the
  * ring is still empty every token in the bell is stale: drain them, and
  * arm, so that the next publisher drops exactly one.  If a writer keeps
- * the lock (a reservation) we cannot tell, and leave the tokens (a
- * spurious wakeup at worst, never a lost one).
+ * the lock for long (a reservation) we cannot tell, and leave the tokens
+ * (a spurious wakeup at worst, never a lost one).
  */
 int rp__poll_arm_reader(struct rp_end *e)
 {
@@ -234,9 +213,11 @@ int rp__poll_arm_reader(struct rp_end *e)
 	char buf[MAX_TOKENS];
 	struct iovec v = { buf, sizeof(buf) };
 
-	if (!trylock_briefly(&sh->wlock)) {
-		atomic_store(&sh->rd_armed, 1);
-		atomic_thread_fence(memory_order_seq_cst);
+	/* Writers hold their lock for a copy and a token write, so it comes
+	 * quickly even if the holder was preempted; a reservation can keep
+	 * it long, so the wait is bounded. */
+	if (rp__lock_within(e, &sh->wlock, ARM_LOCK_NS) < 0) {
+		atomic_store(&sh->rd_armed, 1);          /* seq_cst: see RP_PUBLISH */
 		if (rp__has_data(e))
 			return RP_WAIT_READY;
 		errno = EAGAIN;
@@ -290,7 +271,7 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 {
 	struct rp_shared *sh = e->sh;
 
-	if (!trylock_briefly(&sh->rlock)) {
+	if (rp__lock_within(e, &sh->rlock, ARM_LOCK_NS) < 0) {
 		errno = EAGAIN;
 		return writable(e, need) ? RP_WAIT_READY : -1;
 	}

@@ -83,7 +83,7 @@ int rp_write_commit(rp_end *h, size_t n)
 		errno = EINVAL;
 	} else {
 		atomic_store_explicit(&e->sh->head, e->held_pos + n,
-				      memory_order_release);
+				      RP_PUBLISH);
 		e->held = 0;
 		rp__unlock(&e->sh->wlock);
 		rp__wake_readers(e);
@@ -169,7 +169,7 @@ int rp_read_consume(rp_end *h, size_t n)
 		errno = EINVAL;
 	} else {
 		atomic_store_explicit(&e->sh->tail, e->held_pos + n,
-				      memory_order_release);
+				      RP_PUBLISH);
 		e->held = 0;
 		rp__unlock(&e->sh->rlock);
 		rp__wake_writers(e);
