@@ -4,9 +4,12 @@
  * Each input is the raw byte stream a hostile sender could put into a
  * pipe under a connection.  It is written (at most one ring's worth) into
  * a fresh 64 KiB pipe with rp_write, the writer is closed, and the read
- * end is wrapped with rp_conn_from_ends.  Then rp_recv_alloc (limit 1 MiB)
- * and rp_recv with a small buffer take turns until ENODATA, or until the
- * same error comes back twice in a row.
+ * end is wrapped with rp_conn_from_ends.  Before that, a few KiB short of
+ * a ring's worth is written and read back, so that the input straddles
+ * the ring's wrap point (at an offset that depends on the input's size):
+ * headers and payloads split across it must decode as any others.  Then
+ * rp_recv_alloc (limit 1 MiB) and rp_recv with a small buffer take turns
+ * until ENODATA, or until the same error comes back twice in a row.
  *
  * The library must never crash, leak (memory, descriptors, mappings: a
  * failing rp_pipe2 traps), hang (a bounded loop traps), return an error
@@ -58,6 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Fails only if an earlier input leaked descriptors or mappings. */
 	must(rp_pipe2(e, 0, FUZZ_CAP) == 0);
 	must(rp_capacity(e[1]) == FUZZ_CAP);
+
+	/* Move head and tail near the end of the ring. */
+	static unsigned char pad[FUZZ_CAP];
+	size_t skip = FUZZ_CAP - 24 - (size * 7) % 4096;
+	must(rp_write(e[1], pad, skip) == (ssize_t)skip);
+	for (size_t got = 0; got < skip;) {
+		ssize_t r = rp_read(e[0], pad, skip - got);
+		must(r > 0);
+		got += (size_t)r;
+	}
 	if (n)
 		must(rp_write(e[1], data, n) == (ssize_t)n);
 	must(rp_close(e[1]) == 0);

@@ -223,6 +223,8 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 
 	if (rp__lock(e, &sh->wlock) < 0)
 		return -1;
+	/* Whatever a previous holder (perhaps now dead) was sending is over. */
+	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	do {
 		uint32_t n = len - off < maxp ? (uint32_t)(len - off) : maxp;
 		uint64_t need = sizeof(struct rp_frame) + n;
@@ -260,6 +262,8 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				 (off + n == len ? RP_FRAME_LAST : 0);
 		struct rp_frame f = { RP_FRAME_MAGIC | flags, n, off == 0 ? len : off };
 		unsigned char *dst = e->data + rp_ring_off(&e->ring, head);
+		if (off == 0)
+			atomic_store_explicit(&sh->msg_start, head, memory_order_seq_cst);
 		memcpy(dst, &f, sizeof(f));
 		if (n)
 			memcpy(dst + sizeof(f), msg + off, n);
@@ -267,15 +271,20 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		rp__wake_readers(e);
 		off += n;
 	} while (off < len);
+	/* After the LAST chunk is published: see cut_message_len(). */
+	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	rp__unlock(&sh->wlock);
 	return 0;
 epipe:
+	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	rp__unlock(&sh->wlock);
 	e->widowed = 1;
 	rp__raise_epipe(e);
 	errno = EPIPE;
 	return -1;
 fail:
+	/* Given up mid-message: the receiver will drop what was sent. */
+	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	rp__unlock(&sh->wlock);
 	errno = err;
 	return -1;
@@ -342,34 +351,59 @@ static void rx_stash(struct rp_conn *c, struct rx *x)
 }
 
 /*
- * The message whose FIRST chunk is at `tail` is too big for the caller.
- * EMSGSIZE keeps it queued for a retry, but only a message that can ever
- * be received deserves that: one that was cut short (its sender died, or
- * gave up on a signal) would wedge the connection.  It is cut if another
- * message starts before its LAST chunk, or if nobody alive holds the
- * writers' lock, which a sender keeps from its first chunk to its last.
- * Returns the bytes to skip to drop a cut message, or 0 if it is whole
- * or still being sent.
+ * Scan the chunks queued from `tail` (a FIRST chunk): 1 if the message's
+ * LAST chunk is there, -1 if another message starts first (this one was
+ * cut), 0 if neither; *end is where the scan stopped.
  */
-static uint64_t cut_message_len(struct rp_end *e, uint64_t tail, uint64_t head)
+static int scan_message(struct rp_end *e, uint64_t tail, uint64_t *end)
 {
-	bool abandoned = rp__lock_abandoned(e, &e->sh->wlock);  /* before the scan */
+	uint64_t head = atomic_load_explicit(&e->sh->head, memory_order_seq_cst);
 	uint64_t pos = tail;
-	head = atomic_load_explicit(&e->sh->head, memory_order_acquire);
+	int r = 0;
+
 	if (head - tail > e->ring.cap)
-		return 0;
+		head = tail;                /* corrupt: the decoder reports it */
 	for (bool first = true; pos != head; first = false) {
 		struct rp_frame f;
 		memcpy(&f, e->data + rp_ring_off(&e->ring, pos), sizeof(f));
 		if (!rp_frame_check(&f, head - pos))
-			return 0;           /* garbage: the decoder reports it */
-		if (!first && (f.tag & RP_FRAME_FIRST))
-			return pos - tail;  /* another message starts: cut */
-		if (f.tag & RP_FRAME_LAST)
-			return 0;           /* whole */
+			break;
+		if (!first && (f.tag & RP_FRAME_FIRST)) {
+			r = -1;
+			break;
+		}
+		if (f.tag & RP_FRAME_LAST) {
+			r = 1;
+			break;
+		}
 		pos += sizeof(f) + f.len;
 	}
-	return abandoned ? pos - tail : 0;
+	*end = pos;
+	return r;
+}
+
+/*
+ * The message whose FIRST chunk is at `tail` is too big for the caller.
+ * EMSGSIZE keeps it queued for a retry, but only a message that can ever
+ * be received deserves that: one that was cut short (its sender died, or
+ * gave up on a signal) would wedge the connection.  The sender of the
+ * message in progress records where it starts (msg_start) while it holds
+ * the writers' lock, so a message is still coming only if msg_start names
+ * it and a live process holds that lock.  Returns the bytes to skip to
+ * drop a cut message, or 0 if it is whole or still being sent.
+ */
+static uint64_t cut_message_len(struct rp_end *e, uint64_t tail)
+{
+	uint64_t end;
+	int r = scan_message(e, tail, &end);
+	if (r != 0)
+		return r > 0 ? 0 : end - tail;
+	uint64_t start = atomic_load_explicit(&e->sh->msg_start, memory_order_seq_cst);
+	if (start == tail && !rp__lock_abandoned(e, &e->sh->wlock))
+		return 0;                   /* still being sent */
+	/* The sender publishes LAST before it clears msg_start: look again. */
+	r = scan_message(e, tail, &end);
+	return r > 0 ? 0 : end - tail;
 }
 
 /* Start a message whose FIRST chunk says `total`; 0, or -1 (left queued). */
@@ -482,7 +516,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 			if (rx_begin(c, &x, f.pos, ubuf, cap, out != NULL) < 0) {
 				uint64_t skip;
 				if (errno == EMSGSIZE &&
-				    (skip = cut_message_len(e, tail, head)) != 0) {
+				    (skip = cut_message_len(e, tail)) != 0) {
 					atomic_store_explicit(&sh->tail, tail + skip, RP_PUBLISH);
 					rp__wake_writers(e);
 					continue;

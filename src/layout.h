@@ -19,6 +19,7 @@
 #define RP_LAYOUT_VERSION 1u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
+#define RP_NO_MSG        UINT64_MAX
 
 /* OFD lock bytes of the ring file.  Each end's own open file description of
  * the ring holds a read lock on its role byte, which is how `ringpipe ls`
@@ -45,6 +46,8 @@ struct rp_shared {
 	_Atomic uint32_t wlock;       /* writer lock: holder TID | RP_LOCK_WAITERS */
 	_Atomic uint32_t wr_sleepers; /* writers blocked on the wake pipe */
 	_Atomic uint32_t gate_closed; /* the writers' poll gate pipe is full */
+	_Atomic uint64_t msg_start;   /* rp_conn: where the message being sent
+	                               * starts (RP_NO_MSG: none); lock holder only */
 
 	/* Reader side: written by readers, read by writers. */
 	_Alignas(RP_CACHELINE)

@@ -253,8 +253,12 @@ int rp__poll_arm_reader(struct rp_end *e)
  * this end, drop the now stale tokens so poll(2) stays exact. */
 void rp__reader_emptied(struct rp_end *e)
 {
-	if (!e->polled || rp__has_data(e) ||
-	    atomic_load_explicit(&e->sh->rd_armed, memory_order_relaxed))
+	if (!e->polled || rp__has_data(e))
+		return;
+	/* Armed, and no writer inside its lock: no token is in the bell or
+	 * on its way (writers drop tokens only while holding the lock). */
+	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst) &&
+	    !atomic_load_explicit(&e->sh->wlock, memory_order_seq_cst))
 		return;
 	int saved = errno;
 	rp__poll_arm_reader(e);

@@ -85,8 +85,8 @@ int rp_write_commit(rp_end *h, size_t n)
 		atomic_store_explicit(&e->sh->head, e->held_pos + n,
 				      RP_PUBLISH);
 		e->held = 0;
+		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
 		rp__unlock(&e->sh->wlock);
-		rp__wake_readers(e);
 		r = 0;
 	}
 	rp__end_put(e);

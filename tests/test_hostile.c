@@ -108,8 +108,14 @@ static UNUSED void hp_clean(struct hp *h)
 {
 	alarm(5);
 	if (rp_unlink(h->path) != 0) {
+		/* a damaged pipe rp_unlink refuses: remove its pieces by hand */
+		char comp[300];
 		unlink(h->path);
 		unlink(h->shm);
+		snprintf(comp, sizeof comp, "%s.wake", h->shm);
+		unlink(comp);
+		snprintf(comp, sizeof comp, "%s.gate", h->shm);
+		unlink(comp);
 	}
 	alarm(0);
 	rmdir(h->dir);
@@ -650,8 +656,10 @@ TEST(dead_holder_in_writer_lock_does_not_block_writers)
 }
 
 /* Lock words that name a live process which has nothing to do with the
- * pipe (init, and a sleeping child that never opened it) are garbage too:
- * the calls complete or fail cleanly within a few seconds, no hang. */
+ * pipe (a sleeping child that never opened it) are garbage too: the calls
+ * complete or fail cleanly within a few seconds, no hang.  (A process whose
+ * /proc/PID/maps we may not read, such as another user's, cannot be told
+ * from a real holder and is waited for: see docs/DESIGN.md.) */
 TEST(scribbled_lock_word_naming_unrelated_live_process_no_hang)
 {
 	alarm(20);
@@ -667,7 +675,7 @@ TEST(scribbled_lock_word_naming_unrelated_live_process_no_hang)
 	}
 	rp_end *r, *w;
 	hp_open_pair(&h, &r, &w, 0);
-	const uint32_t live[] = { 1, (uint32_t)idle, (uint32_t)idle | 0x80000000u };
+	const uint32_t live[] = { (uint32_t)idle, (uint32_t)idle | 0x80000000u };
 	for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
 		poke32(h.shm, OFF(wlock), live[i]);
 		poke32(h.shm, OFF(rlock), live[i]);
