@@ -24,8 +24,9 @@ tsan:
 	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DRP_SANITIZE=thread >/dev/null
 	@$(CMAKE) --build build-tsan -j$(JOBS)
 
-# The whole suite three times: plain, under ASan+UBSan, under TSan.
-test: test-release test-asan test-tsan
+# The whole suite three times: plain, under ASan+UBSan, under TSan; then a
+# short libFuzzer run of the frame decoder and the header/index checks.
+test: test-release test-asan test-tsan fuzz-smoke
 
 test-release: build
 	cd build && $(CTEST) $(CTEST_ARGS)
@@ -47,6 +48,8 @@ demo: build
 # About 10 minutes of crash injection under load (not part of `make test`).
 soak: build
 	sh scripts/soak.sh build
+
+include fuzz/fuzz.mk
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -21,10 +21,17 @@ build/fuzz/fuzz_frames: fuzz/fuzz_frames.c $(wildcard src/*.c src/*.h include/*.
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Iinclude -Isrc src/*.c fuzz/fuzz_frames.c -lpthread -o $@
 
-fuzz: build/fuzz/fuzz_frames
+build/fuzz/fuzz_header: fuzz/fuzz_header.c $(wildcard src/*.c src/*.h include/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Iinclude -Isrc src/*.c fuzz/fuzz_header.c -lpthread -o $@
 
-fuzz-smoke: build/fuzz/fuzz_frames
-	@mkdir -p build/fuzz/corpus
+fuzz: build/fuzz/fuzz_frames build/fuzz/fuzz_header
+
+fuzz-smoke: build/fuzz/fuzz_frames build/fuzz/fuzz_header
+	@mkdir -p build/fuzz/corpus build/fuzz/corpus-header
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  build/fuzz/fuzz_header -max_total_time=$(FUZZ_TIME) -timeout=10 -print_final_stats=1 \
+	  -artifact_prefix=build/fuzz/ build/fuzz/corpus-header fuzz/corpus/header
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  build/fuzz/fuzz_frames -max_total_time=$(FUZZ_TIME) $(FUZZ_RUNOPTS) \
 	  -artifact_prefix=build/fuzz/ build/fuzz/corpus fuzz/corpus/frames
