@@ -148,12 +148,13 @@ def main():
     ap.add_argument("--json", default="build/bench.json")
     ap.add_argument("--log", default="build/bench.log",
                     help="stderr of the bench run (pinning, skipped rows)")
-    ap.add_argument("--command", default="./build/ringpipe bench --json")
+    ap.add_argument("--command", default="ringpipe bench --json")
     ap.add_argument("--md", default="docs/bench.md")
     ap.add_argument("--svg", default="docs/bench.svg")
     ap.add_argument("--chart-script", default=os.path.join(os.path.dirname(__file__),
                                                            "bench_chart.gp"))
     a = ap.parse_args()
+    a.command = " ".join(a.command.split())
 
     with open(a.json) as f:
         results = json.load(f)["results"]

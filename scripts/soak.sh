@@ -2,7 +2,8 @@
 # make soak: about 10 minutes of crash injection under load (not in CI).
 #  1. 1,000 random SIGKILLs per role (writer, reader, sender, receiver).
 #  2. 16 pipes at once, each with 4 writers and 2 readers, kills injected,
-#     for SOAK_SECONDS (default 300).
+#     for SOAK_SECONDS (default 300).  With 96 processes on the machine's
+#     CPUs, EOF/EPIPE latency is held to 1 s there (100 ms in part 1).
 # Fails on any lost, duplicated or torn record, any hang, or any leftover
 # in /dev/shm; prints memory before and after.
 set -eu
@@ -24,11 +25,11 @@ round=0 fail=0
 while [ "$(date +%s)" -lt "$end" ]; do
 	pids=""
 	for i in $(seq 1 16); do
-		"$CM" -n 5 -r all -s $((round * 16 + i)) >"/tmp/soak.$$.$i" 2>&1 &
+		"$CM" -n 5 -r all -l 1000 -s $((round * 16 + i)) >"/tmp/soak.$$.$i" 2>&1 &
 		pids="$pids $!"
 	done
 	for p in $pids; do wait "$p" || fail=1; done
-	cat /tmp/soak.$$.* | grep -v '^crashmatrix:' | grep -v ' 0 lost, 0 duplicated, 0 torn, 0 hung, 0 out' || true
+	cat /tmp/soak.$$.* | grep -v '^crashmatrix:' | grep -v " 0 lost, 0 duplicated, 0 torn, 0 hung, 0 out of order, 0 slow" || true
 	rm -f /tmp/soak.$$.*
 	round=$((round + 1))
 	echo "round $round: MemAvailable $(mem_avail) kB, /dev/shm ringpipe files $(shm_count)"

@@ -23,6 +23,7 @@ int rp__end_open(struct rp_end *e, int role, int flags)
 	e->role = role;
 	if ((flags & O_NONBLOCK) && rp__set_nonblocking(e, true) < 0)
 		return -1;
+	e->nb_cache = rp__nonblocking(e);   /* an imported OFD may already be */
 	e->seen_rd_closes = atomic_load(&e->sh->rd_closes);
 	e->next_probe_ns = rp__coarse_ns();
 	/* Our role, for anyone inspecting /proc/PID/fdinfo (see layout.h). */
@@ -54,7 +55,7 @@ void rp__end_discard(struct rp_end *e)
 	int err = errno;
 	rp__close_fds(e);
 	atomic_store(&e->state, RP_CLOSED);
-	rp__end_put(e);
+	rp__end_unref(e);
 	errno = err;
 }
 

@@ -243,7 +243,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				break;
 			/* Non-blocking applies to starting a message; once started,
 			 * it is finished, so that it is never left half sent. */
-			if (off == 0 && rp__nonblocking(e)) {
+			if (off == 0 && rp__nb(e)) {
 				if (rp__gate_close(e, need) == RP_WAIT_READY)
 					continue;
 				err = errno;
@@ -472,7 +472,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				err = ENODATA;          /* a cut message is dropped */
 				goto fail;
 			}
-			if (!x.in_msg && rp__nonblocking(e)) {
+			if (!x.in_msg && rp__nb(e)) {
 				int r = rp__poll_arm_reader(e);
 				if (r == RP_WAIT_READY)
 					continue;

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #define POOL_SLOTS 65536
@@ -119,6 +120,10 @@ struct rp_end *rp__end_get(rp_end *h, int role)
 		errno = EBADF;
 		return NULL;
 	}
+	/* A process with one thread cannot close an end under its own call
+	 * (glibc tells us so for free): skip the two atomics per call. */
+	if (__libc_single_threaded)
+		return e;
 	/* Never revive a slot whose last reference is gone (refs == 0). */
 	uint32_t r = atomic_load_explicit(&e->refs, memory_order_relaxed);
 	do {
@@ -137,10 +142,16 @@ struct rp_end *rp__end_get(rp_end *h, int role)
 	return e;
 }
 
-void rp__end_put(struct rp_end *e)
+void rp__end_unref(struct rp_end *e)
 {
 	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
 		release(e);
+}
+
+void rp__end_put(struct rp_end *e)
+{
+	if (!__libc_single_threaded)
+		rp__end_unref(e);
 }
 
 int rp__end_close(struct rp_end *e)
@@ -160,6 +171,6 @@ int rp__end_close(struct rp_end *e)
 	if (e->role == RP_READER)
 		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
 					  memory_order_release);
-	rp__end_put(e);
+	rp__end_unref(e);              /* the open end's own reference */
 	return 0;
 }

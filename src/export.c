@@ -69,7 +69,7 @@ rp_end *rp_import(const char *token)
 	if (!e)
 		return NULL;
 	if (rp__map(e, shm) < 0) {
-		rp__end_put(e);
+		rp__end_unref(e);
 		return NULL;
 	}
 	/* The imported end owns the inherited descriptors from now on. */

@@ -51,7 +51,9 @@ struct rp_end {
 	int bell, wake, gate;
 	int drain;                    /* readers: the bell again, non-blocking */
 	int named;
+	int nb_cache;                 /* see rp__nb() */
 	int polled;                   /* rp_fileno was asked for: keep it exact */
+	uint64_t peer;                /* writers: tail, readers: head, last seen */
 	/* writers: when to next ask the kernel whether readers remain */
 	uint32_t seen_rd_closes;
 	uint64_t next_probe_ns;
@@ -84,7 +86,8 @@ static inline bool rp__has_data(const struct rp_end *e)
 /* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
 struct rp_end *rp__end_alloc(void);
 struct rp_end *rp__end_get(rp_end *e, int role);   /* ref++, or NULL+EBADF */
-void rp__end_put(struct rp_end *e);                 /* ref--, frees at 0 */
+void rp__end_put(struct rp_end *e);                 /* undo rp__end_get */
+void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
 int rp__end_close(struct rp_end *e);
 int rp__end_open(struct rp_end *e, int role, int flags); /* anon.c */
 void rp__end_discard(struct rp_end *e);
@@ -125,7 +128,18 @@ int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
 bool rp__readers_gone(struct rp_end *e);
 bool rp__readers_gone_hint(struct rp_end *e); /* cheap; true: none left */
 int rp__raise_epipe(struct rp_end *e);
-bool rp__nonblocking(struct rp_end *e);      /* the end's O_NONBLOCK */
+bool rp__nonblocking(struct rp_end *e);      /* the end's O_NONBLOCK (fcntl) */
+/*
+ * O_NONBLOCK as the slow paths need it, without a system call when the
+ * end is blocking: nb_cache is what this process last saw.  A blocking end
+ * re-asks the kernel just before it would sleep (wait.c), a non-blocking
+ * one just before it would return EAGAIN, so a change made through a
+ * forked copy of the end is seen where it matters.
+ */
+static inline bool rp__nb(struct rp_end *e)
+{
+	return e->nb_cache && (e->nb_cache = rp__nonblocking(e));
+}
 int rp__set_nonblocking(struct rp_end *e, bool on);
 uint64_t rp__now_ns(void);
 uint64_t rp__coarse_ns(void);

@@ -92,15 +92,20 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			rp__unlock(&sh->wlock);
 			goto no_readers;
 		}
-		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+		size_t want = total - done;
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
-		int64_t used = rp_ring_used(&e->ring, head, tail);
-		if (used < 0) {
-			err = EIO;
-			goto fail;
+		/* The tail we saw last may be old, but only ever too small: if it
+		 * already shows room, we need not touch the readers' line. */
+		int64_t used = rp_ring_used(&e->ring, head, e->peer);
+		if (used < 0 || e->ring.cap - (uint64_t)used < (atomic ? want : 1)) {
+			e->peer = atomic_load_explicit(&sh->tail, memory_order_acquire);
+			used = rp_ring_used(&e->ring, head, e->peer);
+			if (used < 0) {
+				err = EIO;
+				goto fail;
+			}
 		}
 		uint64_t room = e->ring.cap - (uint64_t)used;
-		size_t want = total - done;
 		if (room && (!atomic || room >= want)) {
 			size_t n = room < want ? (size_t)room : want;
 			iov_to_ring(e->data + rp_ring_off(&e->ring, head), iov,
@@ -114,7 +119,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			continue;
 		}
 		uint64_t need = atomic ? want : 1;
-		if (rp__nonblocking(e)) {
+		if (rp__nb(e)) {
 			if (rp__gate_close(e, need) == RP_WAIT_READY)
 				continue;
 			err = errno;        /* EAGAIN, or EPIPE with no reader */
@@ -166,13 +171,18 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	else if (rp__lock(e, &sh->rlock) < 0)
 		return -1;
 	for (;;) {
-		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
 		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
-		int64_t used = rp_ring_used(&e->ring, head, tail);
-		if (used < 0) {
-			rp__unlock(&sh->rlock);
-			errno = EIO;
-			return -1;
+		/* Likewise the head we saw last: reload only if it shows less
+		 * than the caller wants (or is behind another reader's tail). */
+		int64_t used = rp_ring_used(&e->ring, e->peer, tail);
+		if (used < 0 || (uint64_t)used < total) {
+			e->peer = atomic_load_explicit(&sh->head, memory_order_acquire);
+			used = rp_ring_used(&e->ring, e->peer, tail);
+			if (used < 0) {
+				rp__unlock(&sh->rlock);
+				errno = EIO;
+				return -1;
+			}
 		}
 		if (used > 0) {
 			size_t n = (uint64_t)used < total ? (size_t)used : total;
@@ -188,7 +198,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		}
 		if (writers_gone)
 			break;
-		if (rp__nonblocking(e)) {
+		if (rp__nb(e)) {
 			e->polled = 1;
 			int r = rp__poll_arm_reader(e);
 			if (r == RP_WAIT_READY)

@@ -154,6 +154,7 @@ int rp__set_nonblocking(struct rp_end *e, bool on)
 	int fl = fcntl(e->shm_fd, F_GETFL);
 	if (fl < 0)
 		return -1;
+	e->nb_cache = on;
 	return fcntl(e->shm_fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 

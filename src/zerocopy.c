@@ -49,7 +49,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			span = e->data + rp_ring_off(&e->ring, head);
 			goto out;
 		}
-		if (rp__nonblocking(e)) {
+		if (rp__nb(e)) {
 			if (rp__gate_close(e, n) == RP_WAIT_READY)
 				continue;
 			break;
@@ -134,7 +134,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 			errno = 0;          /* EOF */
 			break;
 		}
-		if (rp__nonblocking(e)) {
+		if (rp__nb(e)) {
 			e->polled = 1;
 			int r = rp__poll_arm_reader(e);
 			if (r == RP_WAIT_READY)

@@ -31,8 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -201,6 +203,23 @@ static void progress(const char *test, uint64_t size, int mech, uint64_t cap,
 		return;
 	fprintf(stderr, "\r\033[K  %s %" PRIu64 " %s%s (run %d/%d)", test, size,
 		mech_names[mech], cap == BIG_CAP ? " 1MiB" : "", rep + 1, B.reps);
+}
+
+/* RINGPIPE_BENCH_VERBOSE=1: every single run on stderr, to see the spread. */
+static void run_log(const char *test, uint64_t size, int mech, uint64_t cap, int rep,
+		    double v)
+{
+	static int on = -1;
+	if (on < 0) {
+		const char *s = getenv("RINGPIPE_BENCH_VERBOSE");
+		on = s && *s && *s != '0';
+	}
+	if (!on)
+		return;
+	if (B.progress)
+		fprintf(stderr, "\r\033[K");
+	fprintf(stderr, "run %s %" PRIu64 " %s cap=%" PRIu64 " rep=%d: %.6g\n", test, size,
+		mech_names[mech], cap, rep + 1, v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1199,8 +1218,10 @@ static void test_stream(void)
 			int n = 0;
 			for (int rep = 0; rep < B.reps; rep++) {
 				progress("stream", MiB, M_MEMCPY, mc[k].ws, rep);
-				if (run_memcpy(mc[k].ws, mc[k].total, &v[n]) == 0)
+				if (run_memcpy(mc[k].ws, mc[k].total, &v[n]) == 0) {
+					run_log("stream", MiB, M_MEMCPY, mc[k].ws, rep, v[n]);
 					n++;
+				}
 			}
 			if (n == B.reps)
 				add_result(M_MEMCPY, "stream", MiB, mc[k].ws, "GB/s", v, n);
@@ -1225,8 +1246,10 @@ static void test_stream(void)
 				}
 				progress("stream", w, r->mech, r->cap, rep);
 				if (run_stream(r->mech, r->cap, w, total, 1, budget, "stream",
-					       &r->v[r->n]) == 0)
+					       &r->v[r->n]) == 0) {
+					run_log("stream", w, r->mech, r->cap, rep, r->v[r->n]);
 					r->n++;
+				}
 				else
 					r->dead = 1;
 			}
@@ -1256,8 +1279,10 @@ static void test_msgrate(void)
 				continue;
 			}
 			progress("msgrate", MSG, r->mech, r->cap, rep);
-			if (run_msgrate(r->mech, count, MSG_BUDGET, &r->v[r->n]) == 0)
+			if (run_msgrate(r->mech, count, MSG_BUDGET, &r->v[r->n]) == 0) {
+				run_log("msgrate", MSG, r->mech, r->cap, rep, r->v[r->n]);
 				r->n++;
+			}
 			else
 				r->dead = 1;
 		}
@@ -1296,8 +1321,10 @@ static void test_rtt(int sleeping)
 				continue;
 			}
 			progress(name, MSG, r->mech, r->cap, rep);
-			if (run_rtt(r->mech, count, warm, gap, &r->v[r->n], &r->v2[r->n]) == 0)
+			if (run_rtt(r->mech, count, warm, gap, &r->v[r->n], &r->v2[r->n]) == 0) {
+				run_log(name, MSG, r->mech, r->cap, rep, r->v[r->n]);
 				r->n++;
+			}
 			else
 				r->dead = 1;
 		}
@@ -1370,8 +1397,10 @@ static void test_writers(void)
 				progress(name, 4 * KiB, r->mech, r->cap, rep);
 				if (run_stream(r->mech, r->cap, 4 * KiB, total, ns[k],
 					       STREAM_BUDGET, name,
-					       &r->v[r->n]) == 0)
+					       &r->v[r->n]) == 0) {
+					run_log(name, 4 * KiB, r->mech, r->cap, rep, r->v[r->n]);
 					r->n++;
+				}
 				else
 					r->dead = 1;
 			}
@@ -1484,6 +1513,64 @@ static const struct target targets[] = {
 	{ "writers-8 vs writers-1 (ringpipe)", M_RP, "writers-8", 4 * KiB, 64 * KiB,
 	  M_RP, "writers-1", 64 * KiB, 1, 0 },
 };
+
+/*
+ * Other work on the machine skews every figure.  Busy CPU time of the whole
+ * machine (/proc/stat) minus our own and our children's (getrusage) is what
+ * other processes, or the hypervisor (steal), took while we ran.
+ */
+struct cpu_snap {
+	double busy_s;     /* all CPUs, seconds */
+	double ours_s;
+	int ok;
+};
+
+static double tv_s(struct timeval t)
+{
+	return (double)t.tv_sec + (double)t.tv_usec / 1e6;
+}
+
+static void cpu_snap(struct cpu_snap *c)
+{
+	unsigned long long v[8] = { 0 };
+	struct rusage self, kids;
+	FILE *f = fopen("/proc/stat", "r");
+
+	c->ok = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+		   &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		long hz = sysconf(_SC_CLK_TCK);
+		/* user nice system idle iowait irq softirq steal: all but idle, iowait */
+		c->busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
+		c->ok = 1;
+	}
+	fclose(f);
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	c->ours_s = tv_s(self.ru_utime) + tv_s(self.ru_stime) +
+		    tv_s(kids.ru_utime) + tv_s(kids.ru_stime);
+}
+
+static void load_note(const struct cpu_snap *a, double elapsed)
+{
+	struct cpu_snap b;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cpu_snap(&b);
+	if (!a->ok || !b.ok || elapsed <= 0 || ncpu <= 0)
+		return;
+	double other = (b.busy_s - a->busy_s) - (b.ours_s - a->ours_s);
+	double pct = 100 * other / (elapsed * (double)ncpu);
+	if (pct < 0)
+		pct = 0;
+	if (pct >= 3)
+		note("other processes (or the hypervisor) used %.0f%% of the CPUs during the run: "
+		     "figures are disturbed; rerun on an idle machine", pct);
+	else
+		note("the machine was otherwise idle (%.1f%% of the CPUs used by others)", pct);
+}
 
 static void print_human(double elapsed)
 {
@@ -1671,6 +1758,7 @@ static void probe_mq(void)
 	}
 	chan_close(&c);
 	B.mq_ok = 1;
+	note("posix-mq: queues of %ld 64-byte messages (fs.mqueue.msg_default)", B.mq_maxmsg);
 	struct stat st;
 	if (stat("/dev/mqueue", &st) < 0)
 		note("/dev/mqueue is not mounted, but mq_open works: posix-mq measured");
@@ -1724,6 +1812,8 @@ int rp_cmd_bench(int argc, char **argv)
 	sigaction(SIGPIPE, &ign, &old_pipe);
 	sigprocmask(SIG_BLOCK, &chld, &oldmask);
 
+	struct cpu_snap snap0;
+	cpu_snap(&snap0);
 	uint64_t t0 = now_ns();
 	pin_probe();
 	if (!B.pin)
@@ -1738,6 +1828,7 @@ int rp_cmd_bench(int argc, char **argv)
 	test_idle();
 	test_writers();
 	double elapsed = (now_ns() - t0) / 1e9;
+	load_note(&snap0, elapsed);
 	if (B.progress)
 		fprintf(stderr, "\r\033[K");
 
