@@ -137,18 +137,24 @@ int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns
 				memory_order_relaxed))
 			continue;
 		struct timespec ts = { 0, LOCK_RECHECK_NS };
+		bool last = false;
 		if (deadline) {
 			uint64_t now = mono_ns();
 			if (now >= deadline) {
 				errno = ETIMEDOUT;
 				return -1;
 			}
-			if (deadline - now < (uint64_t)LOCK_RECHECK_NS)
+			if (deadline - now <= (uint64_t)LOCK_RECHECK_NS) {
 				ts.tv_nsec = (long)(deadline - now);
+				last = true;
+			}
 		}
 		long r = syscall(SYS_futex, word, FUTEX_WAIT, cur | LOCK_WAITERS,
 				 &ts, NULL, 0);
-		if (r < 0 && errno == ETIMEDOUT && ts.tv_nsec == LOCK_RECHECK_NS) {
+		/* Every full recheck interval, and before giving up: is the
+		 * holder still there? */
+		if (r < 0 && errno == ETIMEDOUT &&
+		    (last || ts.tv_nsec == LOCK_RECHECK_NS)) {
 			uint32_t held = atomic_load(word);
 			uint32_t tid = held & LOCK_TID;
 			if ((held & LOCK_TID) == (cur & LOCK_TID) &&

@@ -143,7 +143,12 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 			break;
 		cpu_relax();
 	}
-	int r = sleep_on(fd, sleepers, ready, e, arg);
+	int r;
+	/* A token with nothing behind it is stale (left for a sleeper that
+	 * was killed): go back to sleep at once, without spinning again. */
+	while ((r = sleep_on(fd, sleepers, ready, e, arg)) == RP_WAIT_READY &&
+	       !e->nb_cache && !ready(e, arg))
+		;
 	int err = errno;
 	atomic_fetch_add_explicit(blocked_ns, rp__now_ns() - t0,
 				  memory_order_relaxed);

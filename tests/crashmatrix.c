@@ -55,7 +55,7 @@ struct rec {                    /* a record or message header */
 struct shared {
 	_Atomic int stop;
 	_Atomic uint32_t written[WRITERS];     /* completed writes per writer */
-	_Atomic uint8_t seen[WRITERS][MAXSEQ];  /* deliveries per record */
+	_Atomic uint8_t seen[READERS][WRITERS][MAXSEQ];  /* deliveries per reader */
 	_Atomic uint32_t torn;
 	_Atomic uint32_t order;                /* per-reader order violations */
 	_Atomic uint32_t in_flight;            /* received, not yet logged */
@@ -106,9 +106,9 @@ static void make_rec(unsigned char *buf, unsigned w, uint32_t seq, uint32_t len)
 	memcpy(buf, &r, sizeof(r));
 }
 
-/* Check a record; log it. */
-static void deliver(struct shared *sh, const unsigned char *buf, size_t avail,
-		    uint32_t *last_seq)
+/* Check a record; log it as seen by reader `me`. */
+static void deliver(struct shared *sh, unsigned me, const unsigned char *buf,
+		    size_t avail, uint32_t *last_seq)
 {
 	struct rec r;
 	if (avail < sizeof(r)) {
@@ -125,7 +125,7 @@ static void deliver(struct shared *sh, const unsigned char *buf, size_t avail,
 	if (last_seq[r.writer] != UINT32_MAX && r.seq <= last_seq[r.writer])
 		atomic_fetch_add(&sh->order, 1);
 	last_seq[r.writer] = r.seq;
-	atomic_fetch_add(&sh->seen[r.writer][r.seq], 1);
+	atomic_fetch_add(&sh->seen[me][r.writer][r.seq], 1);
 }
 
 static void note_latency(struct shared *sh, int64_t from)
@@ -174,7 +174,7 @@ static void note_eof(struct shared *sh, int64_t last_data)
 	atomic_fetch_add(&sh->eof_seen, 1);
 }
 
-static void byte_reader(struct shared *sh, rp_end *r)
+static void byte_reader(struct shared *sh, rp_end *r, unsigned me)
 {
 	int64_t last_data = 0;
 	uint32_t last[WRITERS];
@@ -197,7 +197,7 @@ static void byte_reader(struct shared *sh, rp_end *r)
 				off = n;
 				break;
 			}
-			deliver(sh, p + off, n - off, last);
+			deliver(sh, me, p + off, n - off, last);
 			off += h.len;
 		}
 		rp_read_consume(r, off);
@@ -233,7 +233,7 @@ static void msg_sender(struct shared *sh, rp_conn *c, unsigned id, uint64_t seed
 	_exit(0);
 }
 
-static void msg_receiver(struct shared *sh, rp_conn *c)
+static void msg_receiver(struct shared *sh, rp_conn *c, unsigned me)
 {
 	int64_t last_data = 0;
 	uint32_t last[WRITERS];
@@ -248,7 +248,7 @@ static void msg_receiver(struct shared *sh, rp_conn *c)
 				break;
 			_exit(4);
 		}
-		deliver(sh, m, (size_t)n, last);
+		deliver(sh, me, m, (size_t)n, last);
 		atomic_fetch_sub(&sh->in_flight, 1);
 		free(m);
 		last_data = now_ns();
@@ -291,7 +291,7 @@ static int trial(enum role role, uint64_t seed, struct totals *t)
 	for (unsigned i = 0; i < READERS; i++)
 		if ((r[i] = spawn()) == 0) {
 			msgs ? (void)rp_conn_close(c[1]) : (void)rp_close(e[1]);
-			msgs ? msg_receiver(sh, c[0]) : byte_reader(sh, e[0]);
+			msgs ? msg_receiver(sh, c[0], i) : byte_reader(sh, e[0], i);
 		}
 	for (unsigned i = 0; i < WRITERS; i++)
 		if ((w[i] = spawn()) == 0) {
@@ -334,8 +334,11 @@ static int trial(enum role role, uint64_t seed, struct totals *t)
 			}
 			usleep(1000);
 		}
-		if (!hung && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		if (!hung && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
 			hung = true;           /* a survivor failed: count it */
+			fprintf(stderr, "crashmatrix: %s trial: survivor %d ended with status 0x%x\n",
+				role_name[role], (int)p, st);
+		}
 	}
 	t->hung += hung;
 
@@ -346,12 +349,21 @@ static int trial(enum role role, uint64_t seed, struct totals *t)
 		/* The victim may have published one record it never counted. */
 		uint32_t upto = is_victim && n < MAXSEQ ? n + 1 : n;
 		for (uint32_t s = 0; s < MAXSEQ; s++) {
-			unsigned k = atomic_load(&sh->seen[i][s]);
+			/* A reader killed between peek and consume leaves what it
+			 * peeked to the others: its log counts against loss, not
+			 * as a second delivery. */
+			unsigned k = 0, all = 0;
+			for (unsigned j = 0; j < READERS; j++) {
+				unsigned v = atomic_load(&sh->seen[j][i][s]);
+				all += v;
+				if (kill_writer || j != victim)
+					k += v;
+			}
 			if (k > 1)
 				t->dup++;
-			if (s < n && k == 0)
+			if (s < n && all == 0)
 				t->lost++;
-			if (s >= upto && k)
+			if (s >= upto && all)
 				t->dup++;         /* seen but never written */
 		}
 	}
