@@ -7,20 +7,24 @@ CMAKE   ?= cmake
 CTEST   ?= ctest
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build asan tsan test test-release test-asan test-tsan test-valgrind \
+.PHONY: all deps build asan tsan test test-release test-asan test-tsan test-valgrind \
         install demo soak clean
 
 all: build
 
-build:
+# Debian packages beyond the stock toolchain (see scripts/deps.sh).
+deps:
+	@sh scripts/deps.sh
+
+build: deps
 	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@$(CMAKE) --build build -j$(JOBS)
 
-asan:
+asan: deps
 	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRP_SANITIZE=address >/dev/null
 	@$(CMAKE) --build build-asan -j$(JOBS)
 
-tsan:
+tsan: deps
 	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DRP_SANITIZE=thread >/dev/null
 	@$(CMAKE) --build build-tsan -j$(JOBS)
 
