@@ -82,11 +82,10 @@ int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
 	    pipe2(bell, O_CLOEXEC) < 0 || pipe2(wake, O_CLOEXEC) < 0 ||
 	    pipe2(gate, O_CLOEXEC | O_NONBLOCK) < 0)
 		goto fail;
-	/* One page: a single 4 KiB write makes the gate unwritable; and at
-	 * most 4096 stale tokens can pile up in the bell or the wake pipe. */
+	/* One page: a single 4 KiB write makes the gate unwritable.  (Not
+	 * the token pipes: a one-page pipe refuses a write once 4 KiB have
+	 * gone through its page, however few bytes it holds.) */
 	fcntl(gate[1], F_SETPIPE_SZ, RP_PIPE_BUF);
-	fcntl(bell[1], F_SETPIPE_SZ, RP_PIPE_BUF);
-	fcntl(wake[1], F_SETPIPE_SZ, RP_PIPE_BUF);
 	/* Token senders also hold their pipe's read side (O_RDWR), so a token
 	 * into a pipe whose sleepers all died never raises SIGPIPE. */
 	if (rp__swap_rdwr(&bell[1]) < 0 || rp__swap_rdwr(&wake[1]) < 0)

@@ -301,13 +301,11 @@ rp_end *rp_open(const char *path, int flags)
 		if (e->wake < 0 || clear_nonblock(e->wake) < 0 || e->gate < 0)
 			goto fail;
 		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
-		fcntl(e->wake, F_SETPIPE_SZ, RP_PIPE_BUF);
 		/* O_WRONLY first, for the FIFO's open rules; then O_RDWR, as
 		 * every token sender holds its pipe (see internal.h). */
 		e->bell = open(path, O_WRONLY | O_CLOEXEC | nb);
 		if (e->bell < 0 || rp__swap_rdwr(&e->bell) < 0)
 			goto fail;
-		fcntl(e->bell, F_SETPIPE_SZ, RP_PIPE_BUF);   /* see anon.c */
 	}
 	if (rp__end_open(e, acc == O_RDONLY ? RP_READER : RP_WRITER, flags) < 0)
 		goto fail;

@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -168,14 +169,21 @@ int rp__wait_writable(struct rp_end *e, uint64_t need)
 			&e->sh->wr_blocked_ns);
 }
 
-/* Drop up to `k` tokens into a non-blocking pipe.  A full pipe means the
- * count was stale (a sleeper was killed): the tokens already there wake
- * every real sleeper, so start counting afresh. */
+/*
+ * Drop up to `k` tokens into a non-blocking pipe.  A full pipe means the
+ * count was stale (sleepers were killed and never counted themselves out);
+ * if the tokens already there are at least as many as the count, they wake
+ * every real sleeper, so counting can start afresh.  Otherwise keep the
+ * count: a stale count costs tokens, a lost one a sleeper that never wakes.
+ */
 static void ring_bell(int fd, uint32_t k, _Atomic uint32_t *sleepers)
 {
+	int queued;
 	if (k > MAX_TOKENS)
 		k = MAX_TOKENS;
-	if (write(fd, zeros, k) < 0 && errno == EAGAIN)
+	if (write(fd, zeros, k) < 0 && errno == EAGAIN &&
+	    ioctl(fd, FIONREAD, &queued) == 0 &&
+	    (uint32_t)queued >= atomic_load_explicit(sleepers, memory_order_seq_cst))
 		atomic_store_explicit(sleepers, 0, memory_order_relaxed);
 }
 
