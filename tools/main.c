@@ -22,7 +22,7 @@ static const struct {
 	{ "read",   rp_cmd_read,   "read [--progress] PATH                   copy the pipe to stdout until EOF" },
 	{ "write",  rp_cmd_write,  "write [--progress] PATH                  copy stdin into the pipe, then close" },
 	{ "top",    rp_cmd_top,    "top [-d SECONDS] [-n COUNT]              live view of all pipes" },
-	{ "bench",  rp_cmd_bench,  "bench [--json] [--quick]                 ringpipe against kernel pipes, side by side" },
+	{ "bench",  rp_cmd_bench,  "bench [--json] [--quick] [--only M,..] [--test T,..]  ringpipe against kernel pipes" },
 };
 
 void tool_err(const char *what, const char *fmt, ...)
