@@ -4,8 +4,8 @@
  * A blocked end first spins for RINGPIPE_SPIN_NS (default 50 us: a wakeup
  * costs about 40 us on the virtual machines we measured, and spinning a
  * little longer than that is what makes a sleeping peer no slower than a
- * kernel pipe; 0 when only one CPU is ours, where spinning only delays
- * the peer), then sleeps in read(2) on a kernel
+ * kernel pipe; 0 on a one-CPU machine, and the spin yields now and then
+ * in case the peer shares our CPU), then sleeps in read(2) on a kernel
  * pipe.  Sleeping in read(2) rather than futex(2) buys three things: the
  * kernel's own EINTR / SA_RESTART behaviour, exactness about peers (read
  * returns 0 the instant the last peer's descriptor is gone, whether by
@@ -40,8 +40,10 @@ static const char zeros[RP_PIPE_BUF];
 
 static void spin_init(void)
 {
-	cpu_set_t cpus;
-	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
+	/* One CPU in the machine: the peer cannot run while we spin.  (Not
+	 * our affinity mask: a process pinned to one CPU may well have its
+	 * peer pinned to another.) */
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		spin_ns = 0;
 	const char *s = getenv("RINGPIPE_SPIN_NS");
 	if (s && *s) {
@@ -140,8 +142,14 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	for (unsigned i = 0;; i++) {
 		if (ready(e, arg))
 			return RP_WAIT_READY;
-		if ((i & 63) == 63 && rp__now_ns() >= deadline)
-			break;
+		if ((i & 63) == 63) {
+			if (rp__now_ns() >= deadline)
+				break;
+			/* If the peer shares our CPU, let it run: it is what we
+			 * are waiting for.  Costs nothing when the CPU is ours. */
+			if ((i & 1023) == 1023)
+				sched_yield();
+		}
 		cpu_relax();
 	}
 	int r;
