@@ -108,6 +108,10 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		uint64_t room = e->ring.cap - (uint64_t)used;
 		if (room && (!atomic || room >= want)) {
 			size_t n = room < want ? (size_t)room : want;
+			/* Publish big writes a quarter ring at a time, so the reader
+			 * works on one part while we copy the next. */
+			if (!atomic && n > e->ring.cap / 4 && n > RP_PIPE_BUF)
+				n = e->ring.cap / 4 > RP_PIPE_BUF ? e->ring.cap / 4 : RP_PIPE_BUF;
 			iov_to_ring(e->data + rp_ring_off(&e->ring, head), iov,
 				    cnt, done, n);
 			atomic_store_explicit(&sh->head, head + n,
