@@ -151,6 +151,22 @@ case_top_draws_and_restores_terminal() {
 	grep -q "$(printf '\033\\[?1049l')" "$T/tty" || fail "terminal not restored"
 }
 
+# A smoke run only: it runs and prints the JSON API.md fixes.  The figures
+# themselves are for `make bench`, not for a timed test.
+case_bench_quick_json_is_valid() {
+	"$RINGPIPE" bench --quick --json --test stream,rtt-p50 --only ringpipe,kernel-pipe >"$T/json"
+	python3 - "$T/json" <<'PY' || fail "$(head -c 2000 "$T/json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = d["results"]
+assert rows, d
+for r in rows:
+    assert set(("mechanism", "test", "size", "value", "unit")) <= set(r), r
+    assert isinstance(r["value"], (int, float)) and r["value"] > 0, r
+assert {r["mechanism"] for r in rows} == {"ringpipe", "kernel-pipe"}, rows
+PY
+}
+
 case_unknown_command_fails_with_usage() {
 	if "$RINGPIPE" frobnicate 2>"$T/err"; then fail "succeeded"; fi
 	grep -q "unknown command 'frobnicate'" "$T/err" || fail "$(cat "$T/err")"
