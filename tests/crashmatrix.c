@@ -289,12 +289,20 @@ static int trial(enum role role, uint64_t seed, struct totals *t)
 
 	pid_t w[WRITERS], r[READERS];
 	for (unsigned i = 0; i < READERS; i++)
-		if ((r[i] = spawn()) == 0) {
+		if ((r[i] = spawn()) <= 0) {
+			if (r[i] < 0) {
+				perror("crashmatrix: fork");
+				exit(1);   /* never kill(-1, ...) below */
+			}
 			msgs ? (void)rp_conn_close(c[1]) : (void)rp_close(e[1]);
 			msgs ? msg_receiver(sh, c[0], i) : byte_reader(sh, e[0], i);
 		}
 	for (unsigned i = 0; i < WRITERS; i++)
-		if ((w[i] = spawn()) == 0) {
+		if ((w[i] = spawn()) <= 0) {
+			if (w[i] < 0) {
+				perror("crashmatrix: fork");
+				exit(1);
+			}
 			msgs ? (void)rp_conn_close(c[0]) : (void)rp_close(e[0]);
 			uint64_t s = seed + i;
 			msgs ? msg_sender(sh, c[1], i, s) : byte_writer(sh, e[1], i, s);
@@ -416,7 +424,8 @@ int main(int argc, char **argv)
 		struct totals t = { 0 };
 		for (unsigned i = 0; i < trials; i++)
 			if (trial((enum role)role, seed + (uint64_t)i * 1000003 + (uint64_t)role, &t) < 0) {
-				perror("crashmatrix: trial setup");
+				fprintf(stderr, "crashmatrix: %s trial %u: setup failed: %s\n",
+					role_name[role], i, strerror(errno));
 				return 1;
 			}
 		printf("%-8s: injected %u kills: %u lost, %u duplicated, %u torn, %u hung, "
