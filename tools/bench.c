@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -61,7 +62,7 @@ int rp_cmd_bench(int argc, char **argv);
 #define RBUF         MiB          /* stream readers read up to this much per call */
 #define MAX_REPS     5
 #define MAX_WRITERS  8
-#define MAX_ROWS     8
+#define MAX_ROWS     12
 #define SLEEP_GAP_NS 1000000ULL   /* rtt-sleeping: pause before each ping */
 
 /*
@@ -81,11 +82,22 @@ int rp_cmd_bench(int argc, char **argv);
 #define SLEEPING_COUNT      (B.quick ? 100 : 1000)
 #define IDLE_SECS           (B.quick ? 0.5 : 2.0)
 
-enum mech { M_RP, M_RPZC, M_KPIPE, M_KBIG, M_UNIX, M_MQ, M_MEMCPY, M_COUNT };
+/*
+ * M_CONN and M_KFRAMED carry messages, not bytes: every chan_write() is one
+ * message (rp_send over an rp_conn, or a 4-byte length header and the
+ * payload over a kernel pipe, as Python's multiprocessing frames them), and
+ * their readers take one whole message per receive.
+ */
+enum mech { M_RP, M_RPZC, M_KPIPE, M_KBIG, M_UNIX, M_MQ, M_MEMCPY, M_CONN, M_KFRAMED, M_COUNT };
 static const char *const mech_names[M_COUNT] = {
 	"ringpipe", "ringpipe-zerocopy", "kernel-pipe", "kernel-pipe-enlarged",
-	"unix-socket", "posix-mq", "memcpy",
+	"unix-socket", "posix-mq", "memcpy", "ringpipe-conn", "kernel-pipe-framed",
 };
+
+static int is_msg_mech(int m)
+{
+	return m == M_CONN || m == M_KFRAMED;
+}
 
 /* ------------------------------------------------------------------ */
 /* State of one `ringpipe bench` invocation                            */
@@ -304,6 +316,7 @@ struct chan {
 	int mech;
 	uint64_t cap;
 	rp_end *rp[2];
+	rp_conn *conn[2];        /* M_CONN: conn[RD] receives, conn[WR] sends */
 	int fd[2];
 	mqd_t mq;
 };
@@ -327,8 +340,40 @@ static int chan_open(struct chan *c, int mech, uint64_t cap, char *err, size_t e
 		}
 		c->cap = rp_capacity(c->rp[0]);
 		return 0;
+	case M_CONN:
+		if (!cap || cap == 64 * KiB) {
+			/* The default: a one-way rp_conn_pipe(), 64 KiB ring. */
+			if (rp_conn_pipe(c->conn, 0) < 0) {
+				snprintf(err, errlen, "rp_conn_pipe: %s", strerror(errno));
+				return -1;
+			}
+			c->cap = 64 * KiB;
+			return 0;
+		}
+		if (rp_pipe2(c->rp, 0, cap) < 0) {
+			snprintf(err, errlen, "rp_pipe2(%" PRIu64 "): %s", cap, strerror(errno));
+			return -1;
+		}
+		c->cap = rp_capacity(c->rp[0]);
+		c->conn[RD] = rp_conn_from_ends(c->rp[RD], NULL);
+		if (!c->conn[RD]) {
+			snprintf(err, errlen, "rp_conn_from_ends: %s", strerror(errno));
+			rp_close(c->rp[RD]);
+			rp_close(c->rp[WR]);
+			return -1;
+		}
+		c->conn[WR] = rp_conn_from_ends(NULL, c->rp[WR]);
+		if (!c->conn[WR]) {
+			snprintf(err, errlen, "rp_conn_from_ends: %s", strerror(errno));
+			rp_conn_close(c->conn[RD]);
+			rp_close(c->rp[WR]);
+			return -1;
+		}
+		c->rp[RD] = c->rp[WR] = NULL;   /* the connections own them now */
+		return 0;
 	case M_KPIPE:
 	case M_KBIG:
+	case M_KFRAMED:
 		if (pipe(c->fd) < 0) {
 			snprintf(err, errlen, "pipe: %s", strerror(errno));
 			return -1;
@@ -378,6 +423,12 @@ static void chan_close_side(struct chan *c, int side)
 			c->rp[side] = NULL;
 		}
 		break;
+	case M_CONN:
+		if (c->conn[side]) {
+			rp_conn_close(c->conn[side]);
+			c->conn[side] = NULL;
+		}
+		break;
 	case M_MQ:
 		break;      /* one descriptor serves both sides */
 	default:
@@ -398,13 +449,109 @@ static void chan_close(struct chan *c)
 	}
 }
 
+/* kernel-pipe-framed: header and payload in one writev(), looping on a
+ * short write (a blocking pipe write of more than PIPE_BUF may be split). */
+static int framed_send(int fd, const void *p, size_t n)
+{
+	uint32_t len = (uint32_t)n;
+	struct iovec iov[2] = {
+		{ .iov_base = &len, .iov_len = 4 },
+		{ .iov_base = (void *)p, .iov_len = n },
+	};
+	struct iovec *v = iov;
+	int nv = 2;
+
+	if (n > UINT32_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	while (nv) {
+		ssize_t r = writev(fd, v, nv);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (nv && (size_t)r >= v->iov_len) {
+			r -= (ssize_t)v->iov_len;
+			v++;
+			nv--;
+		}
+		if (nv) {
+			v->iov_base = (char *)v->iov_base + r;
+			v->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* Read exactly n bytes: 1, 0 at EOF before the first byte, -1 on error
+ * (EPROTO for EOF part-way). */
+static int read_exact(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			if (!got)
+				return 0;
+			errno = EPROTO;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 1;
+}
+
+/* Receive one whole message of a message mechanism into buf (cap bytes):
+ * its length, or -1 with errno ENODATA at EOF, or -1 on error. */
+static ssize_t chan_recv_frame(struct chan *c, void *buf, size_t cap)
+{
+	if (c->mech == M_CONN) {
+		ssize_t r;
+		do
+			r = rp_recv(c->conn[RD], buf, cap);
+		while (r < 0 && errno == EINTR);
+		return r;
+	}
+	uint32_t len;
+	int r = read_exact(c->fd[RD], &len, 4);
+	if (r <= 0) {
+		if (r == 0)
+			errno = ENODATA;
+		return -1;
+	}
+	if (len > cap) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	r = read_exact(c->fd[RD], buf, len);
+	if (r < 0)
+		return -1;
+	if (r == 0 && len) {
+		errno = EPROTO;
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
 /* Write all n bytes: one call for pipes and rings (blocking writes are
- * whole), a loop in case a socket returns short. */
+ * whole), a loop in case a socket returns short.  For the message
+ * mechanisms, send the n bytes as one message. */
 static int chan_write(struct chan *c, const void *p, size_t n)
 {
 	const char *s = p;
 
 	switch (c->mech) {
+	case M_CONN:
+		return rp_send(c->conn[WR], p, n);
+	case M_KFRAMED:
+		return framed_send(c->fd[WR], p, n);
 	case M_RP:
 		while (n) {
 			ssize_t r = rp_write(c->rp[WR], s, n);
@@ -470,6 +617,16 @@ static int chan_recv_msg(struct chan *c, unsigned char *buf)
 		}
 		memcpy(buf, p, MSG);
 		return rp_read_consume(c->rp[RD], MSG) < 0 ? -1 : 1;
+	}
+	if (is_msg_mech(c->mech)) {
+		ssize_t r = chan_recv_frame(c, buf, MSG);
+		if (r < 0)
+			return errno == ENODATA ? 0 : -1;
+		if (r != MSG) {
+			errno = EPROTO;
+			return -1;
+		}
+		return 1;
 	}
 	if (c->mech == M_MQ) {
 		ssize_t r = mq_receive(c->mq, (char *)buf, MSG, NULL);
@@ -700,6 +857,19 @@ static int stream_reader(void *arg)
 			sum += csum(p, n, pos);
 			if (rp_read_consume(c->rp[RD], n) < 0)
 				return child_fail("rp_read_consume: %s", strerror(errno));
+		} else if (is_msg_mech(c->mech)) {
+			/* One whole message per receive, each exactly wsize bytes. */
+			ssize_t r = chan_recv_frame(c, rbuf, RBUF);
+			if (r < 0) {
+				if (errno == ENODATA)
+					break;
+				return child_fail("%s reader: %s", mech_names[c->mech], strerror(errno));
+			}
+			if ((size_t)r != j->wsize)
+				return child_fail("%s reader: a message of %zd bytes, not %zu",
+						  mech_names[c->mech], r, j->wsize);
+			n = (size_t)r;
+			sum += csum(rbuf, n, pos);
 		} else {
 			ssize_t r = chan_read(c, rbuf, RBUF);
 			if (r < 0) {
@@ -994,7 +1164,7 @@ static int run_stream(int mech, uint64_t cap, size_t wsize, uint64_t total,
 	return 0;
 }
 
-static int run_msgrate(int mech, uint64_t count, uint64_t budget_ns, double *out)
+static int run_msgrate(int mech, uint64_t cap, uint64_t count, uint64_t budget_ns, double *out)
 {
 	static struct job j;
 	pid_t pids[2];
@@ -1004,7 +1174,7 @@ static int run_msgrate(int mech, uint64_t count, uint64_t budget_ns, double *out
 	reset_shm();
 	j.total = count;
 	j.budget_ns = budget_ns;
-	if (chan_open(&j.c[0], mech, 0, err, sizeof(err)) < 0) {
+	if (chan_open(&j.c[0], mech, cap, err, sizeof(err)) < 0) {
 		note("msgrate %s skipped: %s", mech_names[mech], err);
 		return -1;
 	}
@@ -1202,8 +1372,10 @@ static int rows_for(struct row *rows, const int *mechs, const uint64_t *caps, in
 static void test_stream(void)
 {
 	static const size_t sizes[] = { 64, 4 * KiB, 64 * KiB, MiB };
-	static const int mechs[] = { M_KPIPE, M_KBIG, M_UNIX, M_RP, M_RP, M_RPZC, M_RPZC };
-	static const uint64_t caps[] = { 64 * KiB, BIG_CAP, 0, 64 * KiB, BIG_CAP, 64 * KiB, BIG_CAP };
+	static const int mechs[] = { M_KPIPE, M_KBIG, M_UNIX, M_RP, M_RP, M_RPZC, M_RPZC,
+				     M_KFRAMED, M_CONN, M_CONN };
+	static const uint64_t caps[] = { 64 * KiB, BIG_CAP, 0, 64 * KiB, BIG_CAP, 64 * KiB, BIG_CAP,
+					 64 * KiB, 64 * KiB, BIG_CAP };
 	struct row rows[MAX_ROWS];
 
 	if (!want_test("stream"))
@@ -1231,11 +1403,14 @@ static void test_stream(void)
 		size_t w = sizes[s];
 		uint64_t total = w == 64 ? STREAM_SMALL : STREAM_BYTES;
 		uint64_t budget = w == 64 ? STREAM_SMALL_BUDGET : STREAM_BUDGET;
-		int nr = rows_for(rows, mechs, caps, 7);
+		int nr = rows_for(rows, mechs, caps, 10);
 		for (int rep = 0; rep < B.reps; rep++)
 			for (int i = 0; i < nr; i++) {
 				struct row *r = &rows[i];
 				if (r->dead)
+					continue;
+				/* Messages (one per write) only at 64 KiB and 1 MiB. */
+				if (is_msg_mech(r->mech) && w < 64 * KiB)
 					continue;
 				if (r->mech == M_RPZC && w > r->cap) {
 					note("stream %zu B ringpipe-zerocopy at %" PRIu64
@@ -1263,14 +1438,16 @@ static void test_stream(void)
 
 static void test_msgrate(void)
 {
-	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC };
-	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB };
+	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC,
+				     M_KFRAMED, M_CONN, M_CONN };
+	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB,
+					 64 * KiB, 64 * KiB, BIG_CAP };
 	struct row rows[MAX_ROWS];
 	uint64_t count = MSG_COUNT;
 
 	if (!want_test("msgrate"))
 		return;
-	int nr = rows_for(rows, mechs, caps, 5);
+	int nr = rows_for(rows, mechs, caps, 8);
 	for (int rep = 0; rep < B.reps; rep++)
 		for (int i = 0; i < nr; i++) {
 			struct row *r = &rows[i];
@@ -1279,7 +1456,10 @@ static void test_msgrate(void)
 				continue;
 			}
 			progress("msgrate", MSG, r->mech, r->cap, rep);
-			if (run_msgrate(r->mech, count, MSG_BUDGET, &r->v[r->n]) == 0) {
+			/* cap: only ringpipe-conn's rows differ (64 KiB or 1 MiB ring);
+			 * the others open their default channel, as before. */
+			if (run_msgrate(r->mech, r->mech == M_CONN ? r->cap : 0, count,
+					MSG_BUDGET, &r->v[r->n]) == 0) {
 				run_log("msgrate", MSG, r->mech, r->cap, rep, r->v[r->n]);
 				r->n++;
 			}
@@ -1512,6 +1692,11 @@ static const struct target targets[] = {
 	{ "idle-cpu in %", M_RP, "idle-cpu", 0, 64 * KiB, -1, NULL, 0, 1, 1 },
 	{ "writers-8 vs writers-1 (ringpipe)", M_RP, "writers-8", 4 * KiB, 64 * KiB,
 	  M_RP, "writers-1", 64 * KiB, 1, 0 },
+	/* issue 4: messages, both sides at their default capacity (64 KiB) */
+	{ "ringpipe-conn msgrate 64 B vs kernel-pipe-framed", M_CONN, "msgrate", 64, 64 * KiB,
+	  M_KFRAMED, "msgrate", 64 * KiB, 10, 0 },
+	{ "ringpipe-conn stream 1 MiB vs kernel-pipe-framed", M_CONN, "stream", MiB, 64 * KiB,
+	  M_KFRAMED, "stream", 64 * KiB, 3, 0 },
 };
 
 /*
@@ -1583,6 +1768,11 @@ static void print_human(double elapsed)
 	printf("median of %d runs each (min-max); GB/s = 10^9 bytes/s; "
 	       "ratios are \"times better than\" (higher is better for every unit)\n",
 	       B.reps);
+	if (want_mech(M_CONN) || want_mech(M_KFRAMED))
+		printf("message rows (ringpipe-conn, kernel-pipe-framed; one message per write): "
+		       "\"vs kernel\" is against kernel-pipe-framed,\n"
+		       "  the same messages over a kernel pipe with a 4-byte length header each "
+		       "(as multiprocessing does), not against raw kernel-pipe\n");
 	if (B.quick)
 		printf("--quick: each stream/msgrate run stops after 0.1 s (or 256 MiB); "
 		       "rtt %d round trips, rtt-sleeping %d, idle %.1f s\n",
@@ -1605,8 +1795,10 @@ static void print_human(double elapsed)
 				continue;
 			if (!any++)
 				printf("\n");
-			const struct result *k = find(M_KPIPE, r->test, r->size, (uint64_t)-1);
-			const struct result *kb = r->cap == BIG_CAP
+			/* Message rows compare with messages over a kernel pipe. */
+			const struct result *k = find(is_msg_mech(r->mech) ? M_KFRAMED : M_KPIPE,
+						      r->test, r->size, (uint64_t)-1);
+			const struct result *kb = r->cap == BIG_CAP && !is_msg_mech(r->mech)
 				? find(M_KBIG, r->test, r->size, (uint64_t)-1) : NULL;
 			fmt_ratio(r, k, e, sizeof(e));
 			if (kb)
@@ -1671,7 +1863,7 @@ static void print_human(double elapsed)
 		if (!r || (g->base_mech >= 0 && !base))
 			continue;
 		if (!header++)
-			printf("\ntargets of issue 3 (ringpipe row, medians):\n");
+			printf("\ntargets of issues 3 and 4 (ringpipe / ringpipe-conn rows, medians):\n");
 		double x = base ? r->med / base->med : r->med;
 		int ok = g->at_most ? x <= g->goal : x >= g->goal;
 		printf("  %-62s %8.3g  (goal %s %g)  %s\n", g->what, x, g->at_most ? "<=" : ">=",
@@ -1696,7 +1888,8 @@ static void usage(FILE *f)
 		"  --json     one JSON object {\"results\": [...]} on stdout\n"
 		"  --quick    3 runs per figure and smaller volumes (under 30 s)\n"
 		"  --only     mechanisms: ringpipe, ringpipe-zerocopy, kernel-pipe,\n"
-		"             kernel-pipe-enlarged, unix-socket, posix-mq, memcpy\n"
+		"             kernel-pipe-enlarged, unix-socket, posix-mq, memcpy,\n"
+		"             ringpipe-conn, kernel-pipe-framed (messages: stream, msgrate)\n"
 		"  --test     stream, msgrate, rtt (rtt-p50, rtt-p99, rtt-sleeping),\n"
 		"             idle-cpu, writers (writers-1, -2, -4, -8)\n");
 }
