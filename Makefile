@@ -60,7 +60,7 @@ clean:
 
 # The suite under valgrind memcheck (not part of `make test`: slow).
 test-valgrind: build
-	cd build && $(CTEST) $(CTEST_ARGS) -LE stress -E '^test_tool\.' -T memcheck
+	cd build && $(CTEST) $(CTEST_ARGS) -LE stress -E '^(test_tool|python|crashmatrix)\.' -T memcheck
 
 # The benchmark (not part of `make test`: timings): ringpipe against kernel
 # pipes and peers, then docs/bench.md and, if gnuplot is installed, docs/bench.svg.

@@ -559,6 +559,7 @@ TEST(duplex_ping_pong_both_directions)
 			CHECK(rp_send(c[1], buf, (size_t)n) == 0);
 		}
 		CHECK(rp_conn_close(c[1]) == 0);
+		free(buf);
 		_exit(0);
 	}
 	CHECK(rp_conn_close(c[1]) == 0);
@@ -2106,6 +2107,7 @@ TEST(garbage_bytes_ebadmsg_then_valid_messages_work)
 		wait_flag(&sh->step, 4);
 		send_str(sc, "again");
 		CHECK(rp_conn_close(sc) == 0);
+		free(big);
 		_exit(0);
 	}
 	CHECK(rp_close(e[1]) == 0);
@@ -2564,6 +2566,8 @@ TEST(send_eintr_mid_message_small_buffer_receiver_not_wedged)
 		atomic_store(&sh->done, 1);
 		CHECK(rp_send(c[1], next, next_len) == 0);
 		CHECK(rp_conn_close(c[1]) == 0);
+		free(big);
+		free(next);
 		_exit(0);
 	}
 	CHECK(rp_conn_close(c[1]) == 0);
