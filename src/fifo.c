@@ -275,7 +275,6 @@ rp_end *rp_open(const char *path, int flags)
 		return NULL;
 	if (!(e = rp__end_alloc()))
 		return NULL;
-	e->named = 1;
 	e->shm_fd = open(n.ring, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (e->shm_fd < 0 || rp__map(e, e->shm_fd) < 0)
 		goto fail;

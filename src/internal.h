@@ -50,7 +50,6 @@ struct rp_end {
 	uint64_t ring_dev, ring_ino;   /* identity of the ring file, for lock checks */
 	int bell, wake, gate;
 	int drain;                    /* readers: the bell again, non-blocking */
-	int named;
 	int nb_cache;                 /* see rp__nb() */
 	int polled;                   /* rp_fileno was asked for: keep it exact */
 	uint64_t peer;                /* writers: tail, readers: head, last seen */
@@ -104,7 +103,6 @@ uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
 int rp__lock(struct rp_end *e, _Atomic uint32_t *word); /* 0, or -1 EDEADLK */
 /* As rp__lock, but give up (ETIMEDOUT) after budget_ns (0: never). */
 int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns);
-bool rp__trylock(_Atomic uint32_t *word);
 /* Nobody (alive) holds it: free, or held by a dead process. */
 bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word);
 void rp__unlock(_Atomic uint32_t *word);

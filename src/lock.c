@@ -184,10 +184,3 @@ void rp__unlock(_Atomic uint32_t *word)
 	if (old & LOCK_WAITERS)
 		syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
-
-bool rp__trylock(_Atomic uint32_t *word)
-{
-	uint32_t cur = 0;
-	return atomic_compare_exchange_strong_explicit(word, &cur, self(),
-			memory_order_acquire, memory_order_relaxed);
-}

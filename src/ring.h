@@ -30,9 +30,4 @@ static inline uint64_t rp_ring_off(const struct rp_ring *r, uint64_t pos)
 	return pos & r->mask;
 }
 
-static inline bool rp_is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
-
 #endif

@@ -17,6 +17,8 @@
  */
 #include "harness.h"
 #include <ringpipe.h>
+#define RP_CHILD_ALARM 120
+#include "procs.h"
 #include "frame.h"
 
 #include <fcntl.h>
@@ -32,38 +34,6 @@
 #define MiB ((size_t)1 << 20)
 
 /* ---------------------------------------------------------------- helpers */
-
-static UNUSED void *shared_mem(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, n);
-	return p;
-}
-
-static UNUSED void sleep_ms(double ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000),
-			       (long)((ms - (double)(time_t)(ms / 1000) * 1000) * 1e6) };
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* A child that dies with its parent and cannot hang for ever. */
-static UNUSED pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		alarm(120);
-	}
-	return pid;
-}
 
 static UNUSED void wait_signaled(pid_t pid, int sig)
 {

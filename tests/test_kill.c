@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include <ringpipe.h>
+#include "procs.h"
 #include "janitor.h"
 #include "layout.h"
 
@@ -25,36 +26,6 @@
 #define UNUSED __attribute__((unused))
 
 /* ---------------------------------------------------------------- helpers */
-
-static UNUSED void *shared_mem(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, n);
-	return p;
-}
-
-static UNUSED void sleep_ms(double ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6) };
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static UNUSED pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		alarm(30);
-	}
-	return pid;
-}
 
 static UNUSED int is_zombie(pid_t pid)
 {

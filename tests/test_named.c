@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include <ringpipe.h>
+#include "procs.h"
 #include "janitor.h"
 
 #include <dirent.h>
@@ -24,36 +25,6 @@
 #define UNUSED __attribute__((unused))
 
 /* ---------------------------------------------------------------- helpers */
-
-static UNUSED void *shared_mem(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, n);
-	return p;
-}
-
-static UNUSED void sleep_ms(double ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6) };
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static UNUSED pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		alarm(30);
-	}
-	return pid;
-}
 
 static UNUSED void wait_flag(_Atomic int *flag)
 {
@@ -74,9 +45,26 @@ static UNUSED void tmp_make(struct tmp *t, const char *name)
 	snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
 }
 
+/*
+ * Keep the FIFO's inode allocated (a second link in the case's directory)
+ * so that, once rp_unlink has removed the path, a concurrent case's
+ * rp_mkfifo cannot get the same inode number, and with it the same
+ * /dev/shm names that a leak check looks for.
+ */
+static UNUSED void pin_inode(struct tmp *t)
+{
+	char pin[160];
+	snprintf(pin, sizeof pin, "%s/pin", t->dir);
+	unlink(pin);
+	CHECK(link(t->path, pin) == 0);
+}
+
 static UNUSED void tmp_clean(struct tmp *t)
 {
 	struct stat st;
+	char pin[160];
+	snprintf(pin, sizeof pin, "%s/pin", t->dir);
+	unlink(pin);
 	if (lstat(t->path, &st) == 0) {
 		if (rp_unlink(t->path) != 0)
 			unlink(t->path);
@@ -573,6 +561,7 @@ TEST(unlink_removes_path_and_shm_files)
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
 	char pfx[128];
 	shm_prefix(t.path, pfx, sizeof pfx);
+	pin_inode(&t);
 	CHECK(shm_exists(pfx, ""));
 	CHECK(shm_exists(pfx, ".wake"));
 	CHECK(shm_exists(pfx, ".gate"));
@@ -597,6 +586,7 @@ TEST(ends_keep_working_after_unlink)
 	CHECK(rp_mkfifo(t.path, 0600, 4096) == 0);
 	char pfx[128];
 	shm_prefix(t.path, pfx, sizeof pfx);
+	pin_inode(&t);
 	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
 	CHECK(r != NULL);
 	rp_end *w = rp_open(t.path, O_WRONLY);
@@ -750,6 +740,7 @@ TEST(no_shm_leak_after_mkfifo_open_close_unlink_cycles)
 		CHECK(rp_mkfifo(t.path, 0600, i % 2 ? 4096 : 0) == 0);
 		char pfx[128];
 		shm_prefix(t.path, pfx, sizeof pfx);
+		pin_inode(&t);
 		rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
 		CHECK(r != NULL);
 		rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
@@ -785,6 +776,7 @@ TEST(no_shm_leak_after_failed_opens)
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
 	char pfx[128];
 	shm_prefix(t.path, pfx, sizeof pfx);
+	pin_inode(&t);
 	errno = 0;
 	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
 	CHECK(errno == ENXIO);

@@ -17,31 +17,10 @@
 
 #define UNUSED __attribute__((unused))
 #define STRESS_ALARM 110 /* hang guard only; a healthy run is far shorter */
+#define RP_CHILD_ALARM (STRESS_ALARM + 10)
+#include "procs.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-static UNUSED void *shared_mem(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED);
-	memset(p, 0, n);
-	return p;
-}
-
-static UNUSED pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		alarm(STRESS_ALARM + 10);
-	}
-	return pid;
-}
 
 static UNUSED uint64_t rng_next(uint64_t *s)
 {
