@@ -250,7 +250,8 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				goto fail;
 			}
 			/* Sleep with the lock held: the next sender must wait. */
-			int r = rp__wait_writable(e, need);
+			rp__wlong(e);
+			int r = rp__wait_writable(e, need, false);
 			if (r == RP_WAIT_GONE)
 				goto epipe;
 			if (r < 0) {
@@ -273,11 +274,11 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 	} while (off < len);
 	/* After the LAST chunk is published: see cut_message_len(). */
 	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__unlock(&sh->wlock);
+	rp__wunlock(e);
 	return 0;
 epipe:
 	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__unlock(&sh->wlock);
+	rp__wunlock(e);
 	e->widowed = 1;
 	rp__raise_epipe(e);
 	errno = EPIPE;
@@ -285,7 +286,7 @@ epipe:
 fail:
 	/* Given up mid-message: the receiver will drop what was sent. */
 	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__unlock(&sh->wlock);
+	rp__wunlock(e);
 	errno = err;
 	return -1;
 }
@@ -484,9 +485,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				goto fail;
 			}
 			/* Between messages, let other receivers in while we wait. */
-			if (!x.in_msg)
-				rp__unlock(&sh->rlock);
-			int r = rp__wait_readable(e);
+			int r = rp__wait_readable(e, !x.in_msg);
 			err = errno;
 			if (!x.in_msg && rp__lock(e, &sh->rlock) < 0)
 				return -1;
@@ -619,7 +618,8 @@ int rp_poll(rp_conn *h, int timeout_ms)
 	if (!e)
 		return -1;
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-	int r, idle = 0;
+	int r, recheck = RP_RECHECK_MIN_MS;
+	bool spurious = false;
 	for (;;) {
 		if (rp__has_data(e) || c->stage) {
 			r = 1;
@@ -641,19 +641,21 @@ int rp_poll(rp_conn *h, int timeout_ms)
 			wait = left > INT32_MAX ? INT32_MAX : (int)left;
 		}
 		/* Tokens we could not drain (a writer held its lock) make poll
-		 * return at once; back off rather than spin on them. */
-		if (idle++ > 2 && (wait < 0 || wait > 1))
-			wait = 1;
+		 * return at once: back off rather than spin on them.  Else look
+		 * again now and then, as a sleeper does (see wait.c), in case a
+		 * writer died between its publish and its token. */
+		int cap = spurious ? 1 : recheck;
+		if (wait < 0 || wait > cap)
+			wait = cap;
 		struct pollfd p = { .fd = e->bell, .events = POLLIN };
 		int n = poll(&p, 1, wait);
-		if (n < 0 && errno != EINTR) {
-			r = -1;
-			break;
-		}
 		if (n < 0) {
-			r = -1;             /* EINTR, as poll(2) gives it */
+			r = -1;             /* EINTR too, as poll(2) gives it */
 			break;
 		}
+		spurious = n > 0;
+		if (n == 0 && recheck < RP_RECHECK_MAX_MS)
+			recheck = recheck * 2 < RP_RECHECK_MAX_MS ? recheck * 2 : RP_RECHECK_MAX_MS;
 	}
 	rp__end_put(e);
 	return r;

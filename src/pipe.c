@@ -89,7 +89,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		return -1;
 	for (;;) {
 		if (rp__readers_gone_hint(e)) {
-			rp__unlock(&sh->wlock);
+			rp__wunlock(e);
 			goto no_readers;
 		}
 		size_t want = total - done;
@@ -129,8 +129,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			err = errno;        /* EAGAIN, or EPIPE with no reader */
 			goto fail;
 		}
-		rp__unlock(&sh->wlock);
-		int r = rp__wait_writable(e, need);
+		int r = rp__wait_writable(e, need, true);
 		if (r == RP_WAIT_GONE)
 			goto no_readers;
 		if (r < 0) {
@@ -142,7 +141,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			goto fail_unlocked;
 		}
 	}
-	rp__unlock(&sh->wlock);
+	rp__wunlock(e);
 	return (ssize_t)done;
 
 no_readers:
@@ -155,7 +154,7 @@ no_readers:
 	/* A reader opened the FIFO meanwhile: start over. */
 	return write_iov(e, iov, cnt, total);
 fail:
-	rp__unlock(&sh->wlock);
+	rp__wunlock(e);
 fail_unlocked:
 	if (done)
 		return (ssize_t)done;
@@ -210,8 +209,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			rp__unlock(&sh->rlock);
 			return r == RP_WAIT_GONE ? 0 : -1;
 		}
-		rp__unlock(&sh->rlock);
-		int r = rp__wait_readable(e);
+		int r = rp__wait_readable(e, true);
 		if (r < 0)
 			return -1;
 		/* No writer left: what is still queued is read before EOF. */

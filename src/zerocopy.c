@@ -34,7 +34,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			break;
 		}
 		if (rp__readers_gone_hint(e)) {
-			rp__unlock(&sh->wlock);
+			rp__wunlock(e);
 			if (rp__raise_epipe(e) < 0)
 				goto out;
 			if (rp__lock(e, &sh->wlock) < 0)
@@ -43,6 +43,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		}
 		if (e->ring.cap - (uint64_t)used >= n) {
 			e->held = 1;
+			rp__wlong(e);
 			e->held_tid = rp__self_tid();
 			e->held_pos = head;
 			e->held_len = n;
@@ -54,8 +55,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 				continue;
 			break;
 		}
-		rp__unlock(&sh->wlock);
-		int r = rp__wait_writable(e, n);
+		int r = rp__wait_writable(e, n, true);
 		if (r == RP_WAIT_GONE) {
 			if (rp__raise_epipe(e) < 0)
 				goto out;
@@ -66,7 +66,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			goto out;
 	}
 	int err = errno;
-	rp__unlock(&sh->wlock);
+	rp__wunlock(e);
 	errno = err;
 out:
 	rp__end_put(e);
@@ -86,7 +86,7 @@ int rp_write_commit(rp_end *h, size_t n)
 				      RP_PUBLISH);
 		e->held = 0;
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
-		rp__unlock(&e->sh->wlock);
+		rp__wunlock(e);
 		r = 0;
 	}
 	rp__end_put(e);
@@ -143,8 +143,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 				errno = 0;
 			break;
 		}
-		rp__unlock(&sh->rlock);
-		int r = rp__wait_readable(e);
+		int r = rp__wait_readable(e, true);
 		if (r < 0)
 			goto out;
 		writers_gone = r == RP_WAIT_GONE;

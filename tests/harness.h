@@ -65,6 +65,16 @@ static inline double rp_now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* An upper bound on a time, in ms, scaled by $RP_TIME_SCALE: make
+ * test-valgrind sets it, as everything runs some 20 times slower there.
+ * Lower bounds ("blocked at least 100 ms") need no scaling. */
+static inline double rp_ms(double ms)
+{
+	const char *s = getenv("RP_TIME_SCALE");
+	double k = s ? strtod(s, NULL) : 1.0;
+	return k >= 1.0 ? ms * k : ms;
+}
+
 /* Wait for a child; CHECK that it exited 0 (so child CHECKs fail the case). */
 static inline void rp_wait_ok(pid_t pid)
 {

@@ -337,7 +337,7 @@ TEST(kill_writer_mid_transfer_reader_drains_then_eof)
 	}
 	double t_eof = rp_now_ms();
 	CHECK(r == 0);
-	CHECK(t_eof - t_kill < 100);
+	CHECK(t_eof - t_kill < rp_ms(100));
 	/* EOF came without any waitpid: the child is dying or a zombie, and
 	 * becomes one without being reaped. */
 	wait_zombie(pid);
@@ -389,7 +389,7 @@ TEST(kill_blocked_writer_reader_drains_then_eof)
 	double t_eof = rp_now_ms();
 	CHECK(r == 0);
 	CHECK(off == cap);
-	CHECK(t_eof - t_kill < 100);
+	CHECK(t_eof - t_kill < rp_ms(100));
 	wait_killed(pid);
 	CHECK(rp_close(e[0]) == 0);
 }
@@ -427,7 +427,7 @@ TEST(kill_idle_writer_wakes_blocked_reader)
 	double t1 = rp_now_ms();
 	CHECK(r == 0);
 	CHECK(sh->t_kill > 0);
-	CHECK(t1 - sh->t_kill < 100);
+	CHECK(t1 - sh->t_kill < rp_ms(100));
 	wait_zombie(writer);
 	rp_wait_ok(killer);
 	wait_killed(writer);
@@ -491,7 +491,7 @@ TEST(kill_reader_mid_transfer_writer_gets_epipe)
 	rp_wait_ok(writer);
 	CHECK(sh->err == EPIPE);
 	CHECK(sh->t_err >= t_kill);
-	CHECK(sh->t_err - t_kill < 100);
+	CHECK(sh->t_err - t_kill < rp_ms(100));
 	wait_zombie(reader); /* EPIPE came before the reader was reaped */
 	wait_killed(reader);
 }
@@ -532,7 +532,7 @@ TEST(kill_idle_reader_wakes_blocked_writer_with_epipe)
 	CHECK_ERR(rp_write(e[1], buf, 1), EPIPE);
 	double t1 = rp_now_ms();
 	CHECK(sh->t_kill > 0);
-	CHECK(t1 - sh->t_kill < 100);
+	CHECK(t1 - sh->t_kill < rp_ms(100));
 	wait_zombie(reader);
 	rp_wait_ok(killer);
 	wait_killed(reader);
@@ -608,7 +608,7 @@ TEST(kill_writer_inside_reserve_publishes_nothing)
 	ssize_t r = rp_read(e[0], buf, sizeof buf);
 	double t1 = rp_now_ms();
 	CHECK(r == 0);
-	CHECK(t1 - t_kill < 100);
+	CHECK(t1 - t_kill < rp_ms(100));
 	wait_zombie(pid);
 	wait_killed(pid);
 	CHECK(rp_close(e[0]) == 0);
@@ -1053,7 +1053,7 @@ TEST(kill_writer_wakes_all_blocked_readers)
 		rp_wait_ok(r[i]);
 	for (int i = 0; i < N; i++) {
 		CHECK(sh->res[i] == 0);
-		CHECK(sh->t_ret[i] - t_kill < 100);
+		CHECK(sh->t_ret[i] - t_kill < rp_ms(100));
 	}
 	wait_killed(writer);
 }

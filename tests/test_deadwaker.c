@@ -1,0 +1,231 @@
+/*
+ * test_deadwaker.c - a peer killed between publishing and waking.
+ *
+ * A reader that makes room, or a writer that adds data, publishes the new
+ * index first and drops the sleepers' token second.  Killed in between, it
+ * leaves the other side asleep with its wait already over.  These cases
+ * play that dead peer by writing the index straight into the /dev/shm ring
+ * of a named pipe, with no token, while a child sleeps, and require the
+ * sleeper to get going: at once if a live peer of the dead one comes by,
+ * within the recheck interval (wait.c: 10 ms, doubling, at most 1 s) if
+ * nobody does.
+ *
+ * The "at once" cases poke 1.4 s into the child's sleep, when its next
+ * recheck is some 870 ms away, and allow 400 ms: a pass by recheck alone
+ * would need both to be badly off.
+ */
+#include "harness.h"
+#include "shmfile.h"
+#include "procs.h"
+#include "frame.h"
+
+#define CAP        4096
+#define RECOVER_MS 2500.0       /* longest recheck interval, with slack */
+#define NUDGE_MS   400.0
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A named pipe of CAP bytes with a blocking reader and writer open, and
+ * a child blocked on it; `done` is when the child's call returned. */
+struct scene {
+	struct hp h;
+	rp_end *r, *w;
+	double *done;
+	pid_t pid;
+};
+
+static void open_pair(struct scene *s)
+{
+	alarm(30);
+	hp_make(&s->h, CAP);
+	s->r = rp_open(s->h.path, O_RDONLY | O_NONBLOCK);
+	CHECK(s->r != NULL);
+	s->w = rp_open(s->h.path, O_WRONLY);
+	CHECK(s->w != NULL);
+	CHECK(rp_set_nonblock(s->r, 0) == 0);
+	s->done = shared_mem(sizeof(double));
+}
+
+/* Let the child sleep for `ms`, then act as the dead peer would have. */
+static double asleep_then(struct scene *s, double ms)
+{
+	sleep_ms(ms);
+	CHECK(*s->done == 0);             /* really blocked */
+	return now_ms();
+}
+
+static void reap(struct scene *s)
+{
+	rp_wait_ok(s->pid);
+	s->pid = 0;
+}
+
+static void scene_end(struct scene *s)
+{
+	if (s->pid)
+		reap(s);
+	rp_close(s->r);
+	rp_close(s->w);
+	hp_clean(&s->h);
+}
+
+/* As a reader that consumed everything and died before its token. */
+static void dead_reader_consumes_all(struct hp *h)
+{
+	poke64(h->shm, OFF(tail), peek64(h->shm, OFF(head)));
+}
+
+/* As a writer that copied `n` bytes in and died after publishing them. */
+static void dead_writer_publishes(struct hp *h, const void *data, size_t n)
+{
+	uint64_t head = peek64(h->shm, OFF(head));
+	size_t off = (size_t)(head % CAP);
+	CHECK(off + n <= CAP);
+	poke(h->shm, RP_HDR_SIZE + off, data, n);
+	poke64(h->shm, OFF(head), head + n);
+}
+
+/* Fill the ring, then fork a writer that blocks for room with 100 more
+ * bytes. */
+static void blocked_writer(struct scene *s)
+{
+	open_pair(s);
+	static char full[CAP];
+	memset(full, 'f', sizeof full);
+	CHECK(rp_write(s->w, full, sizeof full) == (ssize_t)sizeof full);
+	if ((s->pid = fork_child()) == 0) {
+		rp_close(s->r);
+		char more[100];
+		memset(more, 'm', sizeof more);
+		CHECK(rp_write(s->w, more, sizeof more) == (ssize_t)sizeof more);
+		*s->done = now_ms();
+		_exit(0);
+	}
+}
+
+/* Fork a reader that blocks on the empty ring, then checks it got `want`
+ * (n bytes). */
+static void blocked_reader(struct scene *s, const char *want, size_t n)
+{
+	open_pair(s);
+	if ((s->pid = fork_child()) == 0) {
+		rp_close(s->w);
+		char buf[CAP];
+		ssize_t got = rp_read(s->r, buf, sizeof buf);
+		*s->done = now_ms();
+		CHECK(got >= (ssize_t)n && memcmp(buf, want, n) == 0);
+		_exit(0);
+	}
+}
+
+static void check_within(double from, double to, double limit, const char *what)
+{
+	fprintf(stderr, "%s after %.1f ms (limit %.0f)\n", what, to - from, rp_ms(limit));
+	CHECK(to > 0 && to - from < rp_ms(limit));
+}
+
+static void read_more(rp_end *r)
+{
+	char buf[200];
+	CHECK(rp_read(r, buf, sizeof buf) == 100 && buf[0] == 'm' && buf[99] == 'm');
+}
+
+TEST(reader_killed_before_token_blocked_writer_recovers_alone)
+{
+	struct scene s;
+	blocked_writer(&s);
+	double t = asleep_then(&s, 200);
+	dead_reader_consumes_all(&s.h);
+	reap(&s);                         /* nobody touches the pipe meanwhile */
+	check_within(t, *s.done, RECOVER_MS, "writer done");
+	read_more(s.r);
+	scene_end(&s);
+}
+
+TEST(reader_killed_before_token_next_blocking_read_wakes_writer)
+{
+	struct scene s;
+	blocked_writer(&s);
+	double t = asleep_then(&s, 1400);
+	dead_reader_consumes_all(&s.h);
+	read_more(s.r);
+	check_within(t, *s.done, NUDGE_MS, "writer done");
+	scene_end(&s);
+}
+
+TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
+{
+	struct scene s;
+	blocked_writer(&s);
+	double t = asleep_then(&s, 1400);
+	dead_reader_consumes_all(&s.h);
+	CHECK(rp_set_nonblock(s.r, 1) == 0);
+	char c;
+	CHECK_ERR(rp_read(s.r, &c, 1), EAGAIN);
+	while (*s.done == 0 && now_ms() - t < rp_ms(5000))
+		sleep_ms(1);
+	check_within(t, *s.done, NUDGE_MS, "writer done");
+	read_more(s.r);
+	scene_end(&s);
+}
+
+TEST(writer_killed_before_token_blocked_reader_recovers_alone)
+{
+	struct scene s;
+	blocked_reader(&s, "hello", 5);
+	double t = asleep_then(&s, 200);
+	dead_writer_publishes(&s.h, "hello", 5);
+	reap(&s);
+	check_within(t, *s.done, RECOVER_MS, "reader done");
+	scene_end(&s);
+}
+
+/* The ring filled by the dead writer: the next writer finds no room, and
+ * wakes the reader before it goes to sleep itself. */
+TEST(writer_killed_before_token_next_blocked_write_wakes_reader)
+{
+	struct scene s;
+	static char full[CAP];
+	memset(full, 'F', sizeof full);
+	blocked_reader(&s, full, CAP);
+	double t = asleep_then(&s, 1400);
+	dead_writer_publishes(&s.h, full, CAP);
+	CHECK(rp_write(s.w, "x", 1) == 1);
+	check_within(t, *s.done, NUDGE_MS, "reader done");
+	char c;
+	CHECK(rp_read(s.r, &c, 1) == 1 && c == 'x');
+	scene_end(&s);
+}
+
+/* rp_poll with no timeout looks again too. */
+TEST(writer_killed_before_token_conn_poll_recovers_alone)
+{
+	struct scene s;
+	open_pair(&s);
+	if ((s.pid = fork_child()) == 0) {
+		rp_close(s.w);
+		rp_conn *c = rp_conn_from_ends(s.r, NULL);
+		CHECK(c != NULL);
+		CHECK(rp_poll(c, -1) == 1);
+		*s.done = now_ms();
+		char buf[16];
+		CHECK(rp_recv(c, buf, sizeof buf) == 5 && memcmp(buf, "hello", 5) == 0);
+		_exit(0);
+	}
+	double t = asleep_then(&s, 200);
+	struct {
+		struct rp_frame f;
+		char payload[5];
+	} __attribute__((packed)) msg = {
+		{ RP_FRAME_MAGIC | RP_FRAME_FIRST | RP_FRAME_LAST, 5, 5 }, "hello"
+	};
+	dead_writer_publishes(&s.h, &msg, sizeof msg);
+	reap(&s);
+	check_within(t, *s.done, RECOVER_MS, "rp_poll returned");
+	scene_end(&s);
+}
