@@ -79,7 +79,7 @@ int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
 	 * another thread never inherits half a pipe. */
 	if ((mfd = rp__memfd_create(cap)) < 0 ||
 	    rp__shared_init(mfd, cap, 0, 0, NULL) < 0 ||
-	    pipe2(bell, O_CLOEXEC) < 0 || pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    pipe2(bell, O_CLOEXEC) < 0 || pipe2(wake, O_CLOEXEC) < 0 ||
 	    pipe2(gate, O_CLOEXEC | O_NONBLOCK) < 0)
 		goto fail;
 	/* One page: a single 4 KiB write makes the gate unwritable.  (Not

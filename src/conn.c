@@ -250,7 +250,6 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				goto fail;
 			}
 			/* Sleep with the lock held: the next sender must wait. */
-			rp__wlong(e);
 			int r = rp__wait_writable(e, need, false);
 			if (r == RP_WAIT_GONE)
 				goto epipe;
@@ -274,11 +273,11 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 	} while (off < len);
 	/* After the LAST chunk is published: see cut_message_len(). */
 	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__wunlock(e);
+	rp__unlock(&sh->wlock);
 	return 0;
 epipe:
 	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__wunlock(e);
+	rp__unlock(&sh->wlock);
 	e->widowed = 1;
 	rp__raise_epipe(e);
 	errno = EPIPE;
@@ -286,7 +285,7 @@ epipe:
 fail:
 	/* Given up mid-message: the receiver will drop what was sent. */
 	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__wunlock(e);
+	rp__unlock(&sh->wlock);
 	errno = err;
 	return -1;
 }
@@ -600,6 +599,11 @@ ssize_t rp_recv_alloc(rp_conn *h, void **msg)
 
 /* ---- waiting ---- */
 
+/* rp_poll looks at the ring again this long after it began to wait, then
+ * at doubling intervals up to the maximum. */
+#define RECHECK_MIN_MS 10
+#define RECHECK_MAX_MS 1000
+
 static int64_t now_ms(void)
 {
 	return (int64_t)(rp__now_ns() / 1000000);
@@ -618,7 +622,7 @@ int rp_poll(rp_conn *h, int timeout_ms)
 	if (!e)
 		return -1;
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-	int r, recheck = RP_RECHECK_MIN_MS;
+	int r, recheck = RECHECK_MIN_MS;
 	bool spurious = false;
 	for (;;) {
 		if (rp__has_data(e) || c->stage) {
@@ -641,12 +645,14 @@ int rp_poll(rp_conn *h, int timeout_ms)
 			wait = left > INT32_MAX ? INT32_MAX : (int)left;
 		}
 		/* Tokens we could not drain (a writer held its lock) make poll
-		 * return at once: back off rather than spin on them.  Else look
-		 * again now and then, as a sleeper does (see wait.c), in case a
-		 * writer died between its publish and its token. */
-		int cap = spurious ? 1 : recheck;
-		if (wait < 0 || wait > cap)
-			wait = cap;
+		 * return at once: back off rather than spin on them. */
+		if (spurious)
+			poll(NULL, 0, 1);
+		/* Look again now and then, in case a writer died between its
+		 * publish and its token (wait.c) and no other writer comes by:
+		 * nothing else would wake us. */
+		if (wait < 0 || wait > recheck)
+			wait = recheck;
 		struct pollfd p = { .fd = e->bell, .events = POLLIN };
 		int n = poll(&p, 1, wait);
 		if (n < 0) {
@@ -654,8 +660,8 @@ int rp_poll(rp_conn *h, int timeout_ms)
 			break;
 		}
 		spurious = n > 0;
-		if (n == 0 && recheck < RP_RECHECK_MAX_MS)
-			recheck = recheck * 2 < RP_RECHECK_MAX_MS ? recheck * 2 : RP_RECHECK_MAX_MS;
+		if (n == 0 && recheck < RECHECK_MAX_MS)
+			recheck = recheck * 2 < RECHECK_MAX_MS ? recheck * 2 : RECHECK_MAX_MS;
 	}
 	rp__end_put(e);
 	return r;

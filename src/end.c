@@ -164,10 +164,7 @@ int rp__end_close(struct rp_end *e)
 	}
 	if (e->held) {
 		e->held = 0;
-		if (e->role == RP_WRITER)
-			rp__wunlock(e);
-		else
-			rp__unlock(&e->sh->rlock);
+		rp__unlock(e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
 	}
 	/* Closing the kernel ends is the close: that is what peers observe. */
 	rp__close_fds(e);

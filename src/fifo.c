@@ -297,7 +297,7 @@ rp_end *rp_open(const char *path, int flags)
 	} else {
 		e->wake = open_companion(n.wake, O_RDONLY | O_NONBLOCK);
 		e->gate = open_companion_wronly(n.gate);
-		if (e->wake < 0 || e->gate < 0)
+		if (e->wake < 0 || clear_nonblock(e->wake) < 0 || e->gate < 0)
 			goto fail;
 		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
 		/* O_WRONLY first, for the FIFO's open rules; then O_RDWR, as

@@ -4,14 +4,14 @@
  * An end is a mapping of the shared ring plus three kernel pipes that act
  * as its lifeline and its sleeping place:
  *
- *   bell  readers hold the read end (the read end's rp_fileno) and a
- *         second, non-blocking read end (drain) that they sleep on, in
- *         poll(2), and take tokens from; writers hold it O_RDWR and drop
- *         a token in when a reader sleeps or polls.  A hang-up (read(2)
- *         returning 0) means "no writer left": the kernel counts writers
- *         across fork, exec and death for us.
- *   wake  the mirror image: writers sleep on its read end (non-blocking),
- *         readers hold it O_RDWR and ring it; a hang-up means "no reader".
+ *   bell  readers hold the read end (blocking: readers sleep in read(2)
+ *         on it, and it is the read end's rp_fileno) and a second,
+ *         non-blocking read end (drain); writers hold it O_RDWR and drop
+ *         a token in when a reader sleeps or polls.  read(2) returning 0
+ *         means "no writer left": the kernel counts writers across fork,
+ *         exec and death for us.
+ *   wake  the mirror image: writers sleep on its read end, readers hold
+ *         it O_RDWR and ring it; read(2) returning 0 means "no reader".
  *   gate  the write end's rp_fileno.  Writers fill it (4 KiB pipe) when
  *         the ring is full so it stops polling writable; readers drain
  *         it when they make room.  Only readers hold its read end, so
@@ -106,18 +106,6 @@ int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns
 /* Nobody (alive) holds it: free, or held by a dead process. */
 bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word);
 void rp__unlock(_Atomic uint32_t *word);
-/* Release the writers' lock, and with it any wlong mark. */
-static inline void rp__wunlock(struct rp_end *e)
-{
-	if (atomic_load_explicit(&e->sh->wlong, memory_order_relaxed))
-		atomic_store_explicit(&e->sh->wlong, 0, memory_order_relaxed);
-	rp__unlock(&e->sh->wlock);
-}
-/* Mark the writers' lock, which the caller holds, as held for long. */
-static inline void rp__wlong(struct rp_end *e)
-{
-	atomic_store_explicit(&e->sh->wlong, 1, memory_order_relaxed);
-}
 void rp__lock_atfork_child(void);
 uint32_t rp__self_tid(void);
 /* Does the calling thread hold this end's reservation or peek? */
@@ -129,10 +117,6 @@ static inline bool rp__held_by_me(const struct rp_end *e)
 /* wait.c: spinning, sleeping and waking. */
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
 /* Called holding the side's lock; unlock: release it before sleeping. */
-/* A sleeper looks at the ring again this long after it fell asleep, then
- * at doubling intervals up to the maximum (see wait.c). */
-#define RP_RECHECK_MIN_MS 10
-#define RP_RECHECK_MAX_MS 1000
 int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers), -1 */
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock); /* READY, GONE, -1 */
 void rp__wake_readers(struct rp_end *e);

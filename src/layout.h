@@ -46,8 +46,6 @@ struct rp_shared {
 	_Atomic uint32_t wlock;       /* writer lock: holder TID | RP_LOCK_WAITERS */
 	_Atomic uint64_t msg_start;   /* rp_conn: where the message being sent
 	                               * starts (RP_NO_MSG: none); lock holder only */
-	_Atomic uint32_t wlong;       /* the holder keeps wlock for long (a
-	                               * reservation, a sender waiting for room) */
 
 	/* Reader side: written on every read. */
 	_Alignas(RP_CACHELINE)

@@ -89,7 +89,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		return -1;
 	for (;;) {
 		if (rp__readers_gone_hint(e)) {
-			rp__wunlock(e);
+			rp__unlock(&sh->wlock);
 			goto no_readers;
 		}
 		size_t want = total - done;
@@ -141,7 +141,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			goto fail_unlocked;
 		}
 	}
-	rp__wunlock(e);
+	rp__unlock(&sh->wlock);
 	return (ssize_t)done;
 
 no_readers:
@@ -154,7 +154,7 @@ no_readers:
 	/* A reader opened the FIFO meanwhile: start over. */
 	return write_iov(e, iov, cnt, total);
 fail:
-	rp__wunlock(e);
+	rp__unlock(&sh->wlock);
 fail_unlocked:
 	if (done)
 		return (ssize_t)done;

@@ -5,11 +5,12 @@
  * costs about 40 us on the virtual machines we measured, and spinning a
  * little longer than that is what makes a sleeping peer no slower than a
  * kernel pipe; 0 on a one-CPU machine, and the spin yields now and then
- * in case the peer shares our CPU), then sleeps in poll(2) on a kernel
- * pipe and takes its token with a non-blocking read(2).  The kernel pipe
- * gives exactness about peers: it hangs up the instant the last peer's
- * descriptor is gone, whether by close, exec or kill -9, and a zombie
- * holds none; and it is a descriptor that poll(2) understands.
+ * in case the peer shares our CPU), then sleeps in read(2) on a kernel
+ * pipe.  Sleeping in read(2) rather than futex(2) buys three things: the
+ * kernel's own EINTR / SA_RESTART behaviour, exactness about peers (read
+ * returns 0 the instant the last peer's descriptor is gone, whether by
+ * close, exec or kill -9, and a zombie holds none), and a descriptor that
+ * poll(2) understands.
  *
  * No wakeup is lost between live processes: a sleeper counts itself, then
  * re-checks the ring; a waker publishes, then reads the count, all four
@@ -18,20 +19,19 @@
  * waker sees the sleeper and drops a token.
  *
  * A waker can be killed between its publish and its token, though, and
- * the kernel cannot finish that for it.  Two things make up for it: an
- * end about to sleep first gives the other side any token it might be
- * owed (a reader never sleeps on an empty ring while a writer sleeps for
- * room, nor the other way round, unless a token went missing), and a
- * sleeper looks at the ring again after RP_RECHECK_MIN_MS, then at doubling
- * intervals up to RP_RECHECK_MAX_MS, in case nobody on the other side is
- * left awake to notice.
+ * the kernel cannot finish that for it.  So an end about to sleep, or to
+ * return EAGAIN, first gives the other side any token it may be owed: a
+ * reader never sleeps on an empty ring while a writer sleeps for room, nor
+ * the other way round, unless a token went missing.  Sleepers left behind
+ * wake when any live peer next calls in, or when the last one goes.  (A
+ * timed sleep would not need the call, but poll(2) and every other timed
+ * wait that could take the token ignore SA_RESTART: signal(7).)
  */
 #include "internal.h"
 
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -41,8 +41,7 @@
 #define SPIN_NS_DEFAULT 50000
 #define PROBE_NS        10000000ULL   /* writers re-check readers this often */
 #define MAX_TOKENS      64
-#define ARM_LOCK_NS     2000000       /* see rp__gate_close() */
-#define SHORT_HOLD_NS   50000000      /* see rp__poll_arm_reader() */
+#define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
 
 static uint64_t spin_ns = SPIN_NS_DEFAULT;
 static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
@@ -106,48 +105,9 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-/*
- * poll(2) is never restarted after a signal handler, whatever SA_RESTART
- * says (signal(7)); the blocking read(2) of a kernel pipe is.  We cannot
- * tell which handler ran, so restart unless some installed handler lacks
- * SA_RESTART: then the program must already expect EINTR from a blocked
- * read.  Not counted: handlers of signals this thread blocks, and of the
- * synchronous fault signals, which sanitizers and runtimes install; neither
- * can have interrupted the sleep.
- */
-static bool handlers_restart(void)
-{
-	sigset_t blocked;
-	if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
-		sigemptyset(&blocked);
-	for (int s = 1; s < NSIG; s++) {
-		struct sigaction sa;
-		if (s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE ||
-		    s == SIGTRAP || s == SIGSYS || sigismember(&blocked, s) == 1 ||
-		    sigaction(s, NULL, &sa) < 0)
-			continue;
-		if (!(sa.sa_flags & SA_SIGINFO) &&
-		    (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
-			continue;
-		if (!(sa.sa_flags & SA_RESTART))
-			return false;
-	}
-	return true;
-}
-
-/*
- * Sleep until a token comes (READY), every peer is gone (GONE), or, at a
- * recheck, the ring turns out ready after all (a waker died: READY).  fd
- * is non-blocking: a token another sleeper took first sends us back to
- * poll(2) rather than into a read that might never return.  read(2) comes
- * first, as it is what says "no peer" exactly: a FIFO opened while no
- * writer was there does not poll as hung up until a writer has come and
- * gone (fifo_open() in fs/pipe.c), but read(2) returns 0 at once.
- */
 static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_end *, uint64_t),
 		    struct rp_end *e, uint64_t arg)
 {
-	int timeout = RP_RECHECK_MIN_MS;
 	char c;
 	int r;
 
@@ -157,33 +117,11 @@ static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
 	atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
-	for (;;) {
-		if (ready(e, arg)) {
-			r = RP_WAIT_READY;
-			break;
-		}
-		ssize_t k = read(fd, &c, 1);
-		if (k >= 0) {
-			r = k > 0 ? RP_WAIT_READY : RP_WAIT_GONE;
-			break;
-		}
-		if (errno != EAGAIN) {
-			r = -1;
-			break;
-		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = poll(&p, 1, timeout);
-		if (n > 0)
-			continue;               /* a token, or a hang-up */
-		if (n == 0) {
-			if (timeout < RP_RECHECK_MAX_MS)
-				timeout = timeout * 2 < RP_RECHECK_MAX_MS ? timeout * 2 : RP_RECHECK_MAX_MS;
-			continue;               /* look at the ring again */
-		}
-		if (errno == EINTR && handlers_restart())
-			continue;
-		r = -1;
-		break;
+	if (ready(e, arg)) {
+		r = RP_WAIT_READY;
+	} else {
+		ssize_t n = read(fd, &c, 1);
+		r = n > 0 ? RP_WAIT_READY : n == 0 ? RP_WAIT_GONE : -1;
 	}
 	int err = errno;
 	count_down(sleepers);
@@ -246,7 +184,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 	rp__wake_writers(e);
 	if (unlock)
 		rp__unlock(&e->sh->rlock);
-	return wait_for(e, readable, 0, e->drain, &e->sh->rd_sleepers,
+	return wait_for(e, readable, 0, e->bell, &e->sh->rd_sleepers,
 			&e->sh->rd_blocked_ns);
 }
 
@@ -257,7 +195,7 @@ int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock)
 {
 	rp__wake_readers(e);
 	if (unlock)
-		rp__wunlock(e);
+		rp__unlock(&e->sh->wlock);
 	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
 			&e->sh->wr_blocked_ns);
 }
@@ -317,6 +255,18 @@ void rp__wake_writers(struct rp_end *e)
 	errno = err;
 }
 
+/* The tokens of rp__wake_writers() alone: the gate may be reopened only
+ * under the readers' lock (rp__gate_close), which rp_poll does not hold. */
+static void nudge_writers(struct rp_end *e)
+{
+	uint32_t n = atomic_load_explicit(&e->sh->wr_sleepers, memory_order_seq_cst);
+	if (n) {
+		int err = errno;
+		ring_bell(e->wake, n, &e->sh->wr_sleepers);
+		errno = err;
+	}
+}
+
 /*
  * A non-blocking reader found the ring empty: make rp_fileno exact for
  * poll(2).  Under the writers' lock no data can be published, so if the
@@ -324,11 +274,6 @@ void rp__wake_writers(struct rp_end *e)
  * arm, so that the next publisher drops exactly one.  If a writer keeps
  * the lock for long (a reservation) we cannot tell, and leave the tokens
  * (a spurious wakeup at worst, never a lost one).
- *
- * Other holders are inside a copy and a token write and let go soon, unless
- * preempted; we wait for them up to SHORT_HOLD_NS, as a kernel pipe's reader
- * waits on the pipe's mutex.  (With a 2 ms limit, one round in 50 of a poll
- * loop saw a stale token on a loaded 2-CPU machine.)
  */
 int rp__poll_arm_reader(struct rp_end *e)
 {
@@ -336,12 +281,14 @@ int rp__poll_arm_reader(struct rp_end *e)
 	char buf[MAX_TOKENS];
 	struct iovec v = { buf, sizeof(buf) };
 
-	if (atomic_load_explicit(&sh->wlong, memory_order_relaxed) ||
-	    rp__lock_within(e, &sh->wlock, SHORT_HOLD_NS) < 0) {
+	/* Writers hold their lock for a copy and a token write, so it comes
+	 * quickly unless the holder was preempted; a reservation can keep it
+	 * long, so the wait is bounded. */
+	if (rp__lock_within(e, &sh->wlock, ARM_LOCK_NS) < 0) {
 		atomic_store(&sh->rd_armed, 1);          /* seq_cst: see RP_PUBLISH */
 		if (rp__has_data(e))
 			return RP_WAIT_READY;
-		rp__wake_writers(e);     /* as in rp__wait_readable() */
+		nudge_writers(e);        /* as in rp__wait_readable() */
 		errno = EAGAIN;
 		return -1;
 	}
@@ -361,13 +308,13 @@ int rp__poll_arm_reader(struct rp_end *e)
 		if (errno == EINTR)
 			continue;
 		atomic_store(&sh->rd_armed, 1);
-		rp__wake_writers(e);     /* as in rp__wait_readable() */
+		nudge_writers(e);        /* as in rp__wait_readable() */
 		errno = EAGAIN;
 		r = -1;
 		break;
 	}
 	int err = errno;
-	rp__wunlock(e);
+	rp__unlock(&e->sh->wlock);
 	errno = err;
 	return r;
 }

@@ -34,7 +34,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			break;
 		}
 		if (rp__readers_gone_hint(e)) {
-			rp__wunlock(e);
+			rp__unlock(&sh->wlock);
 			if (rp__raise_epipe(e) < 0)
 				goto out;
 			if (rp__lock(e, &sh->wlock) < 0)
@@ -43,7 +43,6 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		}
 		if (e->ring.cap - (uint64_t)used >= n) {
 			e->held = 1;
-			rp__wlong(e);
 			e->held_tid = rp__self_tid();
 			e->held_pos = head;
 			e->held_len = n;
@@ -66,7 +65,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			goto out;
 	}
 	int err = errno;
-	rp__wunlock(e);
+	rp__unlock(&sh->wlock);
 	errno = err;
 out:
 	rp__end_put(e);
@@ -86,7 +85,7 @@ int rp_write_commit(rp_end *h, size_t n)
 				      RP_PUBLISH);
 		e->held = 0;
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
-		rp__wunlock(e);
+		rp__unlock(&e->sh->wlock);
 		r = 0;
 	}
 	rp__end_put(e);
