@@ -1,7 +1,8 @@
 #!/bin/sh
 # Make sure the Debian packages `make test` and `make demo` need beyond the
 # stock toolchain are there: Python headers (the Python package), clang
-# with libFuzzer (the fuzz smoke run).  Installs them when run as root,
+# with libFuzzer (the fuzz smoke run), valgrind (the memcheck run).
+# Installs them when run as root,
 # otherwise says how.
 set -eu
 need=""
@@ -19,6 +20,7 @@ else
 		need="$need libclang-rt-$major-dev"
 	fi
 fi
+command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 [ -z "$need" ] && exit 0
 echo "ringpipe: needs Debian packages:$need"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
