@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -1059,5 +1060,105 @@ TEST(mkfifo_at_path_of_removed_pipe_in_use_is_independent)
 			unlink(p);
 		}
 	}
+	tmp_clean(&t);
+}
+
+/*
+ * /dev/shm is world-writable and the names of a pipe's files there follow
+ * from the FIFO's inode, so a hostile process can see the FIFO appear
+ * (inotify) and plant symlinks at those names while rp_mkfifo runs.  Over
+ * 300 such races: rp_mkfifo either succeeds with its own regular file and
+ * FIFOs there, or fails with EEXIST and leaves no FIFO behind; the file
+ * the symlinks point to is never written, whoever wins.
+ */
+TEST(mkfifo_never_follows_symlinks_planted_in_dev_shm)
+{
+	alarm(50);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	char victim[160];
+	snprintf(victim, sizeof victim, "%s/victim", t.dir);
+	int vfd = open(victim, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHECK(vfd >= 0);
+	CHECK(write(vfd, "victim", 6) == 6);
+	close(vfd);
+	struct { _Atomic int planted, go; } *sh = shared_mem(sizeof *sh);
+
+	pid_t pid = fork_child();
+	if (pid == 0) {                   /* the attacker */
+		int in = inotify_init1(IN_CLOEXEC);
+		CHECK(in >= 0);
+		CHECK(inotify_add_watch(in, t.dir, IN_CREATE) >= 0);
+		atomic_store(&sh->go, 1);
+		char ev[4096];
+		while (read(in, ev, sizeof ev) > 0) {
+			struct stat st;
+			if (stat(t.path, &st) != 0 || !S_ISFIFO(st.st_mode))
+				continue;
+			static const char *const sfx[] = { "", ".wake", ".gate" };
+			for (int i = 0; i < 3; i++) {
+				char p[300];
+				snprintf(p, sizeof p, "/dev/shm/ringpipe.%llx.%llu%s",
+					 (unsigned long long)st.st_dev,
+					 (unsigned long long)st.st_ino, sfx[i]);
+				if (symlink(victim, p) == 0)
+					atomic_fetch_add(&sh->planted, 1);
+			}
+		}
+		_exit(0);
+	}
+	while (!atomic_load(&sh->go))
+		sleep_ms(1);
+	int ok = 0, refused = 0;
+	for (int i = 0; i < 300; i++) {
+		errno = 0;
+		int r = rp_mkfifo(t.path, 0600, 4096);
+		int err = errno;
+		sleep_ms(1);              /* let the attacker finish this round */
+		struct stat st;
+		char pfx[128];
+		if (r == 0) {
+			ok++;
+			shm_prefix(t.path, pfx, sizeof pfx);
+			char p[300];
+			snprintf(p, sizeof p, "/dev/shm/%s", pfx);
+			CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+			snprintf(p, sizeof p, "/dev/shm/%s.wake", pfx);
+			CHECK(lstat(p, &st) == 0 && S_ISFIFO(st.st_mode));
+			CHECK(rp_unlink(t.path) == 0);
+		} else {
+			CHECK(err == EEXIST);
+			refused++;
+			CHECK(lstat(t.path, &st) != 0);
+		}
+		/* clear what the attacker left for this inode */
+		DIR *d = opendir("/dev/shm");
+		CHECK(d != NULL);
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			char p[300];
+			snprintf(p, sizeof p, "/dev/shm/%s", de->d_name);
+			char target[200];
+			ssize_t n = readlink(p, target, sizeof target - 1);
+			if (n > 0 && (size_t)n == strlen(victim) &&
+			    memcmp(target, victim, (size_t)n) == 0)
+				unlink(p);
+		}
+		closedir(d);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	fprintf(stderr, "300 races: %d created, %d refused (EEXIST), %d symlinks planted\n",
+		ok, refused, atomic_load(&sh->planted));
+	CHECK(atomic_load(&sh->planted) > 0);  /* the attacker did get in */
+	char buf[16] = { 0 };
+	vfd = open(victim, O_RDONLY | O_CLOEXEC);
+	CHECK(vfd >= 0);
+	struct stat vst;
+	CHECK(fstat(vfd, &vst) == 0);
+	CHECK(read(vfd, buf, sizeof buf) == 6 && memcmp(buf, "victim", 6) == 0);
+	CHECK(vst.st_size == 6 && (vst.st_mode & 07777) == 0600);
+	close(vfd);
+	CHECK(unlink(victim) == 0);
 	tmp_clean(&t);
 }
