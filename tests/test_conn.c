@@ -1590,7 +1590,9 @@ TEST(poll_finite_timeout_returns_0_after_about_that_long)
 	CHECK(rp_conn_close(c[1]) == 0);
 }
 
-TEST(poll_finite_timeout_returns_1_when_message_arrives)
+/* Another process sends `msg` after `delay` ms: rp_poll(timeout) returns 1
+ * no sooner than that (less 50 ms) and before `latest` ms. */
+static void poll_wakes_on_send(int timeout, int delay, double latest, const char *msg)
 {
 	alarm(20);
 	rp_conn *c[2];
@@ -1598,42 +1600,29 @@ TEST(poll_finite_timeout_returns_1_when_message_arrives)
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		CHECK(rp_conn_close(c[0]) == 0);
-		sleep_ms(200);
-		send_str(c[1], "soon");
+		sleep_ms(delay);
+		send_str(c[1], msg);
 		sleep_ms(500);
 		_exit(0);
 	}
 	double t0 = rp_now_ms();
-	CHECK(rp_poll(c[0], 5000) == 1);
+	CHECK(rp_poll(c[0], timeout) == 1);
 	double dt = rp_now_ms() - t0;
-	CHECK(dt >= 150 && dt < 2000);
-	recv_str(c[0], "soon");
+	CHECK(dt >= delay - 50 && dt < latest);
+	recv_str(c[0], msg);
 	rp_wait_ok(pid);
 	CHECK(rp_conn_close(c[0]) == 0);
 	CHECK(rp_conn_close(c[1]) == 0);
 }
 
+TEST(poll_finite_timeout_returns_1_when_message_arrives)
+{
+	poll_wakes_on_send(5000, 200, 2000, "soon");
+}
+
 TEST(poll_infinite_wakes_when_another_process_sends)
 {
-	alarm(20);
-	rp_conn *c[2];
-	one_way(c);
-	pid_t pid = fork_child();
-	if (pid == 0) {
-		CHECK(rp_conn_close(c[0]) == 0);
-		sleep_ms(300);
-		send_str(c[1], "wake");
-		sleep_ms(500);
-		_exit(0);
-	}
-	double t0 = rp_now_ms();
-	CHECK(rp_poll(c[0], -1) == 1);
-	double dt = rp_now_ms() - t0;
-	CHECK(dt >= 250 && dt < 3000);
-	recv_str(c[0], "wake");
-	rp_wait_ok(pid);
-	CHECK(rp_conn_close(c[0]) == 0);
-	CHECK(rp_conn_close(c[1]) == 0);
+	poll_wakes_on_send(-1, 300, 3000, "wake");
 }
 
 /* At EOF, rp_poll says "ready" (rp_recv will not block: ENODATA), with

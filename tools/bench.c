@@ -485,13 +485,26 @@ static int framed_send(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* One read call (not for M_RPZC). */
+static ssize_t chan_read(struct chan *c, void *p, size_t n)
+{
+	switch (c->mech) {
+	case M_RP:
+		return rp_read(c->rp[RD], p, n);
+	case M_MQ:
+		return mq_receive(c->mq, p, n, NULL);
+	default:
+		return read(c->fd[RD], p, n);
+	}
+}
+
 /* Read exactly n bytes: 1, 0 at EOF before the first byte, -1 on error
  * (EPROTO for EOF part-way). */
-static int read_exact(int fd, void *p, size_t n)
+static int read_exact(struct chan *c, void *p, size_t n)
 {
 	size_t got = 0;
 	while (got < n) {
-		ssize_t r = read(fd, (char *)p + got, n - got);
+		ssize_t r = chan_read(c, (char *)p + got, n - got);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -520,7 +533,7 @@ static ssize_t chan_recv_frame(struct chan *c, void *buf, size_t cap)
 		return r;
 	}
 	uint32_t len;
-	int r = read_exact(c->fd[RD], &len, 4);
+	int r = read_exact(c, &len, 4);
 	if (r <= 0) {
 		if (r == 0)
 			errno = ENODATA;
@@ -530,7 +543,7 @@ static ssize_t chan_recv_frame(struct chan *c, void *buf, size_t cap)
 		errno = EMSGSIZE;
 		return -1;
 	}
-	r = read_exact(c->fd[RD], buf, len);
+	r = read_exact(c, buf, len);
 	if (r < 0)
 		return -1;
 	if (r == 0 && len) {
@@ -588,19 +601,6 @@ static int chan_write(struct chan *c, const void *p, size_t n)
 	}
 }
 
-/* One read call (not for M_RPZC). */
-static ssize_t chan_read(struct chan *c, void *p, size_t n)
-{
-	switch (c->mech) {
-	case M_RP:
-		return rp_read(c->rp[RD], p, n);
-	case M_MQ:
-		return mq_receive(c->mq, p, n, NULL);
-	default:
-		return read(c->fd[RD], p, n);
-	}
-}
-
 /* Receive one MSG-byte message: 1, 0 at EOF, -1 on error. */
 static int chan_recv_msg(struct chan *c, unsigned char *buf)
 {
@@ -638,23 +638,7 @@ static int chan_recv_msg(struct chan *c, unsigned char *buf)
 		}
 		return 1;
 	}
-	size_t got = 0;
-	while (got < MSG) {
-		ssize_t r = chan_read(c, buf + got, MSG - got);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			if (!got)
-				return 0;
-			errno = EPROTO;
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	return 1;
+	return read_exact(c, buf, MSG);
 }
 
 /* ------------------------------------------------------------------ */

@@ -285,27 +285,16 @@ static void leave(Conn *self)
 		really_close(self);
 }
 
-static int check_readable(Conn *self)
+/* Open, and able to read (reading) or write (!reading)? */
+static int check_mode(Conn *self, int reading)
 {
 	if (is_closed(self)) {
 		err_closed();
 		return -1;
 	}
-	if (!self->readable) {
-		PyErr_SetString(PyExc_OSError, "connection is write-only");
-		return -1;
-	}
-	return 0;
-}
-
-static int check_writable(Conn *self)
-{
-	if (is_closed(self)) {
-		err_closed();
-		return -1;
-	}
-	if (!self->writable) {
-		PyErr_SetString(PyExc_OSError, "connection is read-only");
+	if (!(reading ? self->readable : self->writable)) {
+		PyErr_SetString(PyExc_OSError, reading ? "connection is write-only"
+							: "connection is read-only");
 		return -1;
 	}
 	return 0;
@@ -686,7 +675,7 @@ static PyObject *conn_send_bytes(Conn *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|nO:send_bytes", kwlist,
 					 &bufobj, &offset, &sizeobj))
 		return NULL;
-	if (check_writable(self) < 0)
+	if (check_mode(self, 0) < 0)
 		return NULL;
 	if (PyObject_GetBuffer(bufobj, &view, PyBUF_SIMPLE) < 0)
 		return NULL;
@@ -735,7 +724,7 @@ PyDoc_STRVAR(send_doc,
 
 static PyObject *conn_send(Conn *self, PyObject *obj)
 {
-	if (check_writable(self) < 0)
+	if (check_mode(self, 0) < 0)
 		return NULL;
 	if (enter(self) < 0)
 		return NULL;
@@ -781,7 +770,7 @@ static PyObject *conn_recv_bytes(Conn *self, PyObject *args, PyObject *kw)
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv_bytes", kwlist, &maxobj))
 		return NULL;
-	if (check_readable(self) < 0)
+	if (check_mode(self, 1) < 0)
 		return NULL;
 	if (maxobj != Py_None) {
 		Py_ssize_t m = PyNumber_AsSsize_t(maxobj, PyExc_OverflowError);
@@ -820,7 +809,7 @@ static PyObject *conn_recv_bytes_into(Conn *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n:recv_bytes_into", kwlist,
 					 &bufobj, &offset))
 		return NULL;
-	if (check_readable(self) < 0)
+	if (check_mode(self, 1) < 0)
 		return NULL;
 	if (PyObject_GetBuffer(bufobj, &view, PyBUF_WRITABLE) < 0)
 		return NULL;
@@ -862,7 +851,7 @@ static PyObject *conn_recv(Conn *self, PyObject *unused)
 {
 	int toobig;
 	(void)unused;
-	if (check_readable(self) < 0)
+	if (check_mode(self, 1) < 0)
 		return NULL;
 	if (enter(self) < 0)
 		return NULL;
@@ -889,7 +878,7 @@ static PyObject *conn_poll(Conn *self, PyObject *args, PyObject *kw)
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:poll", kwlist, &t))
 		return NULL;
-	if (check_readable(self) < 0)
+	if (check_mode(self, 1) < 0)
 		return NULL;
 	if (!t) {
 		forever = 0;
@@ -1024,7 +1013,7 @@ static PyObject *conn_put_obj(Conn *self, PyObject *args)
 
 	if (!PyArg_ParseTuple(args, "On:_put_obj", &obj, &limit))
 		return NULL;
-	if (check_writable(self) < 0 || enter(self) < 0)
+	if (check_mode(self, 0) < 0 || enter(self) < 0)
 		return NULL;
 	PyObject *data = dumps(self, obj);
 	if (data && PyBytes_GET_SIZE(data) <= limit) {
@@ -1067,7 +1056,7 @@ static PyObject *conn_recv_timeout(Conn *self, PyObject *t)
 	int forever, toobig;
 	double deadline;
 
-	if (check_readable(self) < 0)
+	if (check_mode(self, 1) < 0)
 		return NULL;
 	if (parse_timeout(t, &forever, &deadline) < 0)
 		return NULL;

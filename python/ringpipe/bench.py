@@ -75,8 +75,9 @@ def _bytes_sender(w, size, total):
     w.close()
 
 
-def _bytes_receiver(r, warm, n, report):
-    recv = r.recv_bytes
+def _receiver(r, objects, warm, n, report):
+    """Receive warm then n messages (objects, or bytes); report the time of n."""
+    recv = r.recv if objects else r.recv_bytes
     for _ in range(warm):
         recv()
     t0 = time.perf_counter()
@@ -91,16 +92,6 @@ def _obj_sender(w, total):
     for _ in range(total):
         send(obj)
     w.close()
-
-
-def _obj_receiver(r, warm, n, report):
-    recv = r.recv
-    for _ in range(warm):
-        recv()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        recv()
-    report.send(time.perf_counter() - t0)
 
 
 def _echo(c, total):
@@ -169,7 +160,7 @@ def measure(mech, test, quick, scale=None):
     if test == 'msgrate':
         n, warm, size = max(int(500_000 * scale), 10), 5000, 64
         r, w = _make_pipe(mech)
-        procs = [P(target=_bytes_receiver, args=(r, warm, n, rep_w)),
+        procs = [P(target=_receiver, args=(r, False, warm, n, rep_w)),
                  P(target=_bytes_sender, args=(w, size, warm + n))]
         secs = _run(procs, rep_r)
         r.close(), w.close()
@@ -177,7 +168,7 @@ def measure(mech, test, quick, scale=None):
     if test == 'stream':
         n, warm, size = max(int(2000 * scale), 2), 50, 1 << 20
         r, w = _make_pipe(mech)
-        procs = [P(target=_bytes_receiver, args=(r, warm, n, rep_w)),
+        procs = [P(target=_receiver, args=(r, False, warm, n, rep_w)),
                  P(target=_bytes_sender, args=(w, size, warm + n))]
         secs = _run(procs, rep_r)
         r.close(), w.close()
@@ -186,7 +177,7 @@ def measure(mech, test, quick, scale=None):
         n, warm = max(int(300_000 * scale), 10), 5000
         size = len(multiprocessing.reduction.ForkingPickler.dumps(SMALL_TUPLE))
         r, w = _make_pipe(mech)
-        procs = [P(target=_obj_receiver, args=(r, warm, n, rep_w)),
+        procs = [P(target=_receiver, args=(r, True, warm, n, rep_w)),
                  P(target=_obj_sender, args=(w, warm + n))]
         secs = _run(procs, rep_r)
         r.close(), w.close()
