@@ -19,11 +19,15 @@ import subprocess
 import sys
 
 TEST_ORDER = ["stream", "msgrate", "rtt-p50", "rtt-p99", "rtt-sleeping", "idle-cpu",
-              "writers-1", "writers-2", "writers-4", "writers-8"]
+              "writers-1", "writers-2", "writers-4", "writers-8", "capacity", "memory"]
 MECH_ORDER = ["kernel-pipe", "kernel-pipe-enlarged", "unix-socket", "posix-mq",
               "ringpipe", "ringpipe-zerocopy", "memcpy", "kernel-pipe-framed", "ringpipe-conn"]
 # Message mechanisms: their "vs kernel-pipe" column compares with kernel-pipe-framed.
 MSG_MECHS = ("ringpipe-conn", "kernel-pipe-framed")
+# Measured by `python -m ringpipe.bench`: each compares with multiprocessing's.
+PY_BASE = {"ringpipe-python": "mp-pipe", "mp-pipe": "mp-pipe",
+           "ringpipe-queue": "mp-queue", "mp-queue": "mp-queue"}
+PY_TESTS = ["msgrate", "stream", "objrate", "rtt-p50", "queue"]
 MIB = 1 << 20
 KIB = 1 << 10
 BIG = MIB
@@ -52,6 +56,17 @@ TARGETS = [
      "kernel-pipe-framed", "msgrate", 64 * KIB, 10, False),
     ("ringpipe-conn stream 1 MiB vs kernel-pipe-framed", "ringpipe-conn", "stream", MIB, 64 * KIB,
      "kernel-pipe-framed", "stream", 64 * KIB, 3, False),
+    # issue 6: Python, against multiprocessing in the same run (size None: any)
+    ("python send_bytes 64 B vs multiprocessing.Pipe", "ringpipe-python", "msgrate", 64, None,
+     "mp-pipe", "msgrate", None, 5, False),
+    ("python send_bytes 1 MiB vs multiprocessing.Pipe", "ringpipe-python", "stream", MIB, None,
+     "mp-pipe", "stream", None, 3, False),
+    ("python send/recv small tuple vs multiprocessing.Pipe", "ringpipe-python", "objrate", None,
+     None, "mp-pipe", "objrate", None, 2, False),
+    ("python round trip, time vs multiprocessing.Pipe", "ringpipe-python", "rtt-p50", 64, None,
+     "mp-pipe", "rtt-p50", None, 0.05, True),
+    ("python Queue put/get vs multiprocessing.Queue", "ringpipe-queue", "queue", None, None,
+     "mp-queue", "queue", None, 3, False),
 ]
 
 
@@ -78,7 +93,7 @@ def fmt_val(v, unit):
 
 
 def lower_is_better(unit):
-    return unit in ("us", "%")
+    return unit in ("us", "%", "KiB")
 
 
 def ratio(r, base):
@@ -95,7 +110,8 @@ def ratio(r, base):
 
 def find(results, mech, test, size, cap=None):
     for r in results:
-        if (r["mechanism"] == mech and r["test"] == test and r["size"] == size
+        if (r["mechanism"] == mech and r["test"] == test
+                and (size is None or r["size"] == size)
                 and (cap is None or r.get("capacity", 0) == cap)):
             return r
     return None
@@ -122,6 +138,20 @@ def machine():
     except OSError:
         pass
     return nproc, model, platform.system() + " " + platform.release()
+
+
+def write_capacity_dat(results, path):
+    """Data file for gnuplot: GB/s by capacity, ringpipe and the kernel pipe."""
+    caps = sorted({r["capacity"] for r in results if r["test"] == "capacity"})
+    with open(path, "w") as f:
+        f.write("capacity ringpipe kernel-pipe-same-capacity\n")
+        for cap in caps:
+            row = ['"%s"' % fmt_size(cap)]
+            for mech in ("ringpipe", "kernel-pipe-enlarged"):
+                r = find(results, mech, "capacity", 64 * KIB, cap)
+                row.append("%g" % r["value"] if r else "NaN")
+            f.write(" ".join(row) + "\n")
+    return bool(caps)
 
 
 def write_dat(results, path_stream, path_rtt):
@@ -199,12 +229,14 @@ def main():
       "| vs kernel-pipe | vs kernel-pipe-enlarged |")
     w("| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for r in results:
-        if r["mechanism"] == "memcpy":
+        if r["mechanism"] == "memcpy" or r["mechanism"] in PY_BASE:
             continue
         msg = r["mechanism"] in MSG_MECHS
         k = find(results, "kernel-pipe-framed" if msg else "kernel-pipe", r["test"], r["size"])
         kb = (find(results, "kernel-pipe-enlarged", r["test"], r["size"])
               if r.get("capacity") == BIG and not msg else None)
+        if r["test"] == "capacity":   # the kernel pipe at the same capacity
+            kb = find(results, "kernel-pipe-enlarged", r["test"], r["size"], r.get("capacity"))
         w("| %s | %s | %s | %s | %s | %s – %s | %s | %d | %s | %s |" % (
             r["test"], "–" if r["test"] == "idle-cpu" else fmt_size(r["size"]),
             r["mechanism"], fmt_size(r["capacity"]) if r.get("capacity") else "–",
@@ -246,6 +278,27 @@ def main():
                 100 * b["value"] / mc["value"]))
         w("")
 
+    py = [r for r in results if r["mechanism"] in PY_BASE]
+    if py:
+        py.sort(key=lambda r: (PY_TESTS.index(r["test"]) if r["test"] in PY_TESTS else 99,
+                               r["mechanism"] != "ringpipe-python" and r["mechanism"] != "ringpipe-queue"))
+        w("## Python")
+        w("")
+        w("`python -m ringpipe.bench`, run by `ringpipe bench` in the same run: "
+          "`ringpipe.Pipe`/`Queue` against `multiprocessing.Pipe`/`Queue`, the runs of both "
+          "interleaved, processes not pinned.")
+        w("")
+        w("| test | size | mechanism | median | min – max | unit | runs | vs multiprocessing |")
+        w("| --- | ---: | --- | ---: | ---: | --- | ---: | ---: |")
+        for r in py:
+            base = find(results, PY_BASE[r["mechanism"]], r["test"], r["size"])
+            w("| %s | %s | %s | %s | %s – %s | %s | %d | %s |" % (
+                r["test"], fmt_size(r["size"]), r["mechanism"], fmt_val(r["value"], r["unit"]),
+                fmt_val(r.get("min", r["value"]), r["unit"]),
+                fmt_val(r.get("max", r["value"]), r["unit"]), r["unit"], r.get("runs", 1),
+                ratio(r, base)))
+        w("")
+
     rows = []
     for what, mech, test, size, cap, bm, bt, bc, goal, at_most in TARGETS:
         r = find(results, mech, test, size, cap)
@@ -257,9 +310,9 @@ def main():
         rows.append("| %s | %.3g | %s %g | %s |" % (what, x, "≤" if at_most else "≥", goal,
                                                    "met" if ok else "**not met**"))
     if rows:
-        w("## Targets of issues 3 and 4")
+        w("## Targets of issues 3, 4 and 6")
         w("")
-        w("| figure (ringpipe / ringpipe-conn row, medians) | measured | goal | |")
+        w("| figure (medians) | measured | goal | |")
         w("| --- | ---: | ---: | --- |")
         out.extend(rows)
         w("")
@@ -284,6 +337,20 @@ def main():
       "atomic writes, one reader on the other CPU; aggregate GB/s.")
     w("- **memcpy**: `memcpy` of 1 MiB blocks on one core, through 1 MiB buffers (in "
       "cache) or buffers far larger than the last-level cache (to memory).")
+    w("- **capacity**: the stream test with 64 KiB writes through ringpipe and through a "
+      "kernel pipe set to the same capacity with `F_SETPIPE_SZ` (beyond "
+      "`/proc/sys/fs/pipe-max-size` only with `CAP_SYS_RESOURCE`; such rows are skipped "
+      "with a note); each run stops after 1 GiB or 2 s.")
+    w("- **memory**: one process creates 1,000 named pipes, opens a read end and a write "
+      "end of each and queues 64 bytes in each; the figure is the memory this added, over "
+      "1,000.  Where a memory cgroup can be made under ours, the process runs in a cgroup "
+      "of its own and the reading is the cgroup's charge (its pages and the kernel objects "
+      "charged to it: pipe buffers, inodes, dentries, files); otherwise it is the "
+      "machine's MemFree (the notes above say which).  ringpipe's named pipes reserve "
+      "their whole ring when created (`posix_fallocate`, so that a full /dev/shm is an "
+      "`ENOSPC` from `rp_mkfifo` rather than a `SIGBUS` later); a kernel pipe allocates "
+      "its buffer pages as data arrives.")
+    w("- **python**: see the Python section.")
     w("")
     os.makedirs(os.path.dirname(a.md) or ".", exist_ok=True)
     with open(a.md, "w") as f:
@@ -298,10 +365,12 @@ def main():
         return 0
     tmpdir = os.path.dirname(a.json) or "."
     ds, dr = os.path.join(tmpdir, "bench-stream.dat"), os.path.join(tmpdir, "bench-rtt.dat")
+    dc = os.path.join(tmpdir, "bench-capacity.dat")
     write_dat(results, ds, dr)
+    has_cap = write_capacity_dat(results, dc)
     title = "ringpipe bench, %s, %s CPUs, %s" % (date, nproc, model)
-    cmd = [gp, "-e", "stream='%s'; rtt='%s'; out='%s'; ttl='%s'" % (ds, dr, a.svg, title),
-           a.chart_script]
+    cmd = [gp, "-e", "stream='%s'; rtt='%s'; cap='%s'; out='%s'; ttl='%s'" % (
+        ds, dr, dc if has_cap else "", a.svg, title), a.chart_script]
     r = subprocess.run(cmd)
     if r.returncode:
         print("gnuplot failed (%d)" % r.returncode, file=sys.stderr)

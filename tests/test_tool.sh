@@ -167,6 +167,80 @@ assert {r["mechanism"] for r in rows} == {"ringpipe", "kernel-pipe"}, rows
 PY
 }
 
+# Memory per open named pipe: both mechanisms, a sane KiB figure, and the
+# held pipes all gone afterwards (no FIFO, no /dev/shm file left).
+case_bench_memory_reports_kib_per_pipe_and_cleans_up() {
+	before=$(ls /dev/shm | grep -c '^ringpipe\.' || :)
+	TMPDIR=$T "$RINGPIPE" bench --quick --json --test memory --only ringpipe,kernel-pipe \
+		>"$T/json" 2>"$T/err" || fail "$(cat "$T/err")"
+	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json" "$T/err")"
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+assert {r["mechanism"] for r in rows} == {"ringpipe", "kernel-pipe"}, rows
+for r in rows:
+    assert r["test"] == "memory" and r["unit"] == "KiB", r
+    # a FIFO costs kernel memory; ringpipe reserves its 64 KiB ring
+    lo = 64 if r["mechanism"] == "ringpipe" else 0.5
+    assert lo <= r["value"] < 1024, r
+PY
+	grep -q "memory: KiB per open named pipe with 1000 held" "$T/err" || fail "$(cat "$T/err")"
+	[ -z "$(ls "$T" | grep -v -e json -e err)" ] || fail "left in TMPDIR: $(ls "$T")"
+	after=$(ls /dev/shm | grep -c '^ringpipe\.' || :)
+	[ "$after" -le "$before" ] || fail "/dev/shm: $before ringpipe files before, $after after"
+	for cg in $(sed -n 's/^[0-9]*:\(memory\)\{0,1\}:/\1/p' /proc/self/cgroup); do
+		! ls -d /sys/fs/cgroup/$cg/ringpipe-bench.* 2>/dev/null || fail "memory cgroup left"
+	done
+}
+
+case_bench_capacity_covers_4k_to_64m() {
+	"$RINGPIPE" bench --quick --json --test capacity --only ringpipe >"$T/json" 2>"$T/err" ||
+		fail "$(cat "$T/err")"
+	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json" "$T/err")"
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+caps = sorted(r["capacity"] for r in rows if r["test"] == "capacity")
+assert caps == [4096, 65536, 1 << 20, 16 << 20, 64 << 20], rows
+assert all(r["value"] > 0 and r["size"] == 65536 for r in rows), rows
+PY
+}
+
+# `ringpipe bench` reports what `python -m ringpipe.bench --tsv` prints; a
+# stand-in interpreter fixes the figures so the test checks the plumbing.
+case_bench_reports_python_results() {
+	cat >"$T/py" <<'SH'
+#!/bin/sh
+case "$*" in
+*"-m ringpipe.bench --tsv --runs 3 --quick"*) ;;
+*) echo "unexpected arguments: $*" >&2; exit 2 ;;
+esac
+printf 'ringpipe-python\tmsgrate\t64\t1000000.0\tmsg/s\t900000.0\t1100000.0\t3\n'
+printf 'mp-pipe\tmsgrate\t64\t200000.0\tmsg/s\t190000.0\t210000.0\t3\n'
+SH
+	chmod +x "$T/py"
+	RINGPIPE_PYTHON=$T/py "$RINGPIPE" bench --quick --json --test python >"$T/json" 2>"$T/err" ||
+		fail "$(cat "$T/err")"
+	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json" "$T/err")"
+import json, sys
+rows = {(r["mechanism"], r["test"]): r for r in json.load(open(sys.argv[1]))["results"]}
+assert set(rows) == {("ringpipe-python", "msgrate"), ("mp-pipe", "msgrate")}, rows
+r = rows[("ringpipe-python", "msgrate")]
+assert (r["value"], r["min"], r["max"], r["runs"], r["unit"]) == (1e6, 9e5, 1.1e6, 3, "msg/s"), r
+PY
+	RINGPIPE_PYTHON=$T/py "$RINGPIPE" bench --quick --test python >"$T/out" 2>&1 ||
+		fail "$(cat "$T/out")"
+	grep -q "python send_bytes 64 B vs multiprocessing.Pipe *5 *(goal >= 5)  met" "$T/out" ||
+		fail "$(cat "$T/out")"
+}
+
+case_bench_says_why_python_was_skipped() {
+	printf '#!/bin/sh\necho "ModuleNotFoundError: No module named ringpipe" >&2\nexit 1\n' >"$T/py"
+	chmod +x "$T/py"
+	RINGPIPE_PYTHON=$T/py "$RINGPIPE" bench --quick --test python >"$T/out" 2>&1 ||
+		fail "$(cat "$T/out")"
+	grep -q "python skipped: ModuleNotFoundError: No module named ringpipe" "$T/out" ||
+		fail "$(cat "$T/out")"
+}
+
 case_unknown_command_fails_with_usage() {
 	if "$RINGPIPE" frobnicate 2>"$T/err"; then fail "succeeded"; fi
 	grep -q "unknown command 'frobnicate'" "$T/err" || fail "$(cat "$T/err")"

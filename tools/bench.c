@@ -63,6 +63,7 @@ int rp_cmd_bench(int argc, char **argv);
 #define MAX_REPS     5
 #define MAX_WRITERS  8
 #define MAX_ROWS     12
+#define MEM_PIPES    1000         /* memory: named pipes held at once */
 #define SLEEP_GAP_NS 1000000ULL   /* rtt-sleeping: pause before each ping */
 
 /*
@@ -88,11 +89,19 @@ int rp_cmd_bench(int argc, char **argv);
  * payload over a kernel pipe, as Python's multiprocessing frames them), and
  * their readers take one whole message per receive.
  */
-enum mech { M_RP, M_RPZC, M_KPIPE, M_KBIG, M_UNIX, M_MQ, M_MEMCPY, M_CONN, M_KFRAMED, M_COUNT };
+enum mech { M_RP, M_RPZC, M_KPIPE, M_KBIG, M_UNIX, M_MQ, M_MEMCPY, M_CONN, M_KFRAMED,
+	    M_PYRP, M_PYMP, M_PYRQ, M_PYMQ, M_COUNT };
 static const char *const mech_names[M_COUNT] = {
 	"ringpipe", "ringpipe-zerocopy", "kernel-pipe", "kernel-pipe-enlarged",
 	"unix-socket", "posix-mq", "memcpy", "ringpipe-conn", "kernel-pipe-framed",
+	"ringpipe-python", "mp-pipe", "ringpipe-queue", "mp-queue",
 };
+
+/* Measured by Python (python -m ringpipe.bench, see bench_python.c). */
+static int is_py_mech(int m)
+{
+	return m >= M_PYRP && m <= M_PYMQ;
+}
 
 static int is_msg_mech(int m)
 {
@@ -1268,6 +1277,8 @@ static int run_memcpy(uint64_t ws, uint64_t total, double *out)
 /* ------------------------------------------------------------------ */
 /* Selection, statistics, results                                     */
 
+static int named_test(const char *name);
+
 static int want_mech(int m)
 {
 	return (B.mechs >> m) & 1;
@@ -1279,6 +1290,19 @@ static int want_test(const char *name)
 {
 	if (!B.ntests)
 		return 1;
+	return named_test(name);
+}
+
+/* Tests that --quick leaves out unless --test names them. */
+static int want_extra_test(const char *name)
+{
+	if (!B.quick)
+		return want_test(name);
+	return B.ntests && named_test(name);
+}
+
+static int named_test(const char *name)
+{
 	for (int i = 0; i < B.ntests; i++) {
 		size_t l = strlen(B.tests[i]);
 		if (!strcmp(B.tests[i], name) ||
@@ -1294,6 +1318,23 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void add_stats(int mech, const char *test, uint64_t size, uint64_t cap,
+		      const char *unit, double med, double min, double max, int runs)
+{
+	if (B.nres >= (int)(sizeof(B.res) / sizeof(B.res[0])))
+		return;
+	struct result *r = &B.res[B.nres++];
+	r->mech = mech;
+	snprintf(r->test, sizeof(r->test), "%s", test);
+	r->size = size;
+	r->cap = cap;
+	r->unit = unit;
+	r->med = med;
+	r->min = min;
+	r->max = max;
+	r->runs = runs;
+}
+
 static void add_result(int mech, const char *test, uint64_t size, uint64_t cap,
 		       const char *unit, const double *v, int n)
 {
@@ -1305,23 +1346,16 @@ static void add_result(int mech, const char *test, uint64_t size, uint64_t cap,
 	for (int i = 0; i < n; i++)
 		if (!isfinite(s[i]))
 			return;
-	struct result *r = &B.res[B.nres++];
-	r->mech = mech;
-	snprintf(r->test, sizeof(r->test), "%s", test);
-	r->size = size;
-	r->cap = cap;
-	r->unit = unit;
-	r->med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-	r->min = s[0];
-	r->max = s[n - 1];
-	r->runs = n;
+	add_stats(mech, test, size, cap, unit, n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2,
+		  s[0], s[n - 1], n);
 }
 
 static const struct result *find(int mech, const char *test, uint64_t size, uint64_t cap)
 {
 	for (int i = 0; i < B.nres; i++) {
 		const struct result *r = &B.res[i];
-		if (r->mech == mech && !strcmp(r->test, test) && r->size == size &&
+		if (r->mech == mech && !strcmp(r->test, test) &&
+		    (size == (uint64_t)-1 || r->size == size) &&
 		    (cap == (uint64_t)-1 || r->cap == cap))
 			return r;
 	}
@@ -1578,17 +1612,126 @@ static void test_writers(void)
 	}
 }
 
+/*
+ * Throughput against capacity: 64 KiB writes through ringpipe and through
+ * a kernel pipe set to the same capacity with F_SETPIPE_SZ (beyond
+ * /proc/sys/fs/pipe-max-size only with CAP_SYS_RESOURCE: such rows are
+ * skipped with a note).
+ */
+static void test_capacity(void)
+{
+	static const uint64_t caps[] = { 4 * KiB, 64 * KiB, MiB, 16 * MiB, 64 * MiB };
+	enum { NCAPS = sizeof(caps) / sizeof(caps[0]) };
+	struct row rows[NCAPS][2];
+	int nr = 0;
+
+	if (!want_extra_test("capacity"))
+		return;
+	for (int k = 0; k < NCAPS; k++) {
+		static const int mechs[] = { M_KBIG, M_RP };
+		uint64_t c[2] = { caps[k], caps[k] };
+		nr = rows_for(rows[k], mechs, c, 2);
+	}
+	for (int rep = 0; rep < B.reps; rep++)
+		for (int k = 0; k < NCAPS; k++)
+			for (int i = 0; i < nr; i++) {
+				struct row *r = &rows[k][i];
+				if (r->dead)
+					continue;
+				progress("capacity", 64 * KiB, r->mech, r->cap, rep);
+				if (run_stream(r->mech, r->cap, 64 * KiB, STREAM_BYTES, 1,
+					       B.quick ? STREAM_BUDGET : 2000000000ULL, "capacity",
+					       &r->v[r->n]) == 0) {
+					run_log("capacity", 64 * KiB, r->mech, r->cap, rep, r->v[r->n]);
+					r->n++;
+				} else {
+					r->dead = 1;
+				}
+			}
+	for (int k = 0; k < NCAPS; k++)
+		for (int i = 0; i < nr; i++)
+			if (!rows[k][i].dead)
+				add_result(rows[k][i].mech, "capacity", 64 * KiB, rows[k][i].cap,
+					   "GB/s", rows[k][i].v, rows[k][i].n);
+}
+
+/* Memory per open named pipe, MEM_PIPES of them held (bench_memory.c). */
+static void test_memory(void)
+{
+	static const int mechs[] = { M_KPIPE, M_RP };
+	static const uint64_t caps[] = { 64 * KiB, 64 * KiB };
+	struct row rows[2];
+	char err[200];
+	const char *method = NULL;
+
+	if (!want_extra_test("memory"))
+		return;
+	int nr = rows_for(rows, mechs, caps, 2);
+	for (int rep = 0; rep < B.reps; rep++)
+		for (int i = 0; i < nr; i++) {
+			struct row *r = &rows[i];
+			if (r->dead)
+				continue;
+			progress("memory", MSG, r->mech, r->cap, rep);
+			if (bench_memory(r->mech == M_KPIPE, MEM_PIPES, r->cap, &r->v[r->n],
+					 &method, err, sizeof(err)) == 0) {
+				run_log("memory", MSG, r->mech, r->cap, rep, r->v[r->n]);
+				r->n++;
+			} else {
+				failure("memory %s: %s", mech_names[r->mech], err);
+				r->dead = 1;
+			}
+		}
+	for (int i = 0; i < nr; i++)
+		if (!rows[i].dead)
+			add_result(rows[i].mech, "memory", MSG, rows[i].cap, "KiB",
+				   rows[i].v, rows[i].n);
+	if (method)
+		note("memory: KiB per open named pipe with %d held, both ends open and "
+		     "64 bytes queued in each; measured as %s", MEM_PIPES, method);
+}
+
+static void add_python(const char *mech, const char *test, uint64_t size, double med,
+		       double min, double max, const char *unit, int runs, void *arg)
+{
+	static const char *const units[] = { "msg/s", "GB/s", "us" };
+	int m;
+
+	(void)arg;
+	for (m = M_PYRP; m <= M_PYMQ; m++)
+		if (!strcmp(mech, mech_names[m]))
+			break;
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+		if (m <= M_PYMQ && want_mech(m) && !strcmp(unit, units[u]))
+			add_stats(m, test, size, 0, units[u], med, min, max, runs);
+}
+
+/* ringpipe.Pipe and Queue against multiprocessing's, measured by Python. */
+static void test_python(void)
+{
+	char err[300];
+
+	if (!want_extra_test("python"))
+		return;
+	if (!want_mech(M_PYRP) && !want_mech(M_PYMP) && !want_mech(M_PYRQ) && !want_mech(M_PYMQ))
+		return;
+	progress("python", 0, M_PYRP, 0, 0);
+	if (bench_python(B.reps, B.quick, B.quick ? 300 : 1800, add_python, NULL,
+			 err, sizeof(err)) < 0)
+		note("python skipped: %s (build it with make, or pip install ./python)", err);
+}
+
 /* ------------------------------------------------------------------ */
 /* Output                                                             */
 
 static const char *const test_order[] = {
 	"stream", "msgrate", "rtt-p50", "rtt-p99", "rtt-sleeping", "idle-cpu",
-	"writers-1", "writers-2", "writers-4", "writers-8",
+	"writers-1", "writers-2", "writers-4", "writers-8", "capacity", "memory",
 };
 
 static int lower_is_better(const char *unit)
 {
-	return !strcmp(unit, "us") || !strcmp(unit, "%");
+	return !strcmp(unit, "us") || !strcmp(unit, "%") || !strcmp(unit, "KiB");
 }
 
 static void print_json(void)
@@ -1681,6 +1824,17 @@ static const struct target targets[] = {
 	  M_KFRAMED, "msgrate", 64 * KiB, 10, 0 },
 	{ "ringpipe-conn stream 1 MiB vs kernel-pipe-framed", M_CONN, "stream", MiB, 64 * KiB,
 	  M_KFRAMED, "stream", 64 * KiB, 3, 0 },
+	/* issue 6: Python, against multiprocessing in the same run */
+	{ "python send_bytes 64 B vs multiprocessing.Pipe", M_PYRP, "msgrate", 64, 0,
+	  M_PYMP, "msgrate", 0, 5, 0 },
+	{ "python send_bytes 1 MiB vs multiprocessing.Pipe", M_PYRP, "stream", MiB, 0,
+	  M_PYMP, "stream", 0, 3, 0 },
+	{ "python send/recv small tuple vs multiprocessing.Pipe", M_PYRP, "objrate",
+	  (uint64_t)-1, 0, M_PYMP, "objrate", 0, 2, 0 },
+	{ "python round trip, time vs multiprocessing.Pipe", M_PYRP, "rtt-p50", 64, 0,
+	  M_PYMP, "rtt-p50", 0, 0.05, 1 },
+	{ "python Queue put/get vs multiprocessing.Queue", M_PYRQ, "queue", (uint64_t)-1, 0,
+	  M_PYMQ, "queue", 0, 3, 0 },
 };
 
 /*
@@ -1741,6 +1895,32 @@ static void load_note(const struct cpu_snap *a, double elapsed)
 		note("the machine was otherwise idle (%.1f%% of the CPUs used by others)", pct);
 }
 
+/* Python's rows, each against multiprocessing's in the same run. */
+static void print_python(void)
+{
+	char a[32], c[32], d[32], e[32], mm[80];
+	int any = 0;
+
+	for (int i = 0; i < B.nres; i++) {
+		const struct result *r = &B.res[i];
+		if (!is_py_mech(r->mech))
+			continue;
+		if (!any++)
+			printf("\nPython, measured by python -m ringpipe.bench in this run "
+			       "(ringpipe.Pipe/Queue against multiprocessing's; unpinned):\n"
+			       "%-13s %-7s %-21s %10s %-19s %-5s %9s\n", "test", "size",
+			       "mechanism", "median", " min-max", "unit", "vs mp");
+		int base = r->mech == M_PYRQ || r->mech == M_PYMQ ? M_PYMQ : M_PYMP;
+		fmt_ratio(r, find(base, r->test, r->size, (uint64_t)-1), e, sizeof(e));
+		fmt_val(r->min, r->unit, c, sizeof(c));
+		fmt_val(r->max, r->unit, d, sizeof(d));
+		snprintf(mm, sizeof(mm), " %s-%s", c, d);
+		printf("%-13s %-7s %-21s %10s %-19s %-5s %9s\n", r->test,
+		       fmt_size(r->size, a, sizeof(a)), mech_names[r->mech],
+		       fmt_val(r->med, r->unit, c, sizeof(c)), mm, r->unit, e);
+	}
+}
+
 static void print_human(double elapsed)
 {
 	char a[32], b[32], c[32], d[32], e[32], f[32];
@@ -1775,7 +1955,8 @@ static void print_human(double elapsed)
 		int any = 0;
 		for (int i = 0; i < B.nres; i++) {
 			const struct result *r = &B.res[i];
-			if (strcmp(r->test, test_order[t]) || r->mech == M_MEMCPY)
+			if (strcmp(r->test, test_order[t]) || r->mech == M_MEMCPY ||
+			    is_py_mech(r->mech))
 				continue;
 			if (!any++)
 				printf("\n");
@@ -1784,6 +1965,9 @@ static void print_human(double elapsed)
 						      r->test, r->size, (uint64_t)-1);
 			const struct result *kb = r->cap == BIG_CAP && !is_msg_mech(r->mech)
 				? find(M_KBIG, r->test, r->size, (uint64_t)-1) : NULL;
+			/* capacity rows compare with the kernel at the same capacity */
+			if (!strcmp(r->test, "capacity"))
+				kb = find(M_KBIG, r->test, r->size, r->cap);
 			fmt_ratio(r, k, e, sizeof(e));
 			if (kb)
 				fmt_ratio(r, kb, f, sizeof(f));
@@ -1837,6 +2021,8 @@ static void print_human(double elapsed)
 			       best->med, 100 * best->med / mc->med);
 	}
 
+	print_python();
+
 	int header = 0;
 	for (size_t t = 0; t < sizeof(targets) / sizeof(targets[0]); t++) {
 		const struct target *g = &targets[t];
@@ -1847,7 +2033,7 @@ static void print_human(double elapsed)
 		if (!r || (g->base_mech >= 0 && !base))
 			continue;
 		if (!header++)
-			printf("\ntargets of issues 3 and 4 (ringpipe / ringpipe-conn rows, medians):\n");
+			printf("\ntargets of issues 3, 4 and 6 (medians):\n");
 		double x = base ? r->med / base->med : r->med;
 		int ok = g->at_most ? x <= g->goal : x >= g->goal;
 		printf("  %-62s %8.3g  (goal %s %g)  %s\n", g->what, x, g->at_most ? "<=" : ">=",
@@ -1873,9 +2059,13 @@ static void usage(FILE *f)
 		"  --quick    3 runs per figure and smaller volumes (under 30 s)\n"
 		"  --only     mechanisms: ringpipe, ringpipe-zerocopy, kernel-pipe,\n"
 		"             kernel-pipe-enlarged, unix-socket, posix-mq, memcpy,\n"
-		"             ringpipe-conn, kernel-pipe-framed (messages: stream, msgrate)\n"
+		"             ringpipe-conn, kernel-pipe-framed (messages: stream, msgrate),\n"
+		"             ringpipe-python, mp-pipe, ringpipe-queue, mp-queue (python)\n"
 		"  --test     stream, msgrate, rtt (rtt-p50, rtt-p99, rtt-sleeping),\n"
-		"             idle-cpu, writers (writers-1, -2, -4, -8)\n");
+		"             idle-cpu, writers (writers-1, -2, -4, -8), capacity (64 KiB\n"
+		"             writes at 4 KiB..64 MiB), memory (per open named pipe, %d held),\n"
+		"             python (python -m ringpipe.bench); --quick runs the last three\n"
+		"             only when named here\n", MEM_PIPES);
 }
 
 static int parse_list(const char *arg, int mechs)
@@ -1898,7 +2088,7 @@ static int parse_list(const char *arg, int mechs)
 			static const char *const known[] = {
 				"stream", "msgrate", "rtt", "rtt-p50", "rtt-p99", "rtt-sleeping",
 				"idle-cpu", "writers", "writers-1", "writers-2", "writers-4",
-				"writers-8",
+				"writers-8", "capacity", "memory", "python",
 			};
 			size_t k;
 			for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
@@ -2004,6 +2194,12 @@ int rp_cmd_bench(int argc, char **argv)
 	test_rtt(1);
 	test_idle();
 	test_writers();
+	test_capacity();
+	test_memory();
+	test_python();
+	if (B.quick && !B.ntests)
+		note("--quick leaves out capacity, memory and python: run ringpipe bench "
+		     "without --quick, or name them with --test");
 	double elapsed = (now_ns() - t0) / 1e9;
 	load_note(&snap0, elapsed);
 	if (B.progress)

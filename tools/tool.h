@@ -68,4 +68,18 @@ size_t tool_count_role(const struct tool_pipe *p, char role);
 /* Remove ring files that no process holds and no FIFO names any more. */
 int tool_reap_stale(bool verbose);
 
+/* bench_memory.c: KiB per open named pipe, n held (both ends, 64 bytes
+ * queued in each); kernel != 0 measures the kernel's FIFOs instead.
+ * *method says how it was measured. */
+int bench_memory(int kernel, int n, size_t capacity, double *kib_per_pipe,
+		 const char **method, char *err, size_t errlen);
+
+/* bench_python.c: run `python -m ringpipe.bench --tsv` and hand each result
+ * to add(); -1 with the reason in err if Python or the package is missing. */
+typedef void (*bench_python_add_fn)(const char *mech, const char *test, uint64_t size,
+				    double med, double min, double max, const char *unit,
+				    int runs, void *arg);
+int bench_python(int runs, int quick, int timeout_s, bench_python_add_fn add, void *arg,
+		 char *err, size_t errlen);
+
 #endif

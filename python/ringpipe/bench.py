@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m ringpipe.bench [--quick] [--json] [--runs N]
+    python -m ringpipe.bench [--quick] [--json | --tsv] [--runs N]
 
 Tests (each in fresh processes: a sender and a receiver, or a pinger and
 an echoer, forked for that test alone):
@@ -18,8 +18,10 @@ queue      msg/s       Queue.put / Queue.get of small objects
 =========  ==========  ==============================================
 
 Rates are measured by the receiver over the messages after a warm-up.
-The table shows each pair side by side with ringpipe's speed-up (for
-round trips: multiprocessing's time divided by ringpipe's).  With
+Each figure is the median of ``--runs`` runs (default 5), the runs of the
+two sides interleaved.  The table shows each pair side by side with
+ringpipe's speed-up (for round trips: multiprocessing's time divided by
+ringpipe's).  With
 ``--json`` the results are printed as
 ``{"results": [{"mechanism", "test", "size", "value", "unit", ...}]}``
 with mechanism ``ringpipe-python`` / ``mp-pipe`` / ``ringpipe-queue`` /
@@ -221,43 +223,51 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog='python -m ringpipe.bench',
                                  description=__doc__.split('\n')[0])
     ap.add_argument('--quick', action='store_true', help='short runs (seconds)')
-    ap.add_argument('--json', action='store_true', help='JSON on stdout')
+    fmt = ap.add_mutually_exclusive_group()
+    fmt.add_argument('--json', action='store_true', help='JSON on stdout')
+    fmt.add_argument('--tsv', action='store_true',
+                     help='one tab-separated line per result on stdout: '
+                          'mechanism test size value unit min max runs '
+                          '(what `ringpipe bench` reads)')
     ap.add_argument('--runs', type=int, default=None,
-                    help='runs per measurement (default 3, or 1 with --quick)')
+                    help='runs per measurement (default 5, or 1 with --quick)')
     ap.add_argument('--only', action='append', default=None,
                     choices=[p[0] for p in PAIRS],
                     help='run only this test (repeatable)')
     ap.add_argument('--scale', type=float, default=None,
                     help='message counts relative to a full run (for tests)')
     args = ap.parse_args(argv)
-    runs = args.runs or (1 if args.quick else 3)
-    out = sys.stderr if args.json else sys.stdout
+    runs = args.runs or (1 if args.quick else 5)
+    if runs < 1:
+        ap.error('--runs must be at least 1')
+    out = sys.stderr if args.json or args.tsv else sys.stdout
 
     results = []
     rows = []
-    print('ringpipe %s Python benchmark (%s, %d run%s each, python %s)'
+    print('ringpipe %s Python benchmark (%s, median of %d run%s each, '
+          'interleaved; python %s)'
           % (ringpipe.__version__, 'quick' if args.quick else 'full', runs,
              '' if runs == 1 else 's', sys.version.split()[0]), file=out)
     for test, label, rmech, mmech in PAIRS:
         if args.only and test not in args.only:
             continue
-        pair = {}
-        for mech in (rmech, mmech):
-            vals = []
-            for _ in range(runs):
+        # Run 1 of each side, then run 2 of each, ...: both sides of the
+        # ratio see the same machine at the same time.
+        vals = {rmech: [], mmech: []}
+        for _ in range(runs):
+            for mech in (rmech, mmech):
                 v, unit, size = measure(mech, test, args.quick, args.scale)
-                vals.append(v)
-            best = min(vals) if unit == 'us' else max(vals)
-            pair[mech] = best
-            res = {'mechanism': mech, 'test': test, 'size': size,
-                   'value': round(best, 3), 'unit': unit}
-            if runs > 1:
-                res.update(min=round(min(vals), 3), max=round(max(vals), 3),
-                           runs=runs)
-            results.append(res)
-        ratio = (pair[mmech] / pair[rmech] if unit == 'us'
-                 else pair[rmech] / pair[mmech])
-        rows.append((label, _fmt(pair[rmech], unit), _fmt(pair[mmech], unit),
+                vals[mech].append(v)
+        med = {}
+        for mech in (rmech, mmech):
+            med[mech] = statistics.median(vals[mech])
+            results.append({'mechanism': mech, 'test': test, 'size': size,
+                            'value': round(med[mech], 3), 'unit': unit,
+                            'min': round(min(vals[mech]), 3),
+                            'max': round(max(vals[mech]), 3), 'runs': runs})
+        ratio = (med[mmech] / med[rmech] if unit == 'us'
+                 else med[rmech] / med[mmech])
+        rows.append((label, _fmt(med[rmech], unit), _fmt(med[mmech], unit),
                      '%.1fx' % ratio))
         out.flush()
 
@@ -273,6 +283,10 @@ def main(argv=None):
     if args.json:
         json.dump({'results': results}, sys.stdout, indent=1)
         print()
+    if args.tsv:
+        for r in results:
+            print('\t'.join(str(r[k]) for k in ('mechanism', 'test', 'size', 'value',
+                                                'unit', 'min', 'max', 'runs')))
     return 0
 
 

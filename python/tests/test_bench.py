@@ -34,6 +34,24 @@ class Bench(TestCase):
             self.assertIn(r['unit'], ('msg/s', 'GB/s', 'us'))
         self.assertIn('speed-up', out.stderr)     # the table, on stderr
 
+    def test_tsv_lines_carry_median_min_max_runs(self):
+        out = subprocess.run(
+            [sys.executable, '-m', 'ringpipe.bench', '--tsv', '--scale', '0.002',
+             '--runs', '3', '--only', 'msgrate'],
+            capture_output=True, text=True, timeout=110, env=os.environ)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertEqual(len(lines), 2, out.stdout)
+        mechs = set()
+        for line in lines:
+            mech, test, size, value, unit, lo, hi, runs = line.split('\t')
+            mechs.add(mech)
+            self.assertEqual((test, size, unit, runs), ('msgrate', '64', 'msg/s', '3'))
+            self.assertLessEqual(float(lo), float(value))
+            self.assertLessEqual(float(value), float(hi))
+        self.assertEqual(mechs, {'ringpipe-python', 'mp-pipe'})
+        self.assertIn('speed-up', out.stderr)     # the table, on stderr
+
     def test_table(self):
         out = subprocess.run(
             [sys.executable, '-m', 'ringpipe.bench', '--scale', '0.002',
