@@ -61,6 +61,34 @@ case_write_read_roundtrip_checksum() {
 	[ "$(sha256sum <"$T/in")" = "$(sha256sum <"$T/out")" ] || fail "checksums differ"
 }
 
+# From a pipe, write reads straight into the ring (poll, then RWF_NOWAIT);
+# data that trickles in arrives whole and in order.
+case_write_from_a_trickling_pipe_keeps_every_byte() {
+	"$RINGPIPE" mkfifo -s 4K "$T/p"
+	head -c 300000 /dev/urandom >"$T/in"
+	"$RINGPIPE" read "$T/p" >"$T/out" &
+	r=$!
+	{ head -c 1000 "$T/in"; sleep 0.2; tail -c +1001 "$T/in"; } | "$RINGPIPE" write "$T/p"
+	wait $r
+	cmp -s "$T/in" "$T/out" || fail "output differs from input"
+}
+
+# A bridge whose stdin is idle must not hold the pipe's writers' lock: a
+# second writer of the same pipe gets through at once.
+case_idle_write_bridge_does_not_block_other_writers() {
+	"$RINGPIPE" mkfifo "$T/p"
+	mkfifo "$T/idle"
+	"$RINGPIPE" read "$T/p" >"$T/out" &
+	r=$!
+	"$RINGPIPE" write "$T/p" <"$T/idle" &
+	exec 3>"$T/idle"          # stdin of the first bridge: open, never written
+	sleep 0.2
+	printf 'second\n' | timeout 10 "$RINGPIPE" write "$T/p" || fail "second writer blocked ($?)"
+	exec 3>&-                 # EOF: the idle bridge exits, then the reader
+	wait $r || fail "read status $?"
+	[ "$(cat "$T/out")" = second ] || fail "got: $(cat "$T/out")"
+}
+
 case_read_exits_at_eof_with_status_zero() {
 	"$RINGPIPE" mkfifo "$T/p"
 	"$RINGPIPE" read "$T/p" >"$T/out" &

@@ -2,8 +2,9 @@
  * cmd_copy.c - `ringpipe read` and `ringpipe write`: bridges between a
  * named ringpipe and a shell pipeline, like cat(1) through a FIFO.
  *
- * read copies straight out of the ring (rp_read_peek) into write(2), so
- * the only copies are the kernel's.  Errors behave as cat's do: SIGPIPE
+ * read copies straight out of the ring (rp_read_peek) into write(2), and
+ * write reads straight into it (rp_write_reserve), so the only copies are
+ * the kernel's.  Errors behave as cat's do: SIGPIPE
  * ends us as it would end cat; if it is ignored, EPIPE is reported and
  * the status is 1.
  */
@@ -15,8 +16,11 @@
 #include <getopt.h>
 #include <ringpipe.h>
 #include <stdio.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +51,19 @@ static void progress_show(struct progress *p, bool final)
 		tool_human((uint64_t)(p->bytes / el), r, sizeof(r)), el, final ? "\n" : "");
 }
 
+/*
+ * A bridge sits in a shell pipeline next to processes that move the same
+ * data through kernel pipes, usually more busy processes than CPUs: a
+ * waiting end that spins takes the CPU the producer or consumer needs
+ * (measured: about 20% slower than cat through a FIFO when fed by a third
+ * process, on par without the spin).  So the bridges sleep at once, unless
+ * the user sets RINGPIPE_SPIN_NS.
+ */
+static void no_spin_by_default(void)
+{
+	setenv("RINGPIPE_SPIN_NS", "0", 0);
+}
+
 static int parse(int argc, char **argv, struct progress *p, const char **path)
 {
 	static const struct option opts[] = {
@@ -65,6 +82,7 @@ static int parse(int argc, char **argv, struct progress *p, const char **path)
 	}
 	*path = argv[optind];
 	p->start = p->last = now_s();
+	no_spin_by_default();
 	return 0;
 }
 
@@ -123,6 +141,75 @@ int rp_cmd_read(int argc, char **argv)
 	return status;
 }
 
+/*
+ * One read(2) from stdin into a reservation in the ring, committed: what
+ * was read (> 0), 0 at EOF, -1 with errno.  A reservation holds the
+ * writers' lock, so other writers of the pipe must never wait on our
+ * stdin: from a pipe or a socket we wait for data before reserving and
+ * then read with RWF_NOWAIT (EAGAIN: someone else took it; wait again).
+ * A file never blocks for long, so it is read plainly.  *unsupported is
+ * set when the kernel refuses RWF_NOWAIT on stdin.  A failure of the ring
+ * (EPIPE) is -2, with the message given.
+ */
+static ssize_t fill_from_stdin(rp_end *w, const char *path, size_t len, bool stream,
+			       bool *unsupported)
+{
+	for (;;) {
+		if (stream) {
+			struct pollfd pf = { .fd = STDIN_FILENO, .events = POLLIN };
+			if (poll(&pf, 1, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				return -1;
+			}
+		}
+		void *span = rp_write_reserve(w, len);
+		if (!span) {
+			if (errno == EINTR)
+				continue;
+			tool_err(path, "%s", strerror(errno));
+			return -2;
+		}
+		struct iovec v = { span, len };
+		ssize_t n = stream ? preadv2(STDIN_FILENO, &v, 1, -1, RWF_NOWAIT)
+				   : read(STDIN_FILENO, span, len);
+		int err = errno;
+		rp_write_commit(w, n > 0 ? (size_t)n : 0);
+		if (n >= 0)
+			return n;
+		if (err == EAGAIN || err == EINTR)
+			continue;
+		if (err == EOPNOTSUPP || err == EINVAL)
+			*unsupported = true;
+		errno = err;
+		return -1;
+	}
+}
+
+/* The old way, when stdin refuses RWF_NOWAIT: through a buffer. */
+static ssize_t copy_from_stdin(rp_end *w, char *buf, const char *path)
+{
+	ssize_t n;
+
+	do
+		n = read(STDIN_FILENO, buf, CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	/* rp_write may return short (a signal); keep going. */
+	for (ssize_t off = 0; off < n;) {
+		ssize_t m = rp_write(w, buf + off, (size_t)(n - off));
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m < 0) {
+			tool_err(path, "%s", strerror(errno));
+			return -2;
+		}
+		off += m;
+	}
+	return n;
+}
+
 int rp_cmd_write(int argc, char **argv)
 {
 	struct progress p = { 0 };
@@ -134,17 +221,33 @@ int rp_cmd_write(int argc, char **argv)
 		tool_err(path, "%s", tool_strerror(errno));
 		return 1;
 	}
-	char *buf = malloc(CHUNK);
+	/* A quarter ring per read: the reader drains one part while we fill
+	 * the next (as rp_write publishes big writes). */
+	size_t cap = rp_capacity(w);
+	size_t len = cap / 4 < 4096 ? cap : cap / 4 > CHUNK ? CHUNK : cap / 4;
+	struct stat st;
+	bool stream = fstat(STDIN_FILENO, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+	bool unsupported = false;
+	char *buf = NULL;
 	int status = 0;
-	if (!buf) {
-		tool_err(NULL, "out of memory");
-		rp_close(w);
-		return 1;
-	}
 	for (;;) {
-		ssize_t n = read(STDIN_FILENO, buf, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n;
+		if (!unsupported) {
+			n = fill_from_stdin(w, path, len, stream, &unsupported);
+			if (n == -1 && unsupported)
+				continue;
+		} else {
+			if (!buf && !(buf = malloc(CHUNK))) {
+				tool_err(NULL, "out of memory");
+				status = 1;
+				break;
+			}
+			n = copy_from_stdin(w, buf, path);
+		}
+		if (n == -2) {
+			status = 1;
+			break;
+		}
 		if (n < 0) {
 			tool_err("stdin", "%s", strerror(errno));
 			status = 1;
@@ -152,22 +255,9 @@ int rp_cmd_write(int argc, char **argv)
 		}
 		if (n == 0)
 			break;
-		/* rp_write may return short (a signal); keep going. */
-		for (ssize_t off = 0; off < n;) {
-			ssize_t m = rp_write(w, buf + off, (size_t)(n - off));
-			if (m < 0 && errno == EINTR)
-				continue;
-			if (m < 0) {
-				tool_err(path, "%s", strerror(errno));
-				status = 1;
-				goto out;
-			}
-			off += m;
-		}
 		p.bytes += (uint64_t)n;
 		progress_show(&p, false);
 	}
-out:
 	progress_show(&p, true);
 	free(buf);
 	if (rp_close(w) < 0 && !status) {
