@@ -37,11 +37,11 @@ case_mkfifo_bad_capacity_is_an_error() {
 
 case_rm_removes_fifo_and_shm_files() {
 	"$RINGPIPE" mkfifo "$T/p"
-	ino=$(stat -c %i "$T/p")
-	ls /dev/shm | grep -q "ringpipe\..*\.$ino\$" || fail "no ring in /dev/shm"
+	ring=/dev/shm/ringpipe.$(stat -c %D.%i "$T/p")
+	[ -f "$ring" ] && [ -p "$ring.wake" ] && [ -p "$ring.gate" ] || fail "no $ring{,.wake,.gate}"
 	"$RINGPIPE" rm "$T/p"
 	[ ! -e "$T/p" ] || fail "FIFO left"
-	if ls /dev/shm | grep -q "ringpipe\..*\.$ino"; then fail "shm files left"; fi
+	for f in "$ring" "$ring.wake" "$ring.gate"; do [ ! -e "$f" ] || fail "$f left"; done
 }
 
 case_rm_refuses_non_ringpipe() {
@@ -198,7 +198,6 @@ PY
 # Memory per open named pipe: both mechanisms, a sane KiB figure, and the
 # held pipes all gone afterwards (no FIFO, no /dev/shm file left).
 case_bench_memory_reports_kib_per_pipe_and_cleans_up() {
-	before=$(ls /dev/shm | grep -c '^ringpipe\.' || :)
 	TMPDIR=$T "$RINGPIPE" bench --quick --json --test memory --only ringpipe,kernel-pipe \
 		>"$T/json" 2>"$T/err" || fail "$(cat "$T/err")"
 	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json" "$T/err")"
@@ -213,8 +212,9 @@ for r in rows:
 PY
 	grep -q "memory: KiB per open named pipe with 1000 held" "$T/err" || fail "$(cat "$T/err")"
 	[ -z "$(ls "$T" | grep -v -e json -e err)" ] || fail "left in TMPDIR: $(ls "$T")"
-	after=$(ls /dev/shm | grep -c '^ringpipe\.' || :)
-	[ "$after" -le "$before" ] || fail "/dev/shm: $before ringpipe files before, $after after"
+	# ringpipe ls lists every ring in /dev/shm with the path it was made for
+	"$RINGPIPE" ls >"$T/ls" 2>&1
+	! grep -F "$T/" "$T/ls" || fail "rings left in /dev/shm"
 	for cg in $(sed -n 's/^[0-9]*:\(memory\)\{0,1\}:/\1/p' /proc/self/cgroup); do
 		! ls -d /sys/fs/cgroup/$cg/ringpipe-bench.* 2>/dev/null || fail "memory cgroup left"
 	done
