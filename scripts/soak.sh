@@ -12,9 +12,12 @@ CM="$B/tests/crashmatrix"
 SECS=${SOAK_SECONDS:-300}
 shm_count() { ls /dev/shm | grep -c '^ringpipe\.' || true; }
 mem_avail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
+# Shmem counts tmpfs pages, /dev/shm's rings among them: a leak shows here
+# even when other processes move MemAvailable.
+shmem() { awk '/^Shmem:/ {print $2}' /proc/meminfo; }
 
 shm0=$(shm_count); mem0=$(mem_avail)
-echo "soak: /dev/shm ringpipe files before: $shm0, MemAvailable ${mem0} kB"
+echo "soak: /dev/shm ringpipe files before: $shm0, MemAvailable ${mem0} kB, Shmem $(shmem) kB"
 
 echo "== 1. crash matrix, 1000 kills per role =="
 "$CM" -n 1000 -r all
@@ -32,11 +35,11 @@ while [ "$(date +%s)" -lt "$end" ]; do
 	cat /tmp/soak.$$.* | grep -v '^crashmatrix: seed' | grep -v " 0 lost, 0 duplicated, 0 torn, 0 hung, 0 out of order, 0 slow" || true
 	rm -f /tmp/soak.$$.*
 	round=$((round + 1))
-	echo "round $round: MemAvailable $(mem_avail) kB, /dev/shm ringpipe files $(shm_count)"
+	echo "round $round: MemAvailable $(mem_avail) kB, Shmem $(shmem) kB, /dev/shm ringpipe files $(shm_count)"
 done
 echo "load: $round rounds x 16 pipes x 20 kills = $((round * 320)) kills"
 
 shm1=$(shm_count); mem1=$(mem_avail)
-echo "soak: /dev/shm ringpipe files after: $shm1, MemAvailable ${mem1} kB"
+echo "soak: /dev/shm ringpipe files after: $shm1, MemAvailable ${mem1} kB, Shmem $(shmem) kB"
 [ "$shm1" -le "$shm0" ] || { echo "soak: LEAK in /dev/shm"; fail=1; }
 [ "$fail" = 0 ] && echo "soak: PASS" || { echo "soak: FAIL"; exit 1; }

@@ -110,9 +110,10 @@ static void meter_open(struct meter *m)
 				continue;
 			snprintf(probe, sizeof(probe), "%s%s/ringpipe-bench.%d", kinds[k].root,
 				 strcmp(rel, "/") ? rel : "", (int)getpid());
-			if (strlen(probe) >= sizeof(m->dir) || mkdir(probe, 0700) < 0)
+			size_t len = strlen(probe);
+			if (len >= sizeof(m->dir) || mkdir(probe, 0700) < 0)
 				continue;
-			snprintf(m->dir, sizeof(m->dir), "%s", probe);
+			memcpy(m->dir, probe, len + 1);
 			m->file = kinds[k].file;
 			if (meter_read(m) < 0) {         /* no memory controller here */
 				rmdir(m->dir);
@@ -252,7 +253,7 @@ static int child(const struct meter *m, int kernel, int n, size_t capacity, int 
 	int ok = -1;
 
 	if (meter_join(m) < 0) {
-		snprintf(err, sizeof(err), "cannot join %s: %s", m->dir, strerror(errno));
+		snprintf(err, sizeof(err), "cannot join %.120s: %s", m->dir, strerror(errno));
 		say(to_parent, err);
 		return 1;
 	}
