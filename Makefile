@@ -8,7 +8,7 @@ CTEST   ?= ctest
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build asan tsan test test-release test-asan test-tsan test-valgrind \
-        install demo soak clean
+        install demo soak model clean
 
 all: build
 
@@ -53,6 +53,11 @@ demo: build
 # About 10 minutes of crash injection under load (not part of `make test`).
 soak: build
 	sh scripts/soak.sh build
+
+# Model-check the sleep/wake protocol with spin (docs/model/README.md); not in
+# `make test`: it needs the Debian package spin (installed when run as root).
+model:
+	sh scripts/model.sh
 
 include fuzz/fuzz.mk
 

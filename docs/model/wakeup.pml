@@ -2,49 +2,64 @@
  * wakeup.pml - a Promela model of ringpipe's sleep/wake protocol.
  *
  * Checked with spin (Debian package `spin`) by scripts/model.sh; what is
- * modelled, what is abstracted and the results are in docs/model/README.md.
+ * modelled, what is abstracted, the properties and the results are in
+ * docs/model/README.md.
  *
- * What it is: NW writer processes calling rp_write() with one byte at a
- * time, and NR reader processes calling rp_read() for one byte at a time,
- * on a ring of CAP = 2 bytes, exactly along the paths of src/pipe.c
- * (write_iov, read_iov) and src/wait.c (rp__wait_readable,
- * rp__wait_writable, wait_for, sleep_on, rp__wake_readers,
- * rp__wake_writers, ring_bell, count_down), plus the kernel pipes the
- * sleepers block in (the bell and the wake pipe) with their EOF rule, the
- * writers' and readers' locks with lock.c's takeover of a dead holder, and
- * a killer that may SIGKILL a process between any two of its steps.
+ * NW writer processes call rp_write() with 1 or 2 bytes (WMAX) and NR
+ * reader processes call rp_read() for 1 byte at a time, on a ring of
+ * CAP = 2 bytes, along the paths of src/pipe.c (write_iov, read_iov) and
+ * src/wait.c (rp__wait_readable, rp__wait_writable, wait_for, sleep_on,
+ * rp__wake_readers, rp__wake_writers, ring_bell, count_down).  Also
+ * modelled: the kernel pipes the sleepers block in (the bell and the wake
+ * pipe) with their EOF rule, the writers' and readers' locks with lock.c's
+ * takeover of a dead holder, and a killer that may SIGKILL a process
+ * between any two of its steps.
  *
- * Granularity: one Promela statement (or one atomic { }) is one shared
- * memory operation or one system call, so a process can be preempted or
- * killed between any two of them, as in the C code.  Promela variables are
- * sequentially consistent, which is what RP_PUBLISH (memory_order_seq_cst)
- * gives the head/tail stores and the sleeper-count loads; weaker orderings
- * are argued in docs/DESIGN.md, not checked here (STORE_LOAD_REORDER shows
- * what a missing StoreLoad barrier would do).
+ * Granularity: one Promela statement or atomic { } is one shared memory
+ * operation or one system call, so a process can be preempted or killed
+ * between any two of them, as in the C code.  (One merge, argued where it
+ * is made: a side's load of the other side's index and its own publish.
+ * Steps on locals and on the bookkeeping variables are folded into the
+ * shared step next to them.)
+ * Promela variables are sequentially consistent, which is what RP_PUBLISH
+ * (memory_order_seq_cst) gives the head/tail stores, the sleeper counts'
+ * increments and the loads that follow; weaker orderings are argued in
+ * docs/DESIGN.md, not checked here (STORE_LOAD_REORDER shows what a missing
+ * StoreLoad barrier would do).
  *
  * Compile-time knobs (spin -DNAME=value ...):
- *   NW, NR           writers and readers (1 or 2 each)
- *   PIPE_CAP         tokens a kernel pipe holds (the kernel: 65536)
- *   MAXKILL          how many processes the killer may SIGKILL (0 or 1)
- *   KILL_MASK        bit p set: process p may be killed (pids below)
- *   IDLE_MASK        bit p set: process p may stop calling at any point
- *                    between two calls, keeping its end open (an idle
- *                    process); processes not in it call for ever
- * Broken variants, each of which some check must catch:
- *   NO_RECHECK          sleep_on() does not re-check the ring after
- *                       counting itself in
- *   NO_NUDGE            rp__wait_readable()/rp__wait_writable() do not wake
+ *   NW, NR      writers and readers (1 or 2 each)
+ *   WMAX        largest write, in bytes (1 or 2; default 2): a write of up
+ *               to RP_PIPE_BUF waits for room for all of it; each call
+ *               picks 1 .. WMAX
+ *   WANT0, WANT1  instead, fixed sizes for writer 0 and writer 1 (WANT1
+ *               defaults to WANT0)
+ *   MAXKILL     how many processes the killer may SIGKILL (0 or 1)
+ *   KILL_MASK   bit p set: process p may be killed (pids below; default all)
+ *   IDLE_MASK   bit p set: process p may stop calling between two calls,
+ *               its end left open (default none: everyone calls for ever)
+ *   CHECK_LOST  add the monitor process that asserts "no lost wakeup"
+ *   LIVENESS    keep the `calls` bit that recover_after_call needs
+ * Variants: each must make some check fail (scripts/model.sh):
+ *   NO_RECHECK          sleep_on() does not re-check the ring after counting
+ *                       itself in
+ *   NO_NUDGE            rp__wait_readable() / rp__wait_writable() do not wake
  *                       the other side before sleeping
  *   STORE_LOAD_REORDER  a waker reads the sleeper count before its publish
- *                       of head/tail is visible (a release store plus a
- *                       plain load on x86: the store buffer)
- * Variants of ring_bell()'s "pipe full" rule (see there):
- *   NO_RESET            never reset the count (keep it)
- *   EPOCH_RESET         reset by starting a new epoch; count_down only
- *                       counts out of the epoch it counted into
+ *                       of head/tail is visible (what a release store and a
+ *                       plain load allow, even on x86: the store buffer)
+ * Changes to wait.c (README, "Findings"):
+ *   NO_RESET            ring_bell() keeps the sleeper count when the token
+ *                       pipe is full; the reset that wait.c does loses
+ *                       wakeups, so the properties that must hold are
+ *                       checked with NO_RESET
+ *   LATE_NUDGE          sleep_on() wakes the other side's sleepers again
+ *                       after its re-check failed, just before read(2)
+ *   WRITER_SLEEPS_LOCKED  writers sleep holding the writers' lock, as
+ *                       rp_conn senders do (rp__wait_writable(e, need, false))
  *
- * Process ids: writers are 0 .. NW-1, readers NW .. NW+NR-1, then the
- * killer and the monitor.
+ * Process ids: writers 0 .. NW-1, readers NW .. NW+NR-1, then the killer
+ * and (CHECK_LOST) the monitor.
  */
 
 #ifndef NW
@@ -56,11 +71,11 @@
 #define NPROC (NW + NR)
 
 #define CAP 2                 /* ring capacity in bytes (struct rp_ring.cap) */
-#define MOD 4                 /* head and tail are free-running counters in C;
-                               * here they count modulo 2*CAP, which keeps
-                               * head - tail (0..CAP) exact */
-#ifndef PIPE_CAP
-#define PIPE_CAP 3            /* see the note at ring_bell() */
+#define MOD (CAP + 1)         /* head and tail are free-running in C; counted
+                               * modulo CAP+1 here, which keeps head - tail
+                               * (0 .. CAP) exact */
+#ifndef WMAX
+#define WMAX 2
 #endif
 #ifndef MAXKILL
 #define MAXKILL 0
@@ -72,53 +87,92 @@
 #define IDLE_MASK 0
 #endif
 
+/*
+ * Tokens a kernel pipe holds.  The kernel's hold 65536; the model's hold
+ * 2N-1, N being the processes that sleep on that pipe (a count, stale
+ * ones included, never exceeds N): the least that keeps what 65536 gives
+ * the real code, that a write of k <= N tokens is refused only when more
+ * than 2N-1-k >= N-1 tokens, so at least N, are queued, enough to wake
+ * every real sleeper.  (MAX_TOKENS = 64 never binds here.)
+ */
+#define BELL_CAP (2 * NR - 1)
+#define WAKE_CAP (2 * NW - 1)
+
 #define READY 0               /* RP_WAIT_READY */
 #define GONE  1               /* RP_WAIT_GONE */
 
 /* ---- struct rp_shared (src/layout.h) ---------------------------------- */
-byte head;                    /* writers' line: bytes published (mod MOD) */
-byte tail;                    /* readers' line: bytes consumed (mod MOD) */
+byte head;                    /* bytes published, mod MOD (writers' line) */
+byte tail;                    /* bytes consumed, mod MOD (readers' line) */
 byte wlock;                   /* writers' lock: 0 free, else holder _pid+1 */
 byte rlock;                   /* readers' lock, as wlock */
 byte rd_sleepers;             /* readers blocked on the bell */
 byte wr_sleepers;             /* writers blocked on the wake pipe */
-byte rd_epoch, wr_epoch;      /* EPOCH_RESET only: the count's generation */
 
-/* ---- the kernel ------------------------------------------------------- */
+/* ---- the kernel -------------------------------------------------------- */
 byte bell;                    /* tokens queued in the bell pipe */
 byte wake;                    /* tokens queued in the wake pipe */
-byte bell_wr_ends = NW;       /* open write ends of the bell: the writers hold
-                               * it O_RDWR (internal.h); 0 = EOF for readers */
-byte wake_wr_ends = NR;       /* open write ends of the wake pipe: readers */
+byte bell_wr_ends = NW;       /* open write ends of the bell: the writers
+                               * hold it O_RDWR (internal.h); 0: EOF */
+byte wake_wr_ends = NR;       /* the wake pipe's: the readers hold them */
 
-/* ---- bookkeeping for the properties (no counterpart in C) ------------- */
+/* ---- bookkeeping for the properties (no counterpart in C) -------------- */
 bool dead[NPROC];             /* SIGKILLed */
 bool at_read[NPROC];          /* inside read(2) on its token pipe */
-bool window[NPROC];           /* between publishing head/tail and the end of
-                               * the wake that follows it */
+bool window[NPROC];           /* between its publish of head/tail and the
+                               * end of the wake that follows it */
+byte need[NW];                /* the writer's call: bytes it waits room for
+                               * (write_iov's need = want: an atomic write) */
 byte kills;
+bit calls;                    /* LIVENESS: flips when a call starts while a
+                               * sleeper is owed (see READER_OWED) */
+#ifdef LIVENESS
+#define CALL_STARTS if :: READER_OWED || WRITER_OWED -> calls = 1 - calls \
+                       :: else fi
+#else
+#define CALL_STARTS skip
+#endif
+
+/* The size of each write: fixed per writer, or picked at each call. */
+#if defined(WANT0)
+#ifndef WANT1
+#define WANT1 WANT0
+#endif
+#define FIXED_NEED need[_pid] = (_pid == 0 -> WANT0 : WANT1)
+#define PICK_NEED  skip
+#define DROP_NEED  skip
+#elif WMAX == 1
+#define FIXED_NEED need[_pid] = 1
+#define PICK_NEED  skip
+#define DROP_NEED  skip
+#else
+#define FIXED_NEED skip
+#define PICK_NEED  if :: need[_pid] = 1 :: need[_pid] = 2 fi
+#define DROP_NEED  need[_pid] = 0
+#endif
 
 /* ---- derived ----------------------------------------------------------- */
 #define USED      ((head + MOD - tail) % MOD)   /* rp_ring_used() */
 #define HAS_DATA  (head != tail)                /* rp__has_data(): readable() */
 #define ROOM      (CAP - USED)                  /* free_space() */
-#define WANT      1                             /* need: a 1-byte atomic write */
-#define WRITABLE  (ROOM >= WANT)                /* writable(e, need) */
+#define WRITABLE  (ROOM >= need[_pid])         /* writable(e, need) */
 
 #define IS_WRITER(p) ((p) < NW)
 #define MAY_IDLE  ((IDLE_MASK >> _pid) & 1)
 
-/* A live process blocked in read(2) with nothing to return. */
+/* A live process blocked in read(2): nothing queued, a write end open
+ * (W_ASLEEP: and there is room for what the writer waits for). */
 #define R_ASLEEP(p) (!dead[p] && at_read[p] && bell == 0 && bell_wr_ends > 0)
-#define W_ASLEEP(p) (!dead[p] && at_read[p] && wake == 0 && wake_wr_ends > 0)
+#define W_ASLEEP(p) (!dead[p] && at_read[p] && wake == 0 && wake_wr_ends > 0 \
+                     && ROOM >= need[p])
 /* A live waker between its publish and the end of its wake. */
 #define LIVE_WINDOW(p) (window[p] && !dead[p])
 
 #if NW == 1
-#define ANY_W_ASLEEP  W_ASLEEP(0)
+#define ANY_W_OWED    W_ASLEEP(0)
 #define ANY_W_WINDOW  LIVE_WINDOW(0)
 #else
-#define ANY_W_ASLEEP  (W_ASLEEP(0) || W_ASLEEP(1))
+#define ANY_W_OWED    (W_ASLEEP(0) || W_ASLEEP(1))
 #define ANY_W_WINDOW  (LIVE_WINDOW(0) || LIVE_WINDOW(1))
 #endif
 #if NR == 1
@@ -130,153 +184,139 @@ byte kills;
 #endif
 
 /* A reader asleep while data is queued; a writer asleep while there is
- * room.  Transient while a live peer is on its way to wake it. */
+ * room: its wait is over, and it waits for a token. */
 #define READER_OWED (ANY_R_ASLEEP && HAS_DATA)
-#define WRITER_OWED (ANY_W_ASLEEP && WRITABLE)
-/* ... and nobody on the way: a lost wakeup. */
+#define WRITER_OWED ANY_W_OWED
+/* ... and no live peer is on its way with that token: a lost wakeup. */
 #define LOST ((READER_OWED && !ANY_W_WINDOW) || (WRITER_OWED && !ANY_R_WINDOW))
 
-#ifdef EPOCH_RESET
-#define SET_EPOCH(ep) my_epoch = ep
-#else
-#define SET_EPOCH(ep) skip
-#endif
+/* ---- lock.c ------------------------------------------------------------- */
 
-/* ---- lock.c ------------------------------------------------------------ */
-
-/* rp__lock(): one CAS; a waiter that finds the holder dead (/proc, after at
- * most LOCK_RECHECK_NS) takes the lock over. */
+/* rp__lock(): one CAS; a waiter that finds the holder dead (after at most
+ * LOCK_RECHECK_NS, through /proc) takes the lock over. */
 inline rp_lock(word)
 {
 	atomic { (word == 0 || dead[word - 1]) -> word = _pid + 1 }
 }
 
-/* rp__unlock() */
-inline rp_unlock(word)
-{
-	word = 0
-}
+/* ---- wait.c ------------------------------------------------------------- */
 
-/* ---- wait.c ------------------------------------------------------------ */
-
-/* count_down(): a CAS loop that never takes the count below zero. */
-inline count_down(c, ep)
-{
-#ifdef EPOCH_RESET
-	atomic { if :: c > 0 && ep == my_epoch -> c-- :: else fi }
-#else
-	atomic { if :: c > 0 -> c-- :: else fi }
-#endif
-}
+/* END = 1: this wake ends the caller's window (bookkeeping only). */
+#define END_WINDOW(e) if :: e -> window[_pid] = 0 :: else fi
 
 /*
- * ring_bell(fd, k, sleepers): write(2) k tokens into a non-blocking pipe;
- * for k <= PIPE_BUF the kernel writes all k or fails with EAGAIN.  On
- * EAGAIN, if FIONREAD shows at least `sleepers` tokens queued, reset the
- * count to 0 (one seq_cst load, then a relaxed store: two steps).
+ * ring_bell(fd, k, sleepers): write(fd, zeros, k) into the non-blocking
+ * pipe (k <= PIPE_BUF: all k tokens or EAGAIN); on EAGAIN, if
+ * ioctl(FIONREAD) shows at least `sleepers` (a seq_cst load) tokens
+ * queued, store 0 into `sleepers` (a relaxed store).  Three steps after
+ * the write: other processes run between them.
  *
- * The kernel's pipe holds 65536 tokens; the model's PIPE_CAP is small, so
- * that the "full" branch is reached.  With at most N processes counted in,
- * PIPE_CAP >= 2N-1 keeps what the kernel guarantees at 64 KiB: a write
- * fails only when the queued tokens already cover every real sleeper
- * (k <= N, so a refused write means more than PIPE_CAP-N tokens queued).
- * MAX_TOKENS (64) never binds with N <= 2 and is left out.
+ * That reset loses wakeups (README, "Findings"): a sleeper that counts
+ * itself in between the load and the store is erased, and so is one
+ * whose announcement is undone by the count_down() of a sleeper that
+ * counted itself in before the reset.  NO_RESET keeps the count instead.
  */
-inline ring_bell(fd, k, sleepers, ep)
+inline ring_bell(fd, fdcap, k, sleepers, END)
 {
-	atomic {
+#ifdef NO_RESET
+	atomic {                                        /* write(fd, zeros, k) */
 		if
-		:: fd + k <= PIPE_CAP -> fd = fd + k; k = 0   /* written */
-		:: else                                        /* EAGAIN */
+		:: fd + k <= fdcap -> fd = fd + k       /* written */
+		:: else                                  /* EAGAIN: keep the count */
+		fi;
+		k = 0;
+		END_WINDOW(END)
+	}
+#else
+	atomic {                                        /* write(fd, zeros, k) */
+		if
+		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
+		:: else                                  /* EAGAIN */
 		fi
 	}
 	if
-	:: k == 0 -> skip
+	:: k == 0
 	:: else ->
-		queued = fd;                           /* ioctl(fd, FIONREAD) */
+		queued = fd;                            /* ioctl(fd, FIONREAD) */
 		if
-		:: queued >= sleepers ->               /* load(sleepers) */
-#if defined(NO_RESET)
-			skip
-#elif defined(EPOCH_RESET)
-			atomic { sleepers = 0; ep = 1 - ep }
-#else
-			sleepers = 0                   /* store(sleepers, 0) */
-#endif
-		:: else
+		:: atomic { queued >= sleepers -> queued = 0 };  /* load, seq_cst */
+			sleepers = 0                    /* store, relaxed */
+		:: else -> queued = 0
 		fi;
-		queued = 0; k = 0
+		atomic { k = 0; END_WINDOW(END) }
+	fi
+#endif
+}
+
+/* rp__wake_readers(): rd_armed is 0 (nobody polls: README, "poll"). */
+inline wake_readers(END)
+{
+	if
+	:: atomic { rd_sleepers > 0 -> n = rd_sleepers }   /* load, seq_cst */
+		ring_bell(bell, BELL_CAP, n, rd_sleepers, END)
+	:: atomic { rd_sleepers == 0 -> END_WINDOW(END) }   /* (the same load) */
 	fi
 }
 
-/* rp__wake_readers() (rd_armed: see README, "poll"). */
-inline wake_readers()
+/* rp__wake_writers(): gate_closed is 0 (no non-blocking writer). */
+inline wake_writers(END)
 {
-	n = rd_sleepers;                               /* load, seq_cst */
 	if
-	:: n > 0 -> ring_bell(bell, n, rd_sleepers, rd_epoch)
-	:: else
-	fi;
-	n = 0
-}
-
-/* rp__wake_writers() (gate_closed: see README, "poll"). */
-inline wake_writers()
-{
-	n = wr_sleepers;                               /* load, seq_cst */
-	if
-	:: n > 0 -> ring_bell(wake, n, wr_sleepers, wr_epoch)
-	:: else
-	fi;
-	n = 0
+	:: atomic { wr_sleepers > 0 -> n = wr_sleepers }   /* load, seq_cst */
+		ring_bell(wake, WAKE_CAP, n, wr_sleepers, END)
+	:: atomic { wr_sleepers == 0 -> END_WINDOW(END) }   /* (the same load) */
+	fi
 }
 
 /*
- * wait_for(e, ready, arg, fd, sleepers) with its sleep_on() loop:
+ * wait_for(e, ready, arg, fd, sleepers) and its sleep_on() loop:
  *
- *   spin: if (ready) return READY          (the whole spin loop is one
- *                                           check: a check with no effect
- *                                           can be taken at its latest time)
- *   sleep_on: sleepers++ (seq_cst)
- *             if (ready) r = READY          <- the re-check (NO_RECHECK)
- *             else r = read(fd, &c, 1)      token: READY, EOF: GONE
- *             count_down(sleepers)
- *   while (r == READY && !ready) sleep_on again   (a stale token)
+ *   spin:     if (ready) return READY     (the whole spin loop: a check with
+ *                                          no effect can be taken at the
+ *                                          latest of its repetitions)
+ *   sleep_on: sleepers++                  (fetch_add, seq_cst)
+ *             if (ready) r = READY        (the re-check: NO_RECHECK drops it)
+ *             else r = read(fd, &c, 1)    (a token: READY; EOF: GONE)
+ *             count_down(sleepers)        (a CAS loop that stops at 0)
+ *   while (r == READY && !ready)  sleep_on again   (a stale token)
  *
  * sleep_on()'s rp__nonblocking() check is left out: the ends stay blocking.
  */
-inline wait_for(READY_COND, fd, holders, sleepers, ep)
+inline wait_for(READY_COND, fd, holders, sleepers)
 {
 	if
-	:: READY_COND -> r = READY                     /* the spin saw it */
-	:: else ->
-sleep:
-		atomic { sleepers++; SET_EPOCH(ep) }   /* fetch_add, seq_cst */
+	:: atomic { READY_COND -> r = READY }           /* the spin saw it */
+	:: else ->                                      /* it did not */
+sleep_on:
+		sleepers++;
 #ifndef NO_RECHECK
 		if
-		:: READY_COND -> r = READY             /* ready(e, arg) */
-		:: else -> at_read[_pid] = 1
-		fi;
+		:: atomic { READY_COND -> r = READY }   /* ready(e, arg) */
+		:: atomic { !(READY_COND) -> at_read[_pid] = 1 }
 #else
-		at_read[_pid] = 1;
-#endif
 		if
-		:: at_read[_pid] ->
-			/* read(fd, &c, 1): blocks while the pipe is empty
-			 * and some process holds its write end */
+		:: at_read[_pid] = 1
+#endif
+#ifdef LATE_NUDGE
+			if
+			:: IS_WRITER(_pid) -> wake_readers(0)
+			:: else -> wake_writers(0)
+			fi;
+#endif
+			/* read(fd, &c, 1): blocks while the pipe is empty and
+			 * some process holds a write end */
 			atomic {
-				(fd > 0 || holders == 0) ->
+				fd > 0 || holders == 0 ->
 				if
 				:: fd > 0 -> fd--; r = READY
 				:: else -> r = GONE
 				fi;
 				at_read[_pid] = 0
 			}
-		:: else
 		fi;
-		count_down(sleepers, ep);
+		atomic { if :: sleepers > 0 -> sleepers-- :: else fi }  /* count_down */
 		if
-		:: r == READY && !(READY_COND) -> goto sleep  /* stale token */
+		:: r == READY && !(READY_COND) -> goto sleep_on  /* stale token */
 		:: else
 		fi
 	fi
@@ -285,52 +325,65 @@ sleep:
 /* ---- the processes ------------------------------------------------------ */
 
 /*
- * A writer: rp_write(e, buf, 1) in a loop (pipe.c write_iov()), the end
- * blocking, one byte (so the write is atomic and need = 1).
+ * A writer: rp_write(e, buf, want) in a loop (pipe.c write_iov()), the end
+ * blocking, want = 1 .. WMAX <= RP_PIPE_BUF: the write is atomic, it waits
+ * for room for all of it (need = want) and publishes it with one store.
  */
 active [NW] proctype writer()
 {
 	byte n, queued, r;
-#ifdef EPOCH_RESET
-	byte my_epoch;
-#endif
+	FIXED_NEED;
 	{
 	do
-	:: true ->
-		rp_lock(wlock);                        /* rp__lock(&sh->wlock) */
+	:: atomic {                                   /* rp_write(): */
+		(wlock == 0 || dead[wlock - 1]) -> wlock = _pid + 1;  /* rp__lock */
+		CALL_STARTS; PICK_NEED                 /* (the call has started) */
+	   }
 again:
-		/* rp__readers_gone_hint() is left out: it only makes EPIPE come
-		 * sooner; the sleeping path below sees the readers go at once. */
+		/* rp__readers_gone_hint() is left out: it only makes EPIPE
+		 * come sooner (the sleeping path sees EOF at once). */
 		if
-		:: WRITABLE ->                         /* load(tail): room >= want */
+		/* e->peer = load(tail); room >= want; store(head + want):
+		 * only the lock holder moves head, and tail only grows, so
+		 * the load and the store can be one step without hiding a
+		 * state. */
 #ifndef STORE_LOAD_REORDER
-			atomic { head = (head + 1) % MOD; window[_pid] = 1 }  /* RP_PUBLISH */
-			wake_readers();                /* rp__wake_readers(e) */
+		:: atomic { WRITABLE -> head = (head + need[_pid]) % MOD; window[_pid] = 1 }
+			wake_readers(0);               /* rp__wake_readers(e) */
 #else
-			n = rd_sleepers;               /* load before the store lands */
-			atomic { head = (head + 1) % MOD; window[_pid] = 1 }
+		:: atomic { WRITABLE -> n = rd_sleepers }   /* the load overtakes */
+			atomic { head = (head + need[_pid]) % MOD; window[_pid] = 1 }
 			if
-			:: n > 0 -> ring_bell(bell, n, rd_sleepers, rd_epoch)
+			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0)
 			:: else
 			fi;
-			n = 0;
 #endif
-			atomic { window[_pid] = 0; rp_unlock(wlock) }
+			atomic { n = 0; window[_pid] = 0; DROP_NEED; wlock = 0 }  /* unlock */
 		:: else ->                             /* no room */
 			/* rp__wait_writable(e, need, true) */
 #ifndef NO_NUDGE
-			wake_readers();                /* the nudge */
+			wake_readers(0);               /* the nudge */
 #endif
-			rp_unlock(wlock);
-			wait_for(WRITABLE, wake, wake_wr_ends, wr_sleepers, wr_epoch);
+#ifndef WRITER_SLEEPS_LOCKED
+			atomic { n = 0; wlock = 0 };   /* rp__unlock(&sh->wlock) */
+#endif
+			wait_for(WRITABLE, wake, wake_wr_ends, wr_sleepers);
+#ifndef WRITER_SLEEPS_LOCKED
 			if
-			:: r == GONE -> r = 0; break   /* no_readers: EPIPE */
+			:: r == GONE -> break          /* no_readers: EPIPE, and
+			                                * the writer stops */
+			:: atomic { r != GONE && (wlock == 0 || dead[wlock - 1]) ->
+				wlock = _pid + 1 }     /* rp__lock */
+			fi;
+#else
+			if
+			:: atomic { r == GONE -> wlock = 0 }; break
 			:: else
 			fi;
-			rp_lock(wlock);
+#endif
 			goto again
 		fi
-	:: MAY_IDLE -> break                           /* stops calling, end stays open */
+	:: MAY_IDLE -> break                           /* no more calls */
 	od
 	} unless { dead[_pid] }
 }
@@ -342,51 +395,47 @@ again:
 active [NR] proctype reader()
 {
 	byte n, queued, r;
-	bool writers_gone;
-#ifdef EPOCH_RESET
-	byte my_epoch;
-#endif
 	{
 	do
-	:: true ->
-		rp_lock(rlock);                        /* rp__lock(&sh->rlock) */
+	:: atomic {                                   /* rp_read(): */
+		(rlock == 0 || dead[rlock - 1]) -> rlock = _pid + 1;  /* rp__lock */
+		CALL_STARTS; r = READY
+	   }
 again:
 		if
-		:: HAS_DATA ->                         /* load(head): used > 0 */
-			atomic { tail = (tail + 1) % MOD; window[_pid] = 1 }  /* RP_PUBLISH */
-			rp_unlock(rlock);
-			wake_writers();                /* rp__wake_writers(e) */
-			window[_pid] = 0
-		:: else ->
-			if
-			:: writers_gone -> rp_unlock(rlock); break   /* EOF */
-			:: else
-			fi;
+		/* e->peer = load(head); used > 0; store(tail + 1): merged as
+		 * the writer's are, head only grows */
+		:: atomic { HAS_DATA -> tail = (tail + 1) % MOD; window[_pid] = 1 }
+			rlock = 0;                     /* rp__unlock(&sh->rlock) */
+			wake_writers(1)                /* rp__wake_writers(e) */
+		:: atomic { !HAS_DATA && r == GONE -> rlock = 0 };
+			break                          /* writers_gone: EOF, and
+			                                * the reader stops */
+		:: !HAS_DATA && r != GONE ->           /* empty */
 			/* rp__wait_readable(e, true) */
 #ifndef NO_NUDGE
-			wake_writers();                /* the nudge */
+			wake_writers(0);               /* the nudge */
 #endif
-			rp_unlock(rlock);
-			wait_for(HAS_DATA, bell, bell_wr_ends, rd_sleepers, rd_epoch);
-			writers_gone = (r == GONE);
-			r = 0;
+			atomic { n = 0; rlock = 0 };   /* rp__unlock(&sh->rlock) */
+			/* r == GONE is read_iov()'s writers_gone */
+			wait_for(HAS_DATA, bell, bell_wr_ends, rd_sleepers);
 			rp_lock(rlock);
 			goto again
 		fi
-	:: MAY_IDLE -> break
+	:: MAY_IDLE -> break                           /* no more calls */
 	od
 	} unless { dead[_pid] }
 }
 
 /*
- * SIGKILL: at most MAXKILL processes, each at any point of its run (between
- * two steps, asleep, holding a lock, idle).  The kernel then closes the
- * process's descriptors: one write end fewer on the bell (a writer) or on
- * the wake pipe (a reader).  Nothing else is undone: a held lock stays held
- * (the next taker finds the holder dead), a sleeper count stays counted.
+ * SIGKILL: at most MAXKILL processes, each at any point (between two
+ * steps, asleep, holding a lock, idle).  The kernel closes the process's
+ * descriptors: one write end fewer on the bell (a writer) or on the wake
+ * pipe (a reader).  Nothing else is undone: a held lock stays held until a
+ * waiter finds the holder dead, a sleeper count stays counted.
  */
 #define KILLABLE(p) (!dead[p] && ((KILL_MASK >> (p)) & 1))
-#define KILL(p) dead[p] = 1; kills++; \
+#define KILL(p) dead[p] = 1; kills++; at_read[p] = 0; window[p] = 0; \
 	if :: IS_WRITER(p) -> bell_wr_ends-- :: else -> wake_wr_ends-- fi
 
 active proctype killer()
@@ -410,10 +459,12 @@ end_killer:
 }
 
 /*
- * Safety: no lost wakeup.  In no reachable state is a live reader asleep
- * on the bell while data is queued, or a live writer asleep on the wake
- * pipe while there is room, unless a live peer is between its publish and
- * the end of its wake (and so about to drop the token).
+ * Property (1), safety: no lost wakeup.  In no reachable state is a live
+ * reader asleep on the bell while data is queued, or a live writer asleep
+ * on the wake pipe while there is room, unless a live peer is between its
+ * publish and the end of its wake.  (pan -DSAFETY also reports any state
+ * where every process is blocked: with everyone calling for ever, that
+ * too is a lost wakeup.)
  */
 #ifdef CHECK_LOST
 active proctype monitor()
@@ -424,8 +475,20 @@ end_monitor:
 #endif
 
 /*
- * Liveness: no sleeper stays asleep for ever with its wait over.  Checked
- * with weak fairness (pan -a -f): a process that can move keeps moving,
- * so the processes outside IDLE_MASK keep calling in.
+ * Property (2), liveness, over runs that go on for ever (a run whose
+ * processes all stop is stretched by repeating its last state):
+ *
+ * recover: no sleeper stays owed for ever.  Holds without kills (with
+ *   NO_RESET and writes of one size); with a kill and the survivors idle
+ *   it fails: DESIGN's known deviation.
+ * recover_after_call: from any point after which a call starts (the
+ *   `calls` bit flips when a live process takes its side's lock to start
+ *   rp_read or rp_write while a sleeper is owed), the owed readers and the
+ *   owed writers each stop being owed at some later point.  Must hold with
+ *   kills: "any live peer that calls in afterwards recovers the sleepers".
  */
 ltl recover { ([]<> !READER_OWED) && ([]<> !WRITER_OWED) }
+ltl recover_after_call {
+	[] (((calls == 0 && <> (calls == 1)) || (calls == 1 && <> (calls == 0))) ->
+	    ((<> !READER_OWED) && (<> !WRITER_OWED)))
+}
