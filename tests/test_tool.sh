@@ -269,6 +269,13 @@ case_bench_says_why_python_was_skipped() {
 		fail "$(cat "$T/out")"
 }
 
+case_bench_help_lists_tests_and_mechanisms() {
+	"$RINGPIPE" bench --help >"$T/out" || fail "status $?"
+	for w in "usage: ringpipe bench" capacity memory python kernel-pipe-enlarged ringpipe-queue; do
+		grep -q -- "$w" "$T/out" || fail "no '$w' in: $(cat "$T/out")"
+	done
+}
+
 case_unknown_command_fails_with_usage() {
 	if "$RINGPIPE" frobnicate 2>"$T/err"; then fail "succeeded"; fi
 	grep -q "unknown command 'frobnicate'" "$T/err" || fail "$(cat "$T/err")"

@@ -105,7 +105,9 @@ int main(int argc, char **argv)
 		for (int a = 2; a < argc; a++) {
 			if (!strcmp(argv[a], "--"))
 				break;
-			if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+			/* bench lists its mechanisms and tests itself. */
+			if ((!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) &&
+			    cmds[i].fn != rp_cmd_bench) {
 				printf("usage: ringpipe %s\n", cmds[i].usage);
 				return 0;
 			}
