@@ -238,6 +238,10 @@ static int join(struct rp_end *e)
 		atomic_store(&sh->rlock, 0);
 		atomic_store(&sh->rd_sleepers, 0);
 		atomic_store(&sh->wr_sleepers, 0);
+		for (int i = 0; i < RP_SLEEP_SLOTS; i++) {
+			atomic_store(&sh->rd_who[i], 0);
+			atomic_store(&sh->wr_who[i], 0);
+		}
 		atomic_store(&sh->gate_closed, 0);
 		atomic_store(&sh->rd_armed, 1);
 		atomic_store(&sh->msg_start, RP_NO_MSG);

@@ -56,6 +56,7 @@ struct rp_end {
 	/* writers: when to next ask the kernel whether readers remain */
 	uint32_t seen_rd_closes;
 	uint64_t next_probe_ns;
+	uint64_t next_reap_ns;      /* wait.c: reap() at most this often */
 	int widowed;                  /* last probe found no reader */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
@@ -105,6 +106,8 @@ int rp__lock(struct rp_end *e, _Atomic uint32_t *word); /* 0, or -1 EDEADLK */
 int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns);
 /* Nobody (alive) holds it: free, or held by a dead process. */
 bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word);
+/* Is thread `tid` dead, a zombie, or not a process that maps this ring? */
+bool rp__tid_gone(struct rp_end *e, uint32_t tid);
 void rp__unlock(_Atomic uint32_t *word);
 void rp__lock_atfork_child(void);
 uint32_t rp__self_tid(void);

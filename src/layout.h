@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define RP_MAGIC         0x45504950474e4952ULL /* "RINGPIPE" little-endian */
-#define RP_LAYOUT_VERSION 1u
+#define RP_LAYOUT_VERSION 2u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -28,6 +28,17 @@
 #define RP_LOCK_OPENING  1   /* named pipes: serialises opens */
 #define RP_LOCK_READER   2
 #define RP_LOCK_WRITER   3
+
+/* A sleeper count: bit i (i < RP_SLEEP_SLOTS) for the sleeper named in slot
+ * i of rd_who / wr_who, plus in the high half those that found no free
+ * slot.  One word, so that a sleeper counts in or out with one atomic. */
+#define RP_SLEEP_SLOTS   32
+#define RP_SLEEP_ANON    ((uint64_t)1 << 32)
+
+static inline uint64_t rp_sleeper_count(uint64_t w)
+{
+	return (uint64_t)__builtin_popcount((uint32_t)w) + (w >> 32);
+}
 
 struct rp_shared {
 	/* Identity: written once by the creator. */
@@ -55,8 +66,9 @@ struct rp_shared {
 	/* Sleeping and closing: read on every call but written rarely, so the
 	 * line stays cached on both sides instead of bouncing with head/tail. */
 	_Alignas(RP_CACHELINE)
-	_Atomic uint32_t rd_sleepers; /* readers blocked on the doorbell pipe */
-	_Atomic uint32_t wr_sleepers; /* writers blocked on the wake pipe */
+	_Atomic uint64_t rd_sleepers; /* readers blocked on the doorbell pipe */
+	_Atomic uint64_t wr_sleepers; /* writers blocked on the wake pipe: see
+	                               * rp_sleeper_count() */
 	_Atomic uint32_t rd_armed;    /* a poller waits for a doorbell token */
 	_Atomic uint32_t gate_closed; /* the writers' poll gate pipe is full */
 	_Atomic uint32_t rd_closes;   /* bumped by every reader close: EPIPE hint */
@@ -66,6 +78,14 @@ struct rp_shared {
 	_Alignas(RP_CACHELINE)
 	_Atomic uint64_t wr_blocked_ns;
 	_Atomic uint64_t rd_blocked_ns;
+
+	/* Who sleeps: slot i names (by TID) the sleeper that set bit i of
+	 * rd_sleepers / wr_sleepers, so that the count of a sleeper killed
+	 * in its sleep can be taken back, and only that one (wait.c).
+	 * Written only on the way into and out of a sleep. */
+	_Alignas(RP_CACHELINE)
+	_Atomic uint32_t rd_who[RP_SLEEP_SLOTS];
+	_Atomic uint32_t wr_who[RP_SLEEP_SLOTS];
 };
 
 _Static_assert(sizeof(struct rp_shared) <= RP_HDR_SIZE, "header fits its page");

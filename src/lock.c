@@ -173,7 +173,12 @@ int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns
 
 bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word)
 {
-	uint32_t tid = atomic_load_explicit(word, memory_order_acquire) & LOCK_TID;
+	return rp__tid_gone(e, atomic_load_explicit(word, memory_order_acquire));
+}
+
+bool rp__tid_gone(struct rp_end *e, uint32_t tid)
+{
+	tid &= LOCK_TID;
 	return tid == 0 || holder_dead(tid) ||
 	       !holder_maps_ring(tid, e->ring_dev, e->ring_ino);
 }

@@ -90,13 +90,79 @@ uint64_t rp__coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Counters live in hostile memory: never let ours wrap below zero. */
-static void count_down(_Atomic uint32_t *c)
+/*
+ * Counting in and out of a sleep.  A sleeper names itself (its TID) in a
+ * free slot of `who`, then sets the slot's bit in the count word, so that
+ * reap() can later take back the count of one killed in its sleep, and only
+ * of one that is dead.  With every slot taken it counts anonymously in the
+ * high half of the word, which nobody can take back (32 sleepers on one side
+ * of one pipe: a count left there by a killed one costs the wakers a write(2)
+ * per publish, not a wakeup).
+ */
+#define SLOT_REAPING 0x80000000u
+
+static int count_in(_Atomic uint64_t *count, _Atomic uint32_t *who)
 {
-	uint32_t v = atomic_load_explicit(c, memory_order_relaxed);
-	while (v && !atomic_compare_exchange_weak_explicit(c, &v, v - 1,
-			memory_order_relaxed, memory_order_relaxed))
+	uint32_t me = rp__self_tid();
+
+	for (unsigned k = 0; k < RP_SLEEP_SLOTS; k++) {
+		unsigned i = (me + k) % RP_SLEEP_SLOTS;
+		uint32_t free_slot = 0;
+		/* Acquire: the slot's last owner (or reaper) cleared its bit
+		 * before it freed the slot, and our bit must come after. */
+		if (atomic_load_explicit(&who[i], memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_strong_explicit(&who[i], &free_slot, me,
+				memory_order_acquire, memory_order_relaxed)) {
+			atomic_fetch_or_explicit(count, (uint64_t)1 << i,
+						 memory_order_seq_cst);
+			return (int)i;
+		}
+	}
+	atomic_fetch_add_explicit(count, RP_SLEEP_ANON, memory_order_seq_cst);
+	return -1;
+}
+
+static void count_out(_Atomic uint64_t *count, _Atomic uint32_t *who, int slot)
+{
+	if (slot >= 0) {
+		atomic_fetch_and_explicit(count, ~((uint64_t)1 << slot),
+					  memory_order_relaxed);
+		atomic_store_explicit(&who[slot], 0, memory_order_release);
+		return;
+	}
+	/* The count lives in hostile memory: never let ours wrap below zero. */
+	uint64_t v = atomic_load_explicit(count, memory_order_relaxed);
+	while (v >= RP_SLEEP_ANON && !atomic_compare_exchange_weak_explicit(count,
+			&v, v - RP_SLEEP_ANON, memory_order_relaxed, memory_order_relaxed))
 		;
+}
+
+/*
+ * Take back the counts of sleepers that died asleep.  Only a dead owner's
+ * bit is cleared, and only by the one reaper whose CAS marks the slot: the
+ * owner cannot move any more, and nobody can claim the slot until it is
+ * freed, after its bit is clear.  (Resetting the whole count instead, as an
+ * earlier version did, can erase a sleeper counting itself in at that
+ * moment: a lost wakeup between live processes; docs/model/README.md.)
+ */
+static void reap(struct rp_end *e, _Atomic uint64_t *count, _Atomic uint32_t *who)
+{
+	uint64_t now = rp__coarse_ns();
+	if (now < e->next_reap_ns)
+		return;
+	e->next_reap_ns = now + PROBE_NS;     /* it reads /proc: not often */
+	for (unsigned i = 0; i < RP_SLEEP_SLOTS; i++) {
+		uint32_t t = atomic_load_explicit(&who[i], memory_order_relaxed);
+		if (!t || (t & SLOT_REAPING) || !rp__tid_gone(e, t))
+			continue;
+		if (!atomic_compare_exchange_strong_explicit(&who[i], &t,
+				t | SLOT_REAPING, memory_order_relaxed,
+				memory_order_relaxed))
+			continue;
+		atomic_fetch_and_explicit(count, ~((uint64_t)1 << i),
+					  memory_order_relaxed);
+		atomic_store_explicit(&who[i], 0, memory_order_release);
+	}
 }
 
 /* Free space, or everything when the indices are corrupt (the caller's
@@ -109,7 +175,8 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_end *, uint64_t),
+static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
+		    bool (*ready)(struct rp_end *, uint64_t),
 		    struct rp_end *e, uint64_t arg)
 {
 	char c;
@@ -120,7 +187,7 @@ static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_
 		e->nb_cache = 1;
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
-	atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
+	int slot = count_in(sleepers, who);
 	if (ready(e, arg)) {
 		r = RP_WAIT_READY;
 	} else {
@@ -128,7 +195,7 @@ static int sleep_on(int fd, _Atomic uint32_t *sleepers, bool (*ready)(struct rp_
 		r = n > 0 ? RP_WAIT_READY : n == 0 ? RP_WAIT_GONE : -1;
 	}
 	int err = errno;
-	count_down(sleepers);
+	count_out(sleepers, who, slot);
 	errno = err;
 	return r;
 }
@@ -145,8 +212,8 @@ static bool writable(struct rp_end *e, uint64_t need)
 }
 
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
-		    uint64_t arg, int fd, _Atomic uint32_t *sleepers,
-		    _Atomic uint64_t *blocked_ns)
+		    uint64_t arg, int fd, _Atomic uint64_t *sleepers,
+		    _Atomic uint32_t *who, _Atomic uint64_t *blocked_ns)
 {
 	pthread_once(&spin_once, spin_init);
 	uint64_t t0 = rp__now_ns();
@@ -171,7 +238,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	int r;
 	/* A token with nothing behind it is stale (left for a sleeper that
 	 * was killed): go back to sleep at once, without spinning again. */
-	while ((r = sleep_on(fd, sleepers, ready, e, arg)) == RP_WAIT_READY &&
+	while ((r = sleep_on(fd, sleepers, who, ready, e, arg)) == RP_WAIT_READY &&
 	       !e->nb_cache && !ready(e, arg))
 		;
 	int err = errno;
@@ -192,7 +259,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 	if (unlock)
 		rp__unlock(&e->sh->rlock);
 	return wait_for(e, readable, 0, e->bell, &e->sh->rd_sleepers,
-			&e->sh->rd_blocked_ns);
+			e->sh->rd_who, &e->sh->rd_blocked_ns);
 }
 
 /* Called holding the writers' lock by a writer that found no room: the
@@ -204,41 +271,38 @@ int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock)
 	if (unlock)
 		rp__unlock(&e->sh->wlock);
 	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
-			&e->sh->wr_blocked_ns);
+			e->sh->wr_who, &e->sh->wr_blocked_ns);
 }
 
 /*
  * Drop up to `k` tokens into a non-blocking pipe.  A full pipe means the
- * count was stale (sleepers were killed and never counted themselves out);
- * if the tokens already there are at least as many as the count, they wake
- * every real sleeper, so counting can start afresh.  Otherwise keep the
- * count: a stale count costs tokens, a lost one a sleeper that never wakes.
+ * count is stale: sleepers were killed and never counted themselves out.
+ * Take their counts back, or every publish would pay this write(2).
  */
-static void ring_bell(int fd, uint32_t k, _Atomic uint32_t *sleepers)
+static void ring_bell(struct rp_end *e, int fd, uint64_t k,
+		      _Atomic uint64_t *sleepers, _Atomic uint32_t *who)
 {
-	int queued;
 	if (k > MAX_TOKENS)
 		k = MAX_TOKENS;
-	if (write(fd, zeros, k) < 0 && errno == EAGAIN &&
-	    ioctl(fd, FIONREAD, &queued) == 0 &&
-	    (uint32_t)queued >= atomic_load_explicit(sleepers, memory_order_seq_cst))
-		atomic_store_explicit(sleepers, 0, memory_order_relaxed);
+	if (write(fd, zeros, (size_t)k) < 0 && errno == EAGAIN)
+		reap(e, sleepers, who);
 }
 
 void rp__wake_readers(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
 
-	uint32_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_seq_cst);
+	uint64_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_seq_cst);
 	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_seq_cst);
 	if (!(n | a))
 		return;
 	if (a)
 		a = atomic_exchange_explicit(&sh->rd_armed, 0,
 					     memory_order_relaxed) != 0;
-	if (n + a) {
+	n = rp_sleeper_count(n) + a;
+	if (n) {
 		int err = errno;
-		ring_bell(e->bell, n + a, &sh->rd_sleepers);
+		ring_bell(e, e->bell, n, &sh->rd_sleepers, sh->rd_who);
 		errno = err;
 	}
 }
@@ -248,13 +312,14 @@ void rp__wake_writers(struct rp_end *e)
 	struct rp_shared *sh = e->sh;
 	char buf[RP_PIPE_BUF];
 
-	uint32_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_seq_cst);
+	uint64_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_seq_cst);
 	uint32_t g = atomic_load_explicit(&sh->gate_closed, memory_order_seq_cst);
 	if (!(n | g))
 		return;
 	int err = errno;
 	if (n)
-		ring_bell(e->wake, n, &sh->wr_sleepers);
+		ring_bell(e, e->wake, rp_sleeper_count(n), &sh->wr_sleepers,
+			  sh->wr_who);
 	if (g && atomic_exchange_explicit(&sh->gate_closed, 0,
 					  memory_order_relaxed))
 		while (read(e->gate, buf, sizeof(buf)) > 0)
@@ -266,10 +331,11 @@ void rp__wake_writers(struct rp_end *e)
  * under the readers' lock (rp__gate_close), which rp_poll does not hold. */
 static void nudge_writers(struct rp_end *e)
 {
-	uint32_t n = atomic_load_explicit(&e->sh->wr_sleepers, memory_order_seq_cst);
+	uint64_t n = atomic_load_explicit(&e->sh->wr_sleepers, memory_order_seq_cst);
 	if (n) {
 		int err = errno;
-		ring_bell(e->wake, n, &e->sh->wr_sleepers);
+		ring_bell(e, e->wake, rp_sleeper_count(n), &e->sh->wr_sleepers,
+			  e->sh->wr_who);
 		errno = err;
 	}
 }

@@ -474,13 +474,18 @@ TEST(scribbled_sleeper_words_calls_complete)
 	hp_make(&h, 0);
 	rp_end *r, *w;
 	hp_open_pair(&h, &r, &w, 0);
-	const uint32_t garbage[] = { 0xffffffffu, 0x12345678u, 0x80000000u, 1 };
+	const uint64_t garbage[] = { ~0ULL, 0x12345678u, 0x80000000u, 1,
+				     0xffffffff00000000ULL };
 	for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
-		poke32(h.shm, OFF(wr_sleepers), garbage[i]);
-		poke32(h.shm, OFF(rd_sleepers), garbage[i]);
-		poke32(h.shm, OFF(gate_closed), garbage[i]);
-		poke32(h.shm, OFF(rd_armed), garbage[i]);
-		poke32(h.shm, OFF(rd_closes), garbage[i]);
+		poke64(h.shm, OFF(wr_sleepers), garbage[i]);
+		poke64(h.shm, OFF(rd_sleepers), garbage[i]);
+		poke32(h.shm, OFF(gate_closed), (uint32_t)garbage[i]);
+		poke32(h.shm, OFF(rd_armed), (uint32_t)garbage[i]);
+		poke32(h.shm, OFF(rd_closes), (uint32_t)garbage[i]);
+		for (int s = 0; s < RP_SLEEP_SLOTS; s += 7) {
+			poke32(h.shm, OFF(rd_who[s]), (uint32_t)garbage[i]);
+			poke32(h.shm, OFF(wr_who[s]), (uint32_t)garbage[i]);
+		}
 		char buf[64];
 		alarm(5);
 		errno = 0;

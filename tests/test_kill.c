@@ -302,6 +302,27 @@ static UNUSED char *make_tmpdir(char *buf, size_t n)
 	return buf;
 }
 
+/* A named pipe of `cap` bytes in a fresh directory, both ends open (the
+ * reader blocking), and its header mapped read-only. */
+struct named {
+	char dir[64], path[128];
+	struct rp_shared *hdr;
+	rp_end *rd, *wr;
+};
+
+static UNUSED void open_named(struct named *n, size_t cap)
+{
+	make_tmpdir(n->dir, sizeof n->dir);
+	snprintf(n->path, sizeof n->path, "%s/p", n->dir);
+	CHECK(rp_mkfifo(n->path, 0600, cap) == 0);
+	n->hdr = map_header(n->path);
+	n->rd = rp_open(n->path, O_RDONLY | O_NONBLOCK);
+	CHECK(n->rd != NULL);
+	n->wr = rp_open(n->path, O_WRONLY);
+	CHECK(n->wr != NULL);
+	CHECK(rp_set_nonblock(n->rd, 0) == 0);
+}
+
 /* ------------------------------------------------------------------ cases */
 
 /*
@@ -770,17 +791,11 @@ TEST(kill_writer_holding_lock_others_continue)
 		uint32_t written[KW_MAXID];
 		uint32_t seen[KW_MAXID];
 	} *sh = shared_mem(sizeof *sh);
-	char dir[64], path[128];
 	hold_req = shared_mem(sizeof *hold_req);
-	make_tmpdir(dir, sizeof dir);
-	snprintf(path, sizeof path, "%s/p", dir);
-	CHECK(rp_mkfifo(path, 0600, 16384) == 0);
-	struct rp_shared *hdr = map_header(path);
-	rp_end *rd = rp_open(path, O_RDONLY | O_NONBLOCK);
-	CHECK(rd != NULL);
-	rp_end *wr = rp_open(path, O_WRONLY);
-	CHECK(wr != NULL);
-	CHECK(rp_set_nonblock(rd, 0) == 0);
+	struct named nm;
+	open_named(&nm, 16384);
+	struct rp_shared *hdr = nm.hdr;
+	rp_end *rd = nm.rd, *wr = nm.wr;
 
 	pid_t reader = fork_child();
 	if (reader == 0) {
@@ -806,7 +821,7 @@ TEST(kill_writer_holding_lock_others_continue)
 		if (vict[i] == 0) {
 			/* victims open the pipe by name: their own open ends */
 			CHECK(rp_close(wr) == 0);
-			rp_end *mine = rp_open(path, O_WRONLY);
+			rp_end *mine = rp_open(nm.path, O_WRONLY);
 			CHECK(mine != NULL);
 			kw_writer(mine, id, NULL, NULL, 1);
 		}
@@ -842,7 +857,7 @@ TEST(kill_writer_holding_lock_others_continue)
 		pid_t p = fork_child();
 		if (p == 0) {
 			CHECK(rp_close(wr) == 0);
-			rp_end *mine = rp_open(path, O_WRONLY);
+			rp_end *mine = rp_open(nm.path, O_WRONLY);
 			CHECK(mine != NULL);
 			kw_writer(mine, id, NULL, NULL, 1);
 		}
@@ -869,8 +884,8 @@ TEST(kill_writer_holding_lock_others_continue)
 	}
 	CHECK(hits > 0);
 	munmap(hdr, RP_HDR_SIZE);
-	CHECK(rp_unlink(path) == 0);
-	rmdir(dir);
+	CHECK(rp_unlink(nm.path) == 0);
+	rmdir(nm.dir);
 }
 
 /*
@@ -927,16 +942,10 @@ TEST(kill_reader_holding_lock_other_readers_continue)
 		_Atomic uint64_t read_by[KR_MAXID];
 	} *sh = shared_mem(sizeof *sh);
 	hold_req = shared_mem(sizeof *hold_req);
-	char dir[64], path[128];
-	make_tmpdir(dir, sizeof dir);
-	snprintf(path, sizeof path, "%s/p", dir);
-	CHECK(rp_mkfifo(path, 0600, KR_CAP) == 0);
-	struct rp_shared *hdr = map_header(path);
-	rp_end *rd = rp_open(path, O_RDONLY | O_NONBLOCK);
-	CHECK(rd != NULL);
-	rp_end *wr = rp_open(path, O_WRONLY);
-	CHECK(wr != NULL);
-	CHECK(rp_set_nonblock(rd, 0) == 0);
+	struct named nm;
+	open_named(&nm, KR_CAP);
+	struct rp_shared *hdr = nm.hdr;
+	rp_end *rd = nm.rd, *wr = nm.wr;
 
 	pid_t writers[KR_WRITERS];
 	for (int i = 0; i < KR_WRITERS; i++) {
@@ -1028,8 +1037,8 @@ TEST(kill_reader_holding_lock_other_readers_continue)
 	CHECK(atomic_load(&sh->read_by[0]) > 0 || atomic_load(&sh->read_by[1]) > 0);
 	CHECK(hits > 0);
 	munmap(hdr, RP_HDR_SIZE);
-	CHECK(rp_unlink(path) == 0);
-	rmdir(dir);
+	CHECK(rp_unlink(nm.path) == 0);
+	rmdir(nm.dir);
 }
 
 /* A reader killed between rp_read_peek and rp_read_consume consumed
@@ -1112,4 +1121,74 @@ TEST(kill_writer_wakes_all_blocked_readers)
 		CHECK(sh->t_ret[i] - t_kill < rp_ms(100));
 	}
 	wait_killed(writer);
+}
+
+/* Poll `hdr`'s reader count until it is `want`, for up to 10 s. */
+static int wait_rd_count(struct rp_shared *hdr, uint64_t want)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == want)
+			return 1;
+		sleep_ms(1);
+	}
+	return 0;
+}
+
+/*
+ * A reader killed asleep leaves its count behind, so every publish owes it
+ * a token.  Once the token pipe is full the count of the dead reader, and
+ * only it, is taken back: afterwards nobody is counted but the live reader,
+ * which still gets every byte.
+ */
+TEST(reader_killed_asleep_count_is_taken_back)
+{
+	alarm(60);
+	enum { N = 100000 };
+	struct { long total; } *sh = shared_mem(sizeof *sh);
+	struct named nm;
+	open_named(&nm, 16384);
+	struct rp_shared *hdr = nm.hdr;
+	rp_end *rd = nm.rd, *wr = nm.wr;
+
+	pid_t dying = fork_child();
+	if (dying == 0) {
+		char c;
+		rp_read(rd, &c, 1);
+		_exit(1);
+	}
+	CHECK(wait_rd_count(hdr, 1));
+	int slot = -1;
+	for (int i = 0; i < RP_SLEEP_SLOTS; i++)
+		if (atomic_load(&hdr->rd_who[i]) == (uint32_t)dying)
+			slot = i;
+	CHECK(slot >= 0);                        /* it named itself */
+	CHECK(kill(dying, SIGKILL) == 0);
+	wait_killed(dying);
+	CHECK(rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == 1);
+
+	pid_t live = fork_child();
+	if (live == 0) {
+		CHECK(rp_close(wr) == 0);
+		char buf[4096];
+		ssize_t n;
+		long total = 0;
+		while ((n = rp_read(rd, buf, sizeof buf)) > 0)
+			total += n;
+		sh->total = n == 0 ? total : -1;
+		_exit(0);
+	}
+	/* One publish per byte: the dead count costs a token each, more than
+	 * the live reader takes, so the 64 KiB token pipe fills. */
+	for (int i = 0; i < N; i++)
+		CHECK(rp_write(wr, "x", 1) == 1);
+	CHECK(atomic_load(&hdr->rd_who[slot]) != (uint32_t)dying);
+	CHECK((atomic_load(&hdr->rd_sleepers) & ((uint64_t)1 << slot)) == 0 ||
+	      atomic_load(&hdr->rd_who[slot]) != 0);   /* taken back, or reused */
+	CHECK(atomic_load(&hdr->rd_sleepers) >> 32 == 0);
+	CHECK(rp_close(wr) == 0);
+	rp_wait_ok(live);
+	CHECK(sh->total == N);
+	CHECK(rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == 0);
+	CHECK(rp_close(rd) == 0);
+	munmap(hdr, RP_HDR_SIZE);
 }

@@ -57,8 +57,8 @@ static bool read_header(int fd, struct tool_pipe *p)
 		p->head = atomic_load(&sh->head);
 		p->tail = atomic_load(&sh->tail);
 		p->created_ns = sh->created_ns;
-		p->rd_sleepers = atomic_load(&sh->rd_sleepers);
-		p->wr_sleepers = atomic_load(&sh->wr_sleepers);
+		p->rd_sleepers = (uint32_t)rp_sleeper_count(atomic_load(&sh->rd_sleepers));
+		p->wr_sleepers = (uint32_t)rp_sleeper_count(atomic_load(&sh->wr_sleepers));
 		p->rd_blocked_ns = atomic_load(&sh->rd_blocked_ns);
 		p->wr_blocked_ns = atomic_load(&sh->wr_blocked_ns);
 		if (sh->fifo_ino) {

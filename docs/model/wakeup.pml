@@ -9,7 +9,8 @@
  * reader processes call rp_read() for 1 byte at a time, on a ring of
  * CAP = 2 bytes, along the paths of src/pipe.c (write_iov, read_iov) and
  * src/wait.c (rp__wait_readable, rp__wait_writable, wait_for, sleep_on,
- * rp__wake_readers, rp__wake_writers, ring_bell, count_down).  Also
+ * rp__wake_readers, rp__wake_writers, ring_bell, reap, count_in,
+ * count_out).  Also
  * modelled: the kernel pipes the sleepers block in (the bell and the wake
  * pipe) with their EOF rule, the writers' and readers' locks with lock.c's
  * takeover of a dead holder, and a killer that may SIGKILL a process
@@ -49,10 +50,12 @@
  *                       of head/tail is visible (what a release store and a
  *                       plain load allow, even on x86: the store buffer)
  * Changes to wait.c (README, "Findings"):
- *   NO_RESET            ring_bell() keeps the sleeper count when the token
- *                       pipe is full; the reset that wait.c does loses
- *                       wakeups, so the properties that must hold are
- *                       checked with NO_RESET
+ *   RESET_ALL           ring_bell() resets the whole sleeper count when
+ *                       the token pipe is full and FIONREAD shows at least
+ *                       as many tokens as the count (what wait.c did before
+ *                       the reap: finding 1)
+ *   NO_RESET            ring_bell() never takes a count back
+ *   REAP_LIVE           reap() takes back live sleepers' counts too
  *   LATE_NUDGE          sleep_on() wakes the other side's sleepers again
  *                       after its re-check failed, just before read(2)
  *   WRITER_SLEEPS_LOCKED  writers sleep holding the writers' lock, as
@@ -76,6 +79,12 @@
                                * (0 .. CAP) exact */
 #ifndef WMAX
 #define WMAX 2
+#endif
+#ifdef REAP_LIVE
+#undef REAP_LIVE
+#define REAP_LIVE 1
+#else
+#define REAP_LIVE 0
 #endif
 #ifndef MAXKILL
 #define MAXKILL 0
@@ -119,6 +128,8 @@ byte wake_wr_ends = NR;       /* the wake pipe's: the readers hold them */
 /* ---- bookkeeping for the properties (no counterpart in C) -------------- */
 bool dead[NPROC];             /* SIGKILLed */
 bool at_read[NPROC];          /* inside read(2) on its token pipe */
+bool counted[NPROC];          /* its bit is set in rd_sleepers/wr_sleepers
+                               * (the count is the number of these) */
 bool window[NPROC];           /* between its publish of head/tail and the
                                * end of the wake that follows it */
 byte need[NW];                /* the writer's call: bytes it waits room for
@@ -205,20 +216,43 @@ inline rp_lock(word)
 #define END_WINDOW(e) if :: e -> window[_pid] = 0 :: else fi
 
 /*
- * ring_bell(fd, k, sleepers): write(fd, zeros, k) into the non-blocking
- * pipe (k <= PIPE_BUF: all k tokens or EAGAIN); on EAGAIN, if
- * ioctl(FIONREAD) shows at least `sleepers` (a seq_cst load) tokens
- * queued, store 0 into `sleepers` (a relaxed store).  Three steps after
- * the write: other processes run between them.
- *
- * That reset loses wakeups (README, "Findings"): a sleeper that counts
- * itself in between the load and the store is erased, and so is one
- * whose announcement is undone by the count_down() of a sleeper that
- * counted itself in before the reset.  NO_RESET keeps the count instead.
+ * reap(): take back the counts of dead sleepers of one side (WR: 1 for the
+ * writers).  In C a slot at a time, after /proc says its owner is gone; one
+ * step here, which hides nothing: a dead process stays dead, and only its
+ * owner could change its bit.
  */
-inline ring_bell(fd, fdcap, k, sleepers, END)
+inline reap(sleepers, WR)
 {
-#ifdef NO_RESET
+	atomic {
+		j = 0;
+		do
+		:: j < NPROC ->
+			if
+			:: (dead[j] || REAP_LIVE) && counted[j] && IS_WRITER(j) == WR ->
+				counted[j] = 0; sleepers--
+			:: else
+			fi;
+			j++
+		:: else -> j = 0; break
+		od
+	}
+}
+
+/*
+ * ring_bell(e, fd, k, sleepers, who): write(fd, zeros, k) into the
+ * non-blocking pipe (k <= PIPE_BUF: all k tokens or EAGAIN); on EAGAIN
+ * reap() the dead sleepers' counts, unless it ran less than PROBE_NS ago
+ * (either may happen here).
+ *
+ * RESET_ALL is the code before: on EAGAIN, if ioctl(FIONREAD) shows at
+ * least `sleepers` (a seq_cst load) tokens queued, store 0 into `sleepers`
+ * (a relaxed store), three steps after the write.  It loses wakeups
+ * (README, "Findings"): a sleeper that counts itself in between the load
+ * and the store is erased.  NO_RESET never takes a count back.
+ */
+inline ring_bell(fd, fdcap, k, sleepers, WR, END)
+{
+#if defined(NO_RESET)
 	atomic {                                        /* write(fd, zeros, k) */
 		if
 		:: fd + k <= fdcap -> fd = fd + k       /* written */
@@ -227,7 +261,7 @@ inline ring_bell(fd, fdcap, k, sleepers, END)
 		k = 0;
 		END_WINDOW(END)
 	}
-#else
+#elif defined(RESET_ALL)
 	atomic {                                        /* write(fd, zeros, k) */
 		if
 		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
@@ -245,6 +279,22 @@ inline ring_bell(fd, fdcap, k, sleepers, END)
 		fi;
 		atomic { k = 0; END_WINDOW(END) }
 	fi
+#else
+	atomic {                                        /* write(fd, zeros, k) */
+		if
+		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
+		:: else                                  /* EAGAIN */
+		fi
+	}
+	if
+	:: k == 0
+	:: else ->
+		if
+		:: reap(sleepers, WR)
+		:: skip                                 /* reaped too recently */
+		fi;
+		atomic { k = 0; END_WINDOW(END) }
+	fi
 #endif
 }
 
@@ -253,7 +303,7 @@ inline wake_readers(END)
 {
 	if
 	:: atomic { rd_sleepers > 0 -> n = rd_sleepers }   /* load, seq_cst */
-		ring_bell(bell, BELL_CAP, n, rd_sleepers, END)
+		ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, END)
 	:: atomic { rd_sleepers == 0 -> END_WINDOW(END) }   /* (the same load) */
 	fi
 }
@@ -263,7 +313,7 @@ inline wake_writers(END)
 {
 	if
 	:: atomic { wr_sleepers > 0 -> n = wr_sleepers }   /* load, seq_cst */
-		ring_bell(wake, WAKE_CAP, n, wr_sleepers, END)
+		ring_bell(wake, WAKE_CAP, n, wr_sleepers, 1, END)
 	:: atomic { wr_sleepers == 0 -> END_WINDOW(END) }   /* (the same load) */
 	fi
 }
@@ -274,10 +324,10 @@ inline wake_writers(END)
  *   spin:     if (ready) return READY     (the whole spin loop: a check with
  *                                          no effect can be taken at the
  *                                          latest of its repetitions)
- *   sleep_on: sleepers++                  (fetch_add, seq_cst)
+ *   sleep_on: count_in                    (its bit: fetch_or, seq_cst)
  *             if (ready) r = READY        (the re-check: NO_RECHECK drops it)
  *             else r = read(fd, &c, 1)    (a token: READY; EOF: GONE)
- *             count_down(sleepers)        (a CAS loop that stops at 0)
+ *             count_out                   (its bit: fetch_and)
  *   while (r == READY && !ready)  sleep_on again   (a stale token)
  *
  * sleep_on()'s rp__nonblocking() check is left out: the ends stay blocking.
@@ -288,7 +338,7 @@ inline wait_for(READY_COND, fd, holders, sleepers)
 	:: atomic { READY_COND -> r = READY }           /* the spin saw it */
 	:: else ->                                      /* it did not */
 sleep_on:
-		sleepers++;
+		atomic { sleepers++; counted[_pid] = 1 }  /* count_in */
 #ifndef NO_RECHECK
 		if
 		:: atomic { READY_COND -> r = READY }   /* ready(e, arg) */
@@ -314,7 +364,11 @@ sleep_on:
 				at_read[_pid] = 0
 			}
 		fi;
-		atomic { if :: sleepers > 0 -> sleepers-- :: else fi }  /* count_down */
+#ifndef RESET_ALL
+		atomic { if :: counted[_pid] -> sleepers--; counted[_pid] = 0 :: else fi }
+#else
+		atomic { if :: sleepers > 0 -> sleepers-- :: else fi; counted[_pid] = 0 }
+#endif
 		if
 		:: r == READY && !(READY_COND) -> goto sleep_on  /* stale token */
 		:: else
@@ -331,7 +385,7 @@ sleep_on:
  */
 active [NW] proctype writer()
 {
-	byte n, queued, r;
+	byte n, queued, r, j;
 	FIXED_NEED;
 	{
 	do
@@ -354,7 +408,7 @@ again:
 		:: atomic { WRITABLE -> n = rd_sleepers }   /* the load overtakes */
 			atomic { head = (head + need[_pid]) % MOD; window[_pid] = 1 }
 			if
-			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0)
+			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, 0)
 			:: else
 			fi;
 #endif
@@ -394,7 +448,7 @@ again:
  */
 active [NR] proctype reader()
 {
-	byte n, queued, r;
+	byte n, queued, r, j;
 	{
 	do
 	:: atomic {                                   /* rp_read(): */
