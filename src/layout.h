@@ -86,6 +86,7 @@ struct rp_shared {
 	_Alignas(RP_CACHELINE)
 	_Atomic uint32_t rd_who[RP_SLEEP_SLOTS];
 	_Atomic uint32_t wr_who[RP_SLEEP_SLOTS];
+	_Atomic uint64_t wr_need[RP_SLEEP_SLOTS]; /* room the writer waits for */
 };
 
 _Static_assert(sizeof(struct rp_shared) <= RP_HDR_SIZE, "header fits its page");

@@ -29,10 +29,11 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/ioctl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -46,6 +47,7 @@
 #define PROBE_NS        10000000ULL   /* writers re-check readers this often */
 #define MAX_TOKENS      64
 #define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
+#define HAND_BACK_NS    1000000       /* see hand_back() */
 
 static uint64_t spin_ns = SPIN_NS_DEFAULT;
 static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
@@ -101,7 +103,8 @@ uint64_t rp__coarse_ns(void)
  */
 #define SLOT_REAPING 0x80000000u
 
-static int count_in(_Atomic uint64_t *count, _Atomic uint32_t *who)
+static int count_in(_Atomic uint64_t *count, _Atomic uint32_t *who,
+		    _Atomic uint64_t *needs, uint64_t need)
 {
 	uint32_t me = rp__self_tid();
 
@@ -113,6 +116,9 @@ static int count_in(_Atomic uint64_t *count, _Atomic uint32_t *who)
 		if (atomic_load_explicit(&who[i], memory_order_relaxed) == 0 &&
 		    atomic_compare_exchange_strong_explicit(&who[i], &free_slot, me,
 				memory_order_acquire, memory_order_relaxed)) {
+			if (needs)      /* before the bit, which publishes it */
+				atomic_store_explicit(&needs[i], need,
+						      memory_order_relaxed);
 			atomic_fetch_or_explicit(count, (uint64_t)1 << i,
 						 memory_order_seq_cst);
 			return (int)i;
@@ -176,7 +182,7 @@ static uint64_t free_space(struct rp_end *e)
 }
 
 static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
-		    bool (*ready)(struct rp_end *, uint64_t),
+		    _Atomic uint64_t *needs, bool (*ready)(struct rp_end *, uint64_t),
 		    struct rp_end *e, uint64_t arg)
 {
 	char c;
@@ -187,7 +193,7 @@ static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
 		e->nb_cache = 1;
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
-	int slot = count_in(sleepers, who);
+	int slot = count_in(sleepers, who, needs, arg);
 	if (ready(e, arg)) {
 		r = RP_WAIT_READY;
 	} else {
@@ -211,9 +217,60 @@ static bool writable(struct rp_end *e, uint64_t need)
 	return free_space(e) >= need;
 }
 
+/*
+ * A writer woke for a token but has too little room for its write.  Tokens
+ * are not addressed: this one may have been dropped for a writer that needs
+ * less and now sleeps with room for its write (the model's finding 2).  If
+ * such a writer is asleep, give the token back, and let it take the token
+ * before we sleep again: in read(2) we would be served first.  The wait is
+ * bounded, in case that writer is stopped.
+ */
+/*
+ * Writers hold the wake pipe read-only, so that read(2) there returns 0 when
+ * the last reader goes; to hand a token back one opens a write end for the
+ * moment (closing it wakes the sleepers again, so no EOF is lost).  False if
+ * no token went in (the pipe is full: the sleepers have tokens to take).
+ */
+static bool give_token(int fd)
+{
+	char path[40];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (w < 0)
+		return false;
+	ssize_t n = write(w, zeros, 1);
+	close(w);
+	return n == 1;
+}
+
+static void hand_back(struct rp_end *e)
+{
+	struct rp_shared *sh = e->sh;
+	uint64_t room = free_space(e);
+	uint32_t bits = (uint32_t)atomic_load_explicit(&sh->wr_sleepers,
+						       memory_order_seq_cst);
+	for (; bits; bits &= bits - 1) {
+		unsigned i = (unsigned)__builtin_ctz(bits);
+		uint32_t t = atomic_load_explicit(&sh->wr_who[i], memory_order_relaxed);
+		if (!t || (t & SLOT_REAPING) ||
+		    atomic_load_explicit(&sh->wr_need[i], memory_order_relaxed) > room ||
+		    rp__tid_gone(e, t))
+			continue;
+		if (!give_token(e->wake))
+			return;
+		uint64_t until = rp__now_ns() + HAND_BACK_NS;
+		while (atomic_load_explicit(&sh->wr_who[i], memory_order_relaxed) == t &&
+		       (atomic_load_explicit(&sh->wr_sleepers, memory_order_relaxed) &
+			((uint64_t)1 << i)) && rp__now_ns() < until)
+			sched_yield();
+		return;
+	}
+}
+
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		    uint64_t arg, int fd, _Atomic uint64_t *sleepers,
-		    _Atomic uint32_t *who, _Atomic uint64_t *blocked_ns)
+		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
+		    _Atomic uint64_t *blocked_ns)
 {
 	pthread_once(&spin_once, spin_init);
 	uint64_t t0 = rp__now_ns();
@@ -238,9 +295,14 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	int r;
 	/* A token with nothing behind it is stale (left for a sleeper that
 	 * was killed): go back to sleep at once, without spinning again. */
-	while ((r = sleep_on(fd, sleepers, who, ready, e, arg)) == RP_WAIT_READY &&
-	       !e->nb_cache && !ready(e, arg))
-		;
+	while ((r = sleep_on(fd, sleepers, who, needs, ready, e, arg)) == RP_WAIT_READY &&
+	       !e->nb_cache && !ready(e, arg)) {
+		if (needs) {
+			int err = errno;
+			hand_back(e);
+			errno = err;
+		}
+	}
 	int err = errno;
 	atomic_fetch_add_explicit(blocked_ns, rp__now_ns() - t0,
 				  memory_order_relaxed);
@@ -259,7 +321,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 	if (unlock)
 		rp__unlock(&e->sh->rlock);
 	return wait_for(e, readable, 0, e->bell, &e->sh->rd_sleepers,
-			e->sh->rd_who, &e->sh->rd_blocked_ns);
+			e->sh->rd_who, NULL, &e->sh->rd_blocked_ns);
 }
 
 /* Called holding the writers' lock by a writer that found no room: the
@@ -271,7 +333,7 @@ int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock)
 	if (unlock)
 		rp__unlock(&e->sh->wlock);
 	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
-			e->sh->wr_who, &e->sh->wr_blocked_ns);
+			e->sh->wr_who, e->sh->wr_need, &e->sh->wr_blocked_ns);
 }
 
 /*

@@ -56,6 +56,9 @@
  *                       the reap: finding 1)
  *   NO_RESET            ring_bell() never takes a count back
  *   REAP_LIVE           reap() takes back live sleepers' counts too
+ *   NO_HAND_BACK        a writer woken with too little room does not hand
+ *                       the token back to one whose write fits (the code
+ *                       before the fix of finding 2)
  *   LATE_NUDGE          sleep_on() wakes the other side's sleepers again
  *                       after its re-check failed, just before read(2)
  *   WRITER_SLEEPS_LOCKED  writers sleep holding the writers' lock, as
@@ -130,6 +133,8 @@ bool dead[NPROC];             /* SIGKILLed */
 bool at_read[NPROC];          /* inside read(2) on its token pipe */
 bool counted[NPROC];          /* its bit is set in rd_sleepers/wr_sleepers
                                * (the count is the number of these) */
+bool holding[NPROC];          /* a writer that read a token and has too
+                               * little room, until hand_back() decides */
 bool window[NPROC];           /* between its publish of head/tail and the
                                * end of the wake that follows it */
 byte need[NW];                /* the writer's call: bytes it waits room for
@@ -182,9 +187,11 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 #if NW == 1
 #define ANY_W_OWED    W_ASLEEP(0)
 #define ANY_W_WINDOW  LIVE_WINDOW(0)
+#define ANY_W_HOLDING (holding[0] && !dead[0])
 #else
 #define ANY_W_OWED    (W_ASLEEP(0) || W_ASLEEP(1))
 #define ANY_W_WINDOW  (LIVE_WINDOW(0) || LIVE_WINDOW(1))
+#define ANY_W_HOLDING ((holding[0] && !dead[0]) || (holding[1] && !dead[1]))
 #endif
 #if NR == 1
 #define ANY_R_ASLEEP  R_ASLEEP(NW)
@@ -199,7 +206,8 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 #define READER_OWED (ANY_R_ASLEEP && HAS_DATA)
 #define WRITER_OWED ANY_W_OWED
 /* ... and no live peer is on its way with that token: a lost wakeup. */
-#define LOST ((READER_OWED && !ANY_W_WINDOW) || (WRITER_OWED && !ANY_R_WINDOW))
+#define LOST ((READER_OWED && !ANY_W_WINDOW) || \
+              (WRITER_OWED && !ANY_R_WINDOW && !ANY_W_HOLDING))
 
 /* ---- lock.c ------------------------------------------------------------- */
 
@@ -319,6 +327,35 @@ inline wake_writers(END)
 }
 
 /*
+ * hand_back(): a writer woke for a token with too little room for its own
+ * write.  If another live writer is counted asleep whose write fits, the
+ * token may have been dropped for it: write(2) one back, then wait until
+ * that writer's bit is clear, or HAND_BACK_NS have passed (either here),
+ * before sleeping again.  The scan (free_space(), the count word, each
+ * slot's need and TID) is one step here.
+ */
+inline hand_back()
+{
+	atomic {
+		j = 0;
+		do
+		:: j < NW && j != _pid && counted[j] && !dead[j] && ROOM >= need[j] -> break
+		:: j < NW && !(j != _pid && counted[j] && !dead[j] && ROOM >= need[j]) -> j++
+		:: j >= NW -> holding[_pid] = 0; break
+		od
+	}
+	if
+	:: j < NW ->
+		atomic { if :: wake < WAKE_CAP -> wake++ :: else fi; holding[_pid] = 0 }
+		if
+		:: atomic { !counted[j] || dead[j] -> j = 0 }
+		:: j = 0                                /* HAND_BACK_NS passed */
+		fi
+	:: else -> j = 0
+	fi
+}
+
+/*
  * wait_for(e, ready, arg, fd, sleepers) and its sleep_on() loop:
  *
  *   spin:     if (ready) return READY     (the whole spin loop: a check with
@@ -361,7 +398,13 @@ sleep_on:
 				:: fd > 0 -> fd--; r = READY
 				:: else -> r = GONE
 				fi;
-				at_read[_pid] = 0
+				at_read[_pid] = 0;
+#ifndef NO_HAND_BACK
+				if
+				:: IS_WRITER(_pid) && r == READY && !(READY_COND) -> holding[_pid] = 1
+				:: else
+				fi
+#endif
 			}
 		fi;
 #ifndef RESET_ALL
@@ -370,7 +413,14 @@ sleep_on:
 		atomic { if :: sleepers > 0 -> sleepers-- :: else fi; counted[_pid] = 0 }
 #endif
 		if
-		:: r == READY && !(READY_COND) -> goto sleep_on  /* stale token */
+		:: r == READY && !(READY_COND) ->               /* too little */
+#ifndef NO_HAND_BACK
+			if
+			:: IS_WRITER(_pid) -> hand_back()
+			:: else
+			fi;
+#endif
+			goto sleep_on                           /* stale token */
 		:: else
 		fi
 	fi
@@ -489,7 +539,7 @@ again:
  * waiter finds the holder dead, a sleeper count stays counted.
  */
 #define KILLABLE(p) (!dead[p] && ((KILL_MASK >> (p)) & 1))
-#define KILL(p) dead[p] = 1; kills++; at_read[p] = 0; window[p] = 0; \
+#define KILL(p) dead[p] = 1; kills++; at_read[p] = 0; window[p] = 0; holding[p] = 0; \
 	if :: IS_WRITER(p) -> bell_wr_ends-- :: else -> wake_wr_ends-- fi
 
 active proctype killer()
@@ -532,9 +582,8 @@ end_monitor:
  * Property (2), liveness, over runs that go on for ever (a run whose
  * processes all stop is stretched by repeating its last state):
  *
- * recover: no sleeper stays owed for ever.  Holds without kills (with
- *   NO_RESET and writes of one size); with a kill and the survivors idle
- *   it fails: DESIGN's known deviation.
+ * recover: no sleeper stays owed for ever.  Holds without kills; with a
+ *   kill and the survivors idle it fails: DESIGN's known deviation.
  * recover_after_call: from any point after which a call starts (the
  *   `calls` bit flips when a live process takes its side's lock to start
  *   rp_read or rp_write while a sleeper is owed), the owed readers and the
