@@ -250,7 +250,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				goto fail;
 			}
 			/* Sleep with the lock held: the next sender must wait. */
-			int r = rp__wait_writable(e, need, false);
+			int r = rp__wait_writable(e, need, false, false);
 			if (r == RP_WAIT_GONE)
 				goto epipe;
 			if (r < 0) {

@@ -121,7 +121,9 @@ static inline bool rp__held_by_me(const struct rp_end *e)
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
 /* Called holding the side's lock; unlock: release it before sleeping. */
 int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers), -1 */
-int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock); /* READY, GONE, -1 */
+/* partial: the caller has moved some bytes, so any signal handler ends the
+ * wait (-1 EINTR), SA_RESTART or not, as it ends a kernel pipe's write. */
+int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial); /* READY, GONE, -1 */
 void rp__wake_readers(struct rp_end *e);
 void rp__wake_writers(struct rp_end *e);
 int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */

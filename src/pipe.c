@@ -129,7 +129,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			err = errno;        /* EAGAIN, or EPIPE with no reader */
 			goto fail;
 		}
-		int r = rp__wait_writable(e, need, true);
+		int r = rp__wait_writable(e, need, true, done > 0);
 		if (r == RP_WAIT_GONE)
 			goto no_readers;
 		if (r < 0) {

@@ -181,11 +181,35 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
-		    _Atomic uint64_t *needs, bool (*ready)(struct rp_end *, uint64_t),
-		    struct rp_end *e, uint64_t arg)
+/*
+ * Block for a token.  read(2) gives a blocked call the kernel's signal rules:
+ * EINTR after a handler, or a restart under SA_RESTART.  But a kernel pipe's
+ * write that has already moved some bytes returns their count after any
+ * handler, SA_RESTART or not; `partial` asks for that: poll(2), which is
+ * never restarted, then a read that does not block.
+ */
+static ssize_t take_token(int fd, bool partial)
 {
 	char c;
+	struct iovec v = { &c, 1 };
+
+	if (!partial)
+		return read(fd, &c, 1);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, -1) < 0)
+			return -1;              /* EINTR: the caller returns its count */
+		ssize_t n = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+		if (n >= 0 || errno != EAGAIN)
+			return n >= 0 || errno != EOPNOTSUPP ? n : read(fd, &c, 1);
+		/* Another sleeper took it first: wait again. */
+	}
+}
+
+static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
+		    _Atomic uint64_t *needs, bool (*ready)(struct rp_end *, uint64_t),
+		    struct rp_end *e, uint64_t arg, bool partial)
+{
 	int r;
 
 	/* Made non-blocking through another copy of the end meanwhile? */
@@ -197,7 +221,7 @@ static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
 	if (ready(e, arg)) {
 		r = RP_WAIT_READY;
 	} else {
-		ssize_t n = read(fd, &c, 1);
+		ssize_t n = take_token(fd, partial);
 		r = n > 0 ? RP_WAIT_READY : n == 0 ? RP_WAIT_GONE : -1;
 	}
 	int err = errno;
@@ -270,7 +294,7 @@ static void hand_back(struct rp_end *e)
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		    uint64_t arg, int fd, _Atomic uint64_t *sleepers,
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
-		    _Atomic uint64_t *blocked_ns)
+		    _Atomic uint64_t *blocked_ns, bool partial)
 {
 	pthread_once(&spin_once, spin_init);
 	uint64_t t0 = rp__now_ns();
@@ -295,7 +319,8 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	int r;
 	/* A token with nothing behind it is stale (left for a sleeper that
 	 * was killed): go back to sleep at once, without spinning again. */
-	while ((r = sleep_on(fd, sleepers, who, needs, ready, e, arg)) == RP_WAIT_READY &&
+	while ((r = sleep_on(fd, sleepers, who, needs, ready, e, arg,
+				 partial)) == RP_WAIT_READY &&
 	       !e->nb_cache && !ready(e, arg)) {
 		if (needs) {
 			int err = errno;
@@ -321,19 +346,20 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 	if (unlock)
 		rp__unlock(&e->sh->rlock);
 	return wait_for(e, readable, 0, e->bell, &e->sh->rd_sleepers,
-			e->sh->rd_who, NULL, &e->sh->rd_blocked_ns);
+			e->sh->rd_who, NULL, &e->sh->rd_blocked_ns, false);
 }
 
 /* Called holding the writers' lock by a writer that found no room: the
  * mirror image, under the lock because tokens into the bell are dropped
  * only there (see rp__reader_emptied). */
-int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock)
+int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial)
 {
 	rp__wake_readers(e);
 	if (unlock)
 		rp__unlock(&e->sh->wlock);
 	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
-			e->sh->wr_who, e->sh->wr_need, &e->sh->wr_blocked_ns);
+			e->sh->wr_who, e->sh->wr_need, &e->sh->wr_blocked_ns,
+			partial);
 }
 
 /*

@@ -54,7 +54,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 				continue;
 			break;
 		}
-		int r = rp__wait_writable(e, n, true);
+		int r = rp__wait_writable(e, n, true, false);
 		if (r == RP_WAIT_GONE) {
 			if (rp__raise_epipe(e) < 0)
 				goto out;
