@@ -242,12 +242,13 @@ static bool writable(struct rp_end *e, uint64_t need)
 }
 
 /*
- * A writer woke for a token but has too little room for its write.  Tokens
- * are not addressed: this one may have been dropped for a writer that needs
- * less and now sleeps with room for its write (the model's finding 2).  If
- * such a writer is asleep, give the token back, and let it take the token
- * before we sleep again: in read(2) we would be served first.  The wait is
- * bounded, in case that writer is stopped.
+ * A writer woke for a token but has too little room for its write, or is
+ * about to sleep for lack of it.  Tokens are not addressed: the token may
+ * have been dropped for a writer that needs less and now sleeps with room
+ * for its write (the model's finding 2).  If such a writer is asleep, give
+ * it a token, and let it take the token before we sleep again: in read(2)
+ * we would be served first.  The wait is bounded, in case that writer is
+ * stopped.
  */
 /*
  * Writers hold the wake pipe read-only, so that read(2) there returns 0 when
@@ -355,8 +356,15 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial)
 {
 	rp__wake_readers(e);
-	if (unlock)
+	if (unlock) {
 		rp__unlock(&e->sh->wlock);
+		/* The same for a writer of another size asleep with room for
+		 * its write: we cannot take that room, so we must not leave it
+		 * owed (a reader killed after making room never woke it). */
+		int err = errno;
+		hand_back(e);
+		errno = err;
+	}
 	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
 			e->sh->wr_who, e->sh->wr_need, &e->sh->wr_blocked_ns,
 			partial);

@@ -22,6 +22,7 @@ struct hp {
 	char dir[64];
 	char path[128];
 	char shm[256];
+	ino_t shm_ino;          /* the ring file's own inode, to know it is ours */
 	size_t cap;
 };
 
@@ -39,21 +40,28 @@ static UNUSED void hp_make(struct hp *h, size_t cap)
 	snprintf(h->shm, sizeof h->shm, "/dev/shm/ringpipe.%llx.%llu",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	CHECK(stat(h->shm, &st) == 0);
+	h->shm_ino = st.st_ino;
 	h->cap = cap ? cap : RP_DEFAULT_CAPACITY;
 }
 
 static UNUSED void hp_clean(struct hp *h)
 {
 	alarm(5);
+	struct stat st;
 	if (rp_unlink(h->path) != 0) {
-		/* a damaged pipe rp_unlink refuses: remove its pieces by hand */
-		char comp[300];
+		/* A damaged pipe rp_unlink refuses: remove its pieces by hand,
+		 * if the ring file is still ours (once it and our FIFO are gone,
+		 * a FIFO made by another test may have the inode, so the names),
+		 * then the FIFO, which holds its inode until then. */
+		if (stat(h->shm, &st) == 0 && st.st_ino == h->shm_ino) {
+			char comp[300];
+			unlink(h->shm);
+			snprintf(comp, sizeof comp, "%s.wake", h->shm);
+			unlink(comp);
+			snprintf(comp, sizeof comp, "%s.gate", h->shm);
+			unlink(comp);
+		}
 		unlink(h->path);
-		unlink(h->shm);
-		snprintf(comp, sizeof comp, "%s.wake", h->shm);
-		unlink(comp);
-		snprintf(comp, sizeof comp, "%s.gate", h->shm);
-		unlink(comp);
 	}
 	alarm(0);
 	rmdir(h->dir);

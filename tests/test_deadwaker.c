@@ -159,6 +159,36 @@ TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
 	scene_end(&s);
 }
 
+/* The dead reader made room for the sleeping writer's 100 bytes but not for
+ * a whole ring; a writer of a whole ring comes by, cannot take that room, and
+ * wakes the one that can before it sleeps itself. */
+TEST(reader_killed_before_token_bigger_writer_wakes_smaller)
+{
+	struct scene s;
+	blocked_writer(&s);
+	double t = asleep_then(&s, 200);
+	poke64(s.h.shm, OFF(tail), peek64(s.h.shm, OFF(tail)) + 100);
+	pid_t big = fork_child();
+	if (big == 0) {
+		static char whole[CAP];
+		rp_close(s.r);
+		CHECK(rp_write(s.w, whole, sizeof whole) == (ssize_t)sizeof whole);
+		_exit(0);
+	}
+	while (*s.done == 0 && now_ms() - t < rp_ms(5000))
+		sleep_ms(1);
+	check_within(t, *s.done, NUDGE_MS, "smaller writer done");
+	static char buf[CAP];
+	size_t left = 2 * CAP;                /* the old ring, then the big write */
+	while (left) {
+		ssize_t n = rp_read(s.r, buf, left < sizeof buf ? left : sizeof buf);
+		CHECK(n > 0);
+		left -= (size_t)n;
+	}
+	rp_wait_ok(big);
+	scene_end(&s);
+}
+
 /* The ring filled by the dead writer: the next writer finds no room, and
  * wakes the reader before it goes to sleep itself. */
 TEST(writer_killed_before_token_next_blocked_write_wakes_reader)

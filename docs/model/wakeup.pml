@@ -57,8 +57,9 @@
  *   NO_RESET            ring_bell() never takes a count back
  *   REAP_LIVE           reap() takes back live sleepers' counts too
  *   NO_HAND_BACK        a writer woken with too little room does not hand
- *                       the token back to one whose write fits (the code
- *                       before the fix of finding 2)
+ *                       the token back to one whose write fits, nor does
+ *                       one about to sleep wake it (the code before the
+ *                       fix of finding 2)
  *   LATE_NUDGE          sleep_on() wakes the other side's sleepers again
  *                       after its re-check failed, just before read(2)
  *   WRITER_SLEEPS_LOCKED  writers sleep holding the writers' lock, as
@@ -328,8 +329,9 @@ inline wake_writers(END)
 
 /*
  * hand_back(): a writer woke for a token with too little room for its own
- * write.  If another live writer is counted asleep whose write fits, the
- * token may have been dropped for it: write(2) one back, then wait until
+ * write, or is about to sleep for lack of it.  If another live writer is
+ * counted asleep whose write fits, the token may have been dropped for it
+ * (or, after a reader was killed, never written): write(2) one, then wait until
  * that writer's bit is clear, or HAND_BACK_NS have passed (either here),
  * before sleeping again.  The scan (free_space(), the count word, each
  * slot's need and TID) is one step here.
@@ -470,6 +472,9 @@ again:
 #endif
 #ifndef WRITER_SLEEPS_LOCKED
 			atomic { n = 0; wlock = 0 };   /* rp__unlock(&sh->wlock) */
+#endif
+#ifndef NO_HAND_BACK
+			hand_back();                   /* the same side's nudge */
 #endif
 			wait_for(WRITABLE, wake, wake_wr_ends, wr_sleepers);
 #ifndef WRITER_SLEEPS_LOCKED
