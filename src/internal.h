@@ -106,6 +106,9 @@ int rp__lock(struct rp_end *e, _Atomic uint32_t *word); /* 0, or -1 EDEADLK */
 int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns);
 /* Nobody (alive) holds it: free, or held by a dead process. */
 bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word);
+/* Writes v in decimal at dst (no stdio: signal handlers get here); returns
+ * the end, where it puts a NUL. */
+char *rp__fmt_u32(char *dst, uint32_t v);
 /* Is thread `tid` dead, a zombie, or not a process that maps this ring? */
 bool rp__tid_gone(struct rp_end *e, uint32_t tid);
 void rp__unlock(_Atomic uint32_t *word);

@@ -14,7 +14,6 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -45,6 +44,67 @@ void rp__lock_atfork_child(void)
 }
 
 /*
+ * These run on the rare paths of rp_read and rp_write, which a signal handler
+ * may call (and then interrupt a malloc or a stdio lock of its own thread):
+ * no stdio here, only open(2), read(2) and our own formatting.
+ */
+char *rp__fmt_u32(char *dst, uint32_t v)
+{
+	char digits[10];
+	int k = 0;
+	do
+		digits[k++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (k)
+		*dst++ = digits[--k];
+	*dst = '\0';
+	return dst;
+}
+
+static void proc_path(char *buf, uint32_t tid, const char *file)
+{
+	strcpy(rp__fmt_u32(stpcpy(buf, "/proc/"), tid), file);
+}
+
+static const char *skip_field(const char *s, const char *end)
+{
+	while (s < end && *s != ' ')
+		s++;
+	while (s < end && *s == ' ')
+		s++;
+	return s;
+}
+
+static unsigned long long parse_num(const char **sp, const char *end, unsigned base)
+{
+	unsigned long long v = 0;
+	const char *s = *sp;
+	for (; s < end; s++) {
+		unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0') :
+			     *s >= 'a' && *s <= 'f' ? (unsigned)(*s - 'a' + 10) : 99;
+		if (d >= base)
+			break;
+		v = v * base + d;
+	}
+	*sp = s;
+	return v;
+}
+
+/* A line of /proc/PID/maps: "start-end perms offset maj:min inode path". */
+static bool maps_line_is(const char *s, const char *end, uint64_t dev, uint64_t ino)
+{
+	for (int i = 0; i < 3; i++)
+		s = skip_field(s, end);
+	unsigned long long maj = parse_num(&s, end, 16);
+	if (s >= end || *s++ != ':')
+		return false;
+	unsigned long long min = parse_num(&s, end, 16);
+	s = skip_field(s, end);
+	return parse_num(&s, end, 10) == ino &&
+	       makedev((unsigned)maj, (unsigned)min) == dev;
+}
+
+/*
  * Does thread `tid` map the ring (dev, ino)?  A lock word is only a number
  * in shared memory: a hostile or confused peer may write the id of some
  * unrelated live process there.  A real holder maps the ring; anything
@@ -53,35 +113,56 @@ void rp__lock_atfork_child(void)
  */
 static bool holder_maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
 {
-	char path[40], line[512];
-	snprintf(path, sizeof(path), "/proc/%u/maps", tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
+	char path[40], buf[4096];
+	proc_path(path, tid, "/maps");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return errno != ENOENT && errno != ESRCH;
-	bool found = false;
-	unsigned maj, min;
-	unsigned long long inode;
-	while (!found && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &inode) == 3)
-			found = inode == ino && makedev(maj, min) == dev;
-		/* A long path may split a line: skip its tail. */
-		while (!strchr(line, '\n') && fgets(line, sizeof(line), f))
-			;
+	bool found = false, in_long_line = false;
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		const char *s = buf, *end = buf + len, *nl;
+		while ((nl = memchr(s, '\n', (size_t)(end - s)))) {
+			if (!in_long_line && maps_line_is(s, nl, dev, ino))
+				found = true;
+			in_long_line = false;
+			s = nl + 1;
+		}
+		len = (size_t)(end - s);
+		if (found)
+			break;
+		if (len == sizeof(buf)) {
+			/* A line longer than the buffer (a long path): its
+			 * head has the fields; skip the rest of it. */
+			found = !in_long_line && maps_line_is(s, end, dev, ino);
+			in_long_line = true;
+			len = 0;
+		} else {
+			memmove(buf, s, len);
+		}
+		if (found)
+			break;
 	}
-	fclose(f);
+	close(fd);
 	return found;
 }
 
 /* Is thread `tid` gone (no such task, or a zombie)? */
 static bool holder_dead(uint32_t tid)
 {
-	char path[32], buf[256];
+	char path[40], buf[256];
 	int fd;
 	ssize_t n;
 
 	if (tid == 0)
 		return true;
-	snprintf(path, sizeof(path), "/proc/%u/stat", tid);
+	proc_path(path, tid, "/stat");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT || errno == ESRCH;

@@ -31,10 +31,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,24 +48,35 @@
 #define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
 #define HAND_BACK_NS    1000000       /* see hand_back() */
 
-static uint64_t spin_ns = SPIN_NS_DEFAULT;
-static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
 static const char zeros[RP_PIPE_BUF];
 
-static void spin_init(void)
+/*
+ * The spin budget, worked out on first use.  Not with pthread_once: a
+ * signal handler that writes into a pipe while its thread is inside that
+ * first use would wait for itself for ever.  Two threads that both work it
+ * out get the same answer.
+ */
+#define SPIN_UNSET UINT64_MAX
+static _Atomic uint64_t spin_budget = SPIN_UNSET;
+
+static uint64_t spin_ns(void)
 {
+	uint64_t v = atomic_load_explicit(&spin_budget, memory_order_relaxed);
+	if (v != SPIN_UNSET)
+		return v;
 	/* One CPU in the machine: the peer cannot run while we spin.  (Not
 	 * our affinity mask: a process pinned to one CPU may well have its
 	 * peer pinned to another.) */
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		spin_ns = 0;
+	v = sysconf(_SC_NPROCESSORS_ONLN) < 2 ? 0 : SPIN_NS_DEFAULT;
 	const char *s = getenv("RINGPIPE_SPIN_NS");
 	if (s && *s) {
 		char *end;
-		unsigned long long v = strtoull(s, &end, 10);
-		if (!*end && v <= 1000000000ULL)
-			spin_ns = v;
+		unsigned long long u = strtoull(s, &end, 10);
+		if (!*end && u <= 1000000000ULL)
+			v = u;
 	}
+	atomic_store_explicit(&spin_budget, v, memory_order_relaxed);
+	return v;
 }
 
 static inline void cpu_relax(void)
@@ -259,7 +269,7 @@ static bool writable(struct rp_end *e, uint64_t need)
 static bool give_token(int fd)
 {
 	char path[40];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rp__fmt_u32(stpcpy(path, "/proc/self/fd/"), (uint32_t)fd);
 	int w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (w < 0)
 		return false;
@@ -297,9 +307,8 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
 		    _Atomic uint64_t *blocked_ns, bool partial)
 {
-	pthread_once(&spin_once, spin_init);
 	uint64_t t0 = rp__now_ns();
-	uint64_t deadline = t0 + spin_ns;
+	uint64_t deadline = t0 + spin_ns();
 
 	for (unsigned i = 0;; i++) {
 		if (ready(e, arg))
