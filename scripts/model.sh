@@ -1,7 +1,7 @@
 #!/bin/sh
 # Model-check ringpipe's sleep/wake protocol (docs/model/wakeup.pml) with spin.
 #
-#   sh scripts/model.sh            run every check (40-90 s on 2 CPUs)
+#   sh scripts/model.sh            run every check (about 2 min on 2 CPUs)
 #   MODEL_TRAILS=DIR sh scripts/model.sh
 #                                  also keep each counterexample, as spin
 #                                  prints it, in DIR/NAME.txt
@@ -65,11 +65,11 @@ check() {
 			[ "$expect" = holds ] || bfs=-DBFS
 			# shellcheck disable=SC2086
 			gcc -O2 -w -DSAFETY -DNOCLAIM $bfs $cflags -o pan pan.c
-			./pan -m2000000 -w24 >pan.out 2>&1 || true
+			./pan -m6000000 -w24 >pan.out 2>&1 || true
 		else
 			# shellcheck disable=SC2086
 			gcc -O2 -w $cflags -o pan pan.c
-			./pan -a -N "$kind" -m2000000 -w24 >pan.out 2>&1 || true
+			./pan -a -N "$kind" -m6000000 -w24 >pan.out 2>&1 || true
 		fi
 		if [ -n "${MODEL_TRAILS:-}" ] && [ -f wakeup.pml.trail ]; then
 			mkdir -p "$MODEL_TRAILS"

@@ -198,10 +198,30 @@ static uint64_t free_space(struct rp_end *e)
  * handler, SA_RESTART or not; `partial` asks for that: poll(2), which is
  * never restarted, then a read that does not block.
  */
+/* One byte from a blocking pipe, without blocking: RWF_NOWAIT where the
+ * kernel takes it (pipe(2)), else through a second, non-blocking open file
+ * description of the same pipe (a FIFO opened by path refuses RWF_NOWAIT). */
+static ssize_t read_nowait(int fd, char *c)
+{
+	struct iovec v = { c, 1 };
+	ssize_t n = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+	if (n >= 0 || errno != EOPNOTSUPP)
+		return n;
+	char path[40];
+	rp__fmt_u32(stpcpy(path, "/proc/self/fd/"), (uint32_t)fd);
+	int nb = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (nb < 0)
+		return read(fd, c, 1);          /* no /proc: block, as before */
+	n = read(nb, c, 1);
+	int err = errno;
+	close(nb);
+	errno = err;
+	return n;
+}
+
 static ssize_t take_token(int fd, bool partial)
 {
 	char c;
-	struct iovec v = { &c, 1 };
 
 	if (!partial)
 		return read(fd, &c, 1);
@@ -209,9 +229,9 @@ static ssize_t take_token(int fd, bool partial)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (poll(&p, 1, -1) < 0)
 			return -1;              /* EINTR: the caller returns its count */
-		ssize_t n = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+		ssize_t n = read_nowait(fd, &c);
 		if (n >= 0 || errno != EAGAIN)
-			return n >= 0 || errno != EOPNOTSUPP ? n : read(fd, &c, 1);
+			return n;
 		/* Another sleeper took it first: wait again. */
 	}
 }

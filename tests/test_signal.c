@@ -3,6 +3,7 @@
 #include <ringpipe.h>
 
 #include <fcntl.h>
+#include <stdbool.h>
 
 static volatile sig_atomic_t nsig;
 static void on_signal(int sig) { (void)sig; nsig++; }
@@ -91,32 +92,51 @@ TEST(blocked_write_eintr_before_any_byte)
 }
 
 /* A write larger than the ring, nobody reading: a handler installed with
- * `flags` ends it with the count so far. */
-static void partial_count_after_handler(int flags)
+ * `flags` ends it with the count so far.  `named`: through a named pipe,
+ * whose token pipes are FIFOs opened by path. */
+static void partial_count_after_handler(int flags, bool named)
 {
 	static unsigned char buf[10000];
+	char dir[32] = "/tmp/rp_signal_XXXXXX", path[64];
 	rp_end *e[2];
 	alarm(5);
 	catch_signal(SIGUSR1, flags);
 	pid_t pid = signal_after(SIGUSR1, 300);
-	mkpipe(e, 0, 4096);
+	if (named) {
+		CHECK(mkdtemp(dir) != NULL);
+		snprintf(path, sizeof path, "%s/p", dir);
+		CHECK(rp_mkfifo(path, 0600, 4096) == 0);
+		CHECK((e[0] = rp_open(path, O_RDONLY | O_NONBLOCK)) != NULL);
+		CHECK((e[1] = rp_open(path, O_WRONLY)) != NULL);
+	} else {
+		mkpipe(e, 0, 4096);
+	}
 	ssize_t n = rp_write(e[1], buf, sizeof buf);
 	CHECK(nsig == 1);
 	CHECK(n > 0 && n < (ssize_t)sizeof buf);
 	CHECK(rp_nread(e[0]) == n);
 	rp_wait_ok(pid);
+	if (named) {
+		CHECK(rp_unlink(path) == 0);
+		CHECK(rmdir(dir) == 0);
+	}
 }
 
 TEST(blocked_write_interrupted_returns_partial_count)
 {
-	partial_count_after_handler(0);
+	partial_count_after_handler(0, false);
 }
 
 /* A write that has moved bytes is not restarted: a kernel pipe returns the
  * count whatever the handler's flags. */
 TEST(blocked_write_with_sa_restart_returns_partial_count)
 {
-	partial_count_after_handler(SA_RESTART);
+	partial_count_after_handler(SA_RESTART, false);
+}
+
+TEST(blocked_write_to_named_pipe_with_sa_restart_returns_partial_count)
+{
+	partial_count_after_handler(SA_RESTART, true);
 }
 
 TEST(blocked_write_restarts_with_sa_restart)

@@ -89,6 +89,21 @@ case_idle_write_bridge_does_not_block_other_writers() {
 	[ "$(cat "$T/out")" = second ] || fail "got: $(cat "$T/out")"
 }
 
+# /dev/full reads as zeros but refuses RWF_NOWAIT (EOPNOTSUPP): the write
+# bridge falls back to reading stdin through a buffer, and loses nothing.
+case_write_from_stdin_refusing_nowait_goes_through_a_buffer() {
+	"$RINGPIPE" mkfifo -s 64K "$T/p"
+	"$RINGPIPE" read "$T/p" | head -c 3000000 >"$T/out" &
+	set +e
+	"$RINGPIPE" write "$T/p" </dev/full 2>"$T/err"
+	st=$?
+	set -e
+	wait
+	[ "$st" = 141 ] || fail "status $st, want 141 (SIGPIPE): $(cat "$T/err")"
+	[ "$(wc -c <"$T/out")" -eq 3000000 ] || fail "got $(wc -c <"$T/out") bytes: $(cat "$T/err")"
+	cmp -s -n 3000000 "$T/out" /dev/zero || fail "not all zeros"
+}
+
 case_read_exits_at_eof_with_status_zero() {
 	"$RINGPIPE" mkfifo "$T/p"
 	"$RINGPIPE" read "$T/p" >"$T/out" &
