@@ -218,13 +218,18 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 {
 	struct rp_shared *sh = e->sh;
 	uint32_t maxp = rp_frame_max_payload(e->ring.cap);
+	/* A message of one chunk appears whole with the publish of head, or
+	 * not at all: only longer ones need msg_start (cut_message_len()),
+	 * and a small message saves its two stores, each a full barrier. */
+	bool multi = len > maxp;
 	uint64_t off = 0;
 	int err;
 
 	if (rp__lock(e, &sh->wlock) < 0)
 		return -1;
 	/* Whatever a previous holder (perhaps now dead) was sending is over. */
-	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
+	if (atomic_load_explicit(&sh->msg_start, memory_order_seq_cst) != RP_NO_MSG)
+		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	do {
 		uint32_t n = len - off < maxp ? (uint32_t)(len - off) : maxp;
 		uint64_t need = sizeof(struct rp_frame) + n;
@@ -262,7 +267,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				 (off + n == len ? RP_FRAME_LAST : 0);
 		struct rp_frame f = { RP_FRAME_MAGIC | flags, n, off == 0 ? len : off };
 		unsigned char *dst = e->data + rp_ring_off(&e->ring, head);
-		if (off == 0)
+		if (off == 0 && multi)
 			atomic_store_explicit(&sh->msg_start, head, memory_order_seq_cst);
 		memcpy(dst, &f, sizeof(f));
 		if (n)
@@ -272,11 +277,13 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		off += n;
 	} while (off < len);
 	/* After the LAST chunk is published: see cut_message_len(). */
-	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
+	if (multi)
+		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	rp__unlock(&sh->wlock);
 	return 0;
 epipe:
-	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
+	if (multi)
+		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	rp__unlock(&sh->wlock);
 	e->widowed = 1;
 	rp__raise_epipe(e);
@@ -284,7 +291,8 @@ epipe:
 	return -1;
 fail:
 	/* Given up mid-message: the receiver will drop what was sent. */
-	atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
+	if (multi)
+		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
 	rp__unlock(&sh->wlock);
 	errno = err;
 	return -1;
