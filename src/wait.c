@@ -191,13 +191,6 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-/*
- * Block for a token.  read(2) gives a blocked call the kernel's signal rules:
- * EINTR after a handler, or a restart under SA_RESTART.  But a kernel pipe's
- * write that has already moved some bytes returns their count after any
- * handler, SA_RESTART or not; `partial` asks for that: poll(2), which is
- * never restarted, then a read that does not block.
- */
 /* One byte from a blocking pipe, without blocking: RWF_NOWAIT where the
  * kernel takes it (pipe(2)), else through a second, non-blocking open file
  * description of the same pipe (a FIFO opened by path refuses RWF_NOWAIT). */
@@ -219,6 +212,13 @@ static ssize_t read_nowait(int fd, char *c)
 	return n;
 }
 
+/*
+ * Block for a token.  read(2) gives a blocked call the kernel's signal rules:
+ * EINTR after a handler, or a restart under SA_RESTART.  But a kernel pipe's
+ * write that has already moved some bytes returns their count after any
+ * handler, SA_RESTART or not; `partial` asks for that: poll(2), which is
+ * never restarted, then a read that does not block.
+ */
 static ssize_t take_token(int fd, bool partial)
 {
 	char c;
@@ -272,15 +272,6 @@ static bool writable(struct rp_end *e, uint64_t need)
 }
 
 /*
- * A writer woke for a token but has too little room for its write, or is
- * about to sleep for lack of it.  Tokens are not addressed: the token may
- * have been dropped for a writer that needs less and now sleeps with room
- * for its write (the model's finding 2).  If such a writer is asleep, give
- * it a token, and let it take the token before we sleep again: in read(2)
- * we would be served first.  The wait is bounded, in case that writer is
- * stopped.
- */
-/*
  * Writers hold the wake pipe read-only, so that read(2) there returns 0 when
  * the last reader goes; to hand a token back one opens a write end for the
  * moment (closing it wakes the sleepers again, so no EOF is lost).  False if
@@ -298,6 +289,15 @@ static bool give_token(int fd)
 	return n == 1;
 }
 
+/*
+ * A writer woke for a token but has too little room for its write, or is
+ * about to sleep for lack of it.  Tokens are not addressed: the token may
+ * have been dropped for a writer that needs less and now sleeps with room
+ * for its write (the model's finding 2).  If such a writer is asleep, give
+ * it a token, and let it take the token before we sleep again: in read(2)
+ * we would be served first.  The wait is bounded, in case that writer is
+ * stopped.
+ */
 static void hand_back(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
