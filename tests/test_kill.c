@@ -1136,15 +1136,16 @@ static int wait_rd_count(struct rp_shared *hdr, uint64_t want)
 
 /*
  * A reader killed asleep leaves its count behind, so every publish owes it
- * a token.  Once the token pipe is full the count of the dead reader, and
- * only it, is taken back: afterwards nobody is counted but the live reader,
- * which still gets every byte.
+ * a token.  Once the token pipe is full the count of the dead reader is taken
+ * back, and publishes stop paying for it.  (The parent reads each byte back
+ * while it is there, so no live reader sleeps and drains the tokens: the
+ * pipe fills after 64 Ki publishes whatever the timing.  That only dead
+ * sleepers' counts are taken back is the model's reap-live check.)
  */
 TEST(reader_killed_asleep_count_is_taken_back)
 {
 	alarm(60);
 	enum { N = 100000 };
-	struct { long total; } *sh = shared_mem(sizeof *sh);
 	struct named nm;
 	open_named(&nm, 16384);
 	struct rp_shared *hdr = nm.hdr;
@@ -1166,29 +1167,14 @@ TEST(reader_killed_asleep_count_is_taken_back)
 	wait_killed(dying);
 	CHECK(rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == 1);
 
-	pid_t live = fork_child();
-	if (live == 0) {
-		CHECK(rp_close(wr) == 0);
-		char buf[4096];
-		ssize_t n;
-		long total = 0;
-		while ((n = rp_read(rd, buf, sizeof buf)) > 0)
-			total += n;
-		sh->total = n == 0 ? total : -1;
-		_exit(0);
-	}
-	/* One publish per byte: the dead count costs a token each, more than
-	 * the live reader takes, so the 64 KiB token pipe fills. */
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < N; i++) {
+		char c;
 		CHECK(rp_write(wr, "x", 1) == 1);
-	CHECK(atomic_load(&hdr->rd_who[slot]) != (uint32_t)dying);
-	CHECK((atomic_load(&hdr->rd_sleepers) & ((uint64_t)1 << slot)) == 0 ||
-	      atomic_load(&hdr->rd_who[slot]) != 0);   /* taken back, or reused */
-	CHECK(atomic_load(&hdr->rd_sleepers) >> 32 == 0);
+		CHECK(rp_read(rd, &c, 1) == 1 && c == 'x');
+	}
+	CHECK(atomic_load(&hdr->rd_who[slot]) == 0);
+	CHECK(atomic_load(&hdr->rd_sleepers) == 0);
 	CHECK(rp_close(wr) == 0);
-	rp_wait_ok(live);
-	CHECK(sh->total == N);
-	CHECK(rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == 0);
 	CHECK(rp_close(rd) == 0);
 	munmap(hdr, RP_HDR_SIZE);
 }
