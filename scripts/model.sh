@@ -149,25 +149,25 @@ extra2() {
 	check cand-both-asleep-2w1r holds   safety "$G $W2R1 $K2 -DLATE_NUDGE -DWRITER_SLEEPS_LOCKED"
 }
 
+# Two lanes at once, one per CPU.
+both() {
+	"$1" &
+	p1=$!
+	"$2" &
+	p2=$!
+	wait $p1 || true
+	wait $p2 || true
+}
+
 start=$(date +%s)
-lane1 &
-p1=$!
-lane2 &
-p2=$!
-wait $p1 || true
-wait $p2 || true
+both lane1 lane2
 names="lost-wakeup-1w2r lost-wakeup-2w1r killed-peer-1w2r killed-peer-2w1r
 	deviation-idle-1w2r deviation-idle-2w1r deviation-asleep-1w2r
 	deviation-asleep-2w1r no-recheck store-load-reorder no-nudge-1w2r
 	no-nudge-2w1r ring-bell-reset reap-live ring-bell-reset-hang no-hand-back
 	no-hand-back-killed"
 if [ "${MODEL_EXTRA:-0}" = 1 ]; then
-	extra1 &
-	p1=$!
-	extra2 &
-	p2=$!
-	wait $p1 || true
-	wait $p2 || true
+	both extra1 extra2
 	names="$names cand-late-nudge-1w2r cand-late-nudge-2w1r cand-locked-sizes
 	cand-both-lost-2w1r cand-both-killed-2w1r cand-both-asleep-2w1r"
 fi

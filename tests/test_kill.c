@@ -1149,12 +1149,11 @@ TEST(reader_killed_asleep_count_is_taken_back)
 	struct named nm;
 	open_named(&nm, 16384);
 	struct rp_shared *hdr = nm.hdr;
-	rp_end *rd = nm.rd, *wr = nm.wr;
 
 	pid_t dying = fork_child();
 	if (dying == 0) {
 		char c;
-		rp_read(rd, &c, 1);
+		rp_read(nm.rd, &c, 1);
 		_exit(1);
 	}
 	CHECK(wait_rd_count(hdr, 1));
@@ -1169,12 +1168,14 @@ TEST(reader_killed_asleep_count_is_taken_back)
 
 	for (int i = 0; i < N; i++) {
 		char c;
-		CHECK(rp_write(wr, "x", 1) == 1);
-		CHECK(rp_read(rd, &c, 1) == 1 && c == 'x');
+		CHECK(rp_write(nm.wr, "x", 1) == 1);
+		CHECK(rp_read(nm.rd, &c, 1) == 1 && c == 'x');
 	}
 	CHECK(atomic_load(&hdr->rd_who[slot]) == 0);
 	CHECK(atomic_load(&hdr->rd_sleepers) == 0);
-	CHECK(rp_close(wr) == 0);
-	CHECK(rp_close(rd) == 0);
+	CHECK(rp_close(nm.wr) == 0);
+	CHECK(rp_close(nm.rd) == 0);
 	munmap(hdr, RP_HDR_SIZE);
+	CHECK(rp_unlink(nm.path) == 0);
+	rmdir(nm.dir);
 }
