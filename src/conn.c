@@ -237,9 +237,15 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		for (;;) {
 			if (rp__readers_gone_hint(e))
 				goto epipe;
-			uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
 			head = atomic_load_explicit(&sh->head, memory_order_relaxed);
-			int64_t used = rp_ring_used(&e->ring, head, tail);
+			/* As write_iov(): the tail we saw last can only be too
+			 * small, so the readers' line is touched only when it
+			 * shows too little room. */
+			int64_t used = rp_ring_used(&e->ring, head, e->peer);
+			if (used < 0 || e->ring.cap - (uint64_t)used < need) {
+				e->peer = atomic_load_explicit(&sh->tail, memory_order_acquire);
+				used = rp_ring_used(&e->ring, head, e->peer);
+			}
 			if (used < 0) {
 				err = EIO;
 				goto fail;
@@ -468,9 +474,18 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 		}
 	}
 	for (;;) {
-		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
 		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
-		int64_t used = rp_ring_used(&e->ring, head, tail);
+		/* As read_iov(): the head we saw last, reloaded when it shows
+		 * nothing (or is behind another receiver's tail).  Writers
+		 * publish whole frames, so it lies on a frame boundary. */
+		bool fresh = false;
+		int64_t used = rp_ring_used(&e->ring, e->peer, tail);
+		if (used <= 0) {
+			e->peer = atomic_load_explicit(&sh->head, memory_order_acquire);
+			used = rp_ring_used(&e->ring, e->peer, tail);
+			fresh = true;
+		}
+		uint64_t head = e->peer;
 		if (used < 0) {
 			err = EIO;
 			goto fail;
@@ -508,6 +523,10 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 		struct rp_frame f;
 		const unsigned char *src = e->data + rp_ring_off(&e->ring, tail);
 		memcpy(&f, src, sizeof(f));
+		if (!rp_frame_check(&f, (uint64_t)used) && !fresh) {
+			e->peer = tail;          /* stale head: reload and look again */
+			continue;
+		}
 		if (!rp_frame_check(&f, (uint64_t)used)) {
 			/* Garbage: no boundary to resync on, so drop what is queued. */
 			atomic_store_explicit(&sh->tail, head, RP_PUBLISH);
@@ -540,28 +559,28 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 		if (!x.skipping && f.len)
 			memcpy(x.dst + x.got, src + sizeof(f), f.len);
 		x.got += f.len;
+		if ((flags & RP_FRAME_LAST) && x.got == x.total && !x.skipping) {
+			/* Received whole: wake writers after the unlock, whose
+			 * exchange is the handshake's barrier (RP_PUBLISH_UNLOCKED). */
+			atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
+					      RP_PUBLISH_UNLOCKED);
+			rp__reader_emptied(e);
+			rp__unlock(&sh->rlock);
+			rp__mb_after_unlock();
+			rp__wake_writers(e);
+			if (out)
+				*out = x.dst;
+			return (ssize_t)x.total;
+		}
 		atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
 				      RP_PUBLISH);
 		rp__wake_writers(e);
 		if (flags & RP_FRAME_LAST) {
-			if (x.got != x.total) {
-				rx_drop(&x);
-				err = EBADMSG;
-				goto fail;
-			}
-			if (x.skipping) {
-				rx_drop(&x);
-				err = EMSGSIZE;   /* over the limit: refused and discarded */
-				goto fail;
-			}
-			rp__reader_emptied(e);
-			break;
+			/* Torn, or over the limit (refused and discarded). */
+			err = x.got != x.total ? EBADMSG : EMSGSIZE;
+			goto fail;           /* which drops it */
 		}
 	}
-	rp__unlock(&sh->rlock);
-	if (out)
-		*out = x.dst;
-	return (ssize_t)x.total;
 fail:
 	rx_drop(&x);
 	rp__unlock(&sh->rlock);

@@ -24,13 +24,13 @@
 #define LOCK_TID        0x3fffffffu
 #define LOCK_RECHECK_NS 20000000L
 
-static __thread uint32_t my_tid;
+__thread uint32_t rp__tid_cache;
 
 static uint32_t self(void)
 {
-	if (!my_tid)
-		my_tid = (uint32_t)syscall(SYS_gettid) & LOCK_TID;
-	return my_tid;
+	if (!rp__tid_cache)
+		rp__tid_cache = (uint32_t)syscall(SYS_gettid) & LOCK_TID;
+	return rp__tid_cache;
 }
 
 uint32_t rp__self_tid(void)
@@ -40,7 +40,7 @@ uint32_t rp__self_tid(void)
 
 void rp__lock_atfork_child(void)
 {
-	my_tid = 0;
+	rp__tid_cache = 0;
 }
 
 /*
@@ -178,11 +178,6 @@ static bool holder_dead(uint32_t tid)
 	return p[2] == 'Z' || p[2] == 'X';
 }
 
-int rp__lock(struct rp_end *e, _Atomic uint32_t *word)
-{
-	return rp__lock_within(e, word, 0);
-}
-
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -264,6 +259,7 @@ bool rp__tid_gone(struct rp_end *e, uint32_t tid)
 	       !holder_maps_ring(tid, e->ring_dev, e->ring_ino);
 }
 
+/* An atomic exchange, which rp__mb_after_unlock() counts on. */
 void rp__unlock(_Atomic uint32_t *word)
 {
 	uint32_t old = atomic_exchange_explicit(word, 0, memory_order_release);

@@ -192,10 +192,11 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			ring_to_iov(iov, cnt, 0,
 				    e->data + rp_ring_off(&e->ring, tail), n);
 			atomic_store_explicit(&sh->tail, tail + n,
-					      RP_PUBLISH);
+					      RP_PUBLISH_UNLOCKED);
 			if (n == (uint64_t)used)
 				rp__reader_emptied(e);
 			rp__unlock(&sh->rlock);
+			rp__mb_after_unlock();
 			rp__wake_writers(e);
 			return (ssize_t)n;
 		}
@@ -221,40 +222,65 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 	return 0;
 }
 
-ssize_t rp_write(rp_end *h, const void *buf, size_t n)
+/* rp_write and rp_read check their one buffer themselves: iov_total's
+ * loop was a tenth of a small call. */
+static ssize_t buf_total(const void *buf, size_t n)
 {
-	struct iovec v = { (void *)buf, n };
-	return rp_writev(h, &v, 1);
+	if (n > SSIZE_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n && !buf) {
+		errno = EFAULT;
+		return -1;
+	}
+	return (ssize_t)n;
 }
 
-ssize_t rp_read(rp_end *h, void *buf, size_t n)
-{
-	struct iovec v = { buf, n };
-	return rp_readv(h, &v, 1);
-}
-
-ssize_t rp_writev(rp_end *h, const struct iovec *iov, int cnt)
+static ssize_t do_write(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
 {
 	struct rp_end *e = rp__end_get(h, RP_WRITER);
 	if (!e)
 		return -1;
-	ssize_t r = iov_total(iov, cnt);
+	ssize_t r = total;
 	if (r > 0)
 		r = write_iov(e, iov, cnt, (size_t)r);
 	rp__end_put(e);
 	return r;
 }
 
-ssize_t rp_readv(rp_end *h, const struct iovec *iov, int cnt)
+static ssize_t do_read(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
 {
 	struct rp_end *e = rp__end_get(h, RP_READER);
 	if (!e)
 		return -1;
-	ssize_t r = iov_total(iov, cnt);
+	ssize_t r = total;
 	if (r > 0)
 		r = read_iov(e, iov, cnt, (size_t)r);
 	rp__end_put(e);
 	return r;
+}
+
+ssize_t rp_write(rp_end *h, const void *buf, size_t n)
+{
+	struct iovec v = { (void *)buf, n };
+	return do_write(h, &v, 1, buf_total(buf, n));
+}
+
+ssize_t rp_read(rp_end *h, void *buf, size_t n)
+{
+	struct iovec v = { buf, n };
+	return do_read(h, &v, 1, buf_total(buf, n));
+}
+
+ssize_t rp_writev(rp_end *h, const struct iovec *iov, int cnt)
+{
+	return do_write(h, iov, cnt, iov_total(iov, cnt));
+}
+
+ssize_t rp_readv(rp_end *h, const struct iovec *iov, int cnt)
+{
+	return do_read(h, iov, cnt, iov_total(iov, cnt));
 }
 
 int rp_close(rp_end *h)

@@ -39,6 +39,13 @@
 #include <unistd.h>
 
 #define SPIN_NS_DEFAULT 50000
+/* The spin looks at the ring every SPIN_POLL pauses (about 0.2 us here):
+ * each look takes the line of the other side's index away from it, and a
+ * writer streaming small writes then waits for that line at every call
+ * (DESIGN.md, "Small writes").  -DSPIN_POLL=1 for experiments. */
+#ifndef SPIN_POLL
+#define SPIN_POLL 8
+#endif
 /* Spinning longer than this yields the CPU at every clock check: a round
  * trip between two processes sharing a CPU took 70 us when the spin
  * yielded every 1024 pauses, 15 us this way. */
@@ -331,7 +338,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	uint64_t deadline = t0 + spin_ns();
 
 	for (unsigned i = 0;; i++) {
-		if (ready(e, arg))
+		if (i % SPIN_POLL == 0 && ready(e, arg))
 			return RP_WAIT_READY;
 		if ((i & 63) == 63) {
 			uint64_t now = rp__now_ns();

@@ -167,9 +167,10 @@ int rp_read_consume(rp_end *h, size_t n)
 		errno = EINVAL;
 	} else {
 		atomic_store_explicit(&e->sh->tail, e->held_pos + n,
-				      RP_PUBLISH);
+				      RP_PUBLISH_UNLOCKED);
 		e->held = 0;
 		rp__unlock(&e->sh->rlock);
+		rp__mb_after_unlock();
 		rp__wake_writers(e);
 		r = 0;
 	}

@@ -1431,6 +1431,50 @@ TEST(kill_receiver_mid_message_other_receiver_continues)
 	CHECK(memcmp(sh->r2, "after", 5) == 0);
 }
 
+/*
+ * Two receivers race for many small messages: each receiver caches the
+ * head it saw last, which the other's receives leave behind its tail.
+ * Every message must arrive once, whole, and each receiver must see its
+ * share in the order sent.
+ */
+TEST(two_receivers_small_messages_each_once_in_order)
+{
+	alarm(60);
+	enum { N = 200000 };
+	struct { _Atomic long count; _Atomic long sum; } *sh = shared_mem(sizeof *sh);
+	rp_conn *c[2];
+	one_way_cap(c, 4096);
+	pid_t rx[2];
+	for (int k = 0; k < 2; k++) {
+		rx[k] = fork_child();
+		if (rx[k] == 0) {
+			CHECK(rp_conn_close(c[1]) == 0);
+			long m[2], last = -1;
+			ssize_t r;
+			while ((r = rp_recv(c[0], m, sizeof m)) >= 0) {
+				CHECK(r == (ssize_t)sizeof m);
+				CHECK(m[1] == ~m[0]);          /* whole */
+				CHECK(m[0] > last);            /* in order */
+				last = m[0];
+				atomic_fetch_add(&sh->count, 1);
+				atomic_fetch_add(&sh->sum, m[0]);
+			}
+			CHECK(errno == ENODATA);
+			_exit(0);
+		}
+	}
+	CHECK(rp_conn_close(c[0]) == 0);
+	for (long i = 0; i < N; i++) {
+		long m[2] = { i, ~i };
+		CHECK(rp_send(c[1], m, sizeof m) == 0);
+	}
+	CHECK(rp_conn_close(c[1]) == 0);
+	rp_wait_ok(rx[0]);
+	rp_wait_ok(rx[1]);
+	CHECK(atomic_load(&sh->count) == N);
+	CHECK(atomic_load(&sh->sum) == (long)N * (N - 1) / 2);   /* once each */
+}
+
 /* ================================================= EPIPE and SIGPIPE */
 
 /* The only receiver dies: the sender (SIGPIPE ignored) gets EPIPE, soon,
