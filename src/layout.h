@@ -41,7 +41,9 @@ static inline uint64_t rp_sleeper_count(uint64_t w)
 }
 
 struct rp_shared {
-	/* Identity: written once by the creator. */
+	/* Identity: written once by the creator.  These fields keep their
+	 * place in every layout version, so that `ringpipe ls` can name a
+	 * ring made by a release with another layout. */
 	uint64_t magic;
 	uint32_t version;
 	uint32_t hdr_size;

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "tool.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -16,7 +17,7 @@ static const char *state(const struct tool_pipe *p)
 {
 	uint64_t q = p->head - p->tail;
 	if (!p->valid)
-		return "damaged";
+		return tool_pipe_problem(p);
 	if (!p->nholders)
 		return "closed";
 	if (p->rd_sleepers && p->wr_sleepers)
@@ -159,8 +160,12 @@ int rp_cmd_stat(int argc, char **argv)
 		return 1;
 	}
 	struct tool_pipe *p = tool_inventory_find(&inv, path);
-	if (!p || !p->valid) {
+	if (p && !p->valid && p->problem[0])
+		tool_err(path, "made by a ringpipe with another header layout (version %u; "
+			 "this one reads %u)", p->layout, RP_LAYOUT_VERSION);
+	else if (!p || !p->valid)
 		tool_err(path, "%s", p ? "damaged header" : tool_strerror(errno));
+	if (!p || !p->valid) {
 		tool_inventory_free(&inv);
 		return 1;
 	}

@@ -93,7 +93,7 @@ static void draw(struct tool_inventory *inv, struct sample *prev, size_t nprev, 
 		       tool_human(p->capacity, cap, sizeof(cap)), bar,
 		       tool_human(r, rate, sizeof(rate)), tool_count_role(p, 'r'),
 		       tool_count_role(p, 'w'),
-		       !p->valid ? "damaged" : p->rd_sleepers ? "reader asleep" :
+		       !p->valid ? tool_pipe_problem(p) : p->rd_sleepers ? "reader asleep" :
 		       p->wr_sleepers ? "writer asleep" : "");
 	}
 	if (inv->ndenied)

@@ -50,8 +50,12 @@ static bool read_header(int fd, struct tool_pipe *p)
 	const struct rp_shared *sh = mmap(NULL, RP_HDR_SIZE, PROT_READ, MAP_SHARED, fd, 0);
 	if (sh == MAP_FAILED)
 		return false;
-	bool ok = sh->magic == RP_MAGIC && sh->version == RP_LAYOUT_VERSION &&
+	bool ours = sh->magic == RP_MAGIC;
+	bool ok = ours && sh->version == RP_LAYOUT_VERSION &&
 		  sh->capacity >= 4096 && !(sh->capacity & (sh->capacity - 1));
+	p->layout = ours ? sh->version : 0;
+	if (ours && p->layout != RP_LAYOUT_VERSION)
+		snprintf(p->problem, sizeof(p->problem), "layout v%u", p->layout);
 	if (ok) {
 		p->capacity = sh->capacity;
 		p->head = atomic_load(&sh->head);
@@ -61,16 +65,18 @@ static bool read_header(int fd, struct tool_pipe *p)
 		p->wr_sleepers = (uint32_t)rp_sleeper_count(atomic_load(&sh->wr_sleepers));
 		p->rd_blocked_ns = atomic_load(&sh->rd_blocked_ns);
 		p->wr_blocked_ns = atomic_load(&sh->wr_blocked_ns);
-		if (sh->fifo_ino) {
-			char path[sizeof(sh->path) + 1];
-			memcpy(path, sh->path, sizeof(sh->path));
-			path[sizeof(sh->path)] = '\0';   /* untrusted: bound it */
-			for (char *c = path; *c; c++)
-				if (!isprint((unsigned char)*c))
-					*c = '?';
-			p->named = true;
-			snprintf(p->name, sizeof(p->name), "%s", path[0] ? path : "?");
-		}
+	}
+	/* The identity fields keep their place in every layout version
+	 * (layout.h), so a ring of another release is still named. */
+	if (ours && sh->fifo_ino) {
+		char path[sizeof(sh->path) + 1];
+		memcpy(path, sh->path, sizeof(sh->path));
+		path[sizeof(sh->path)] = '\0';   /* untrusted: bound it */
+		for (char *c = path; *c; c++)
+			if (!isprint((unsigned char)*c))
+				*c = '?';
+		p->named = true;
+		snprintf(p->name, sizeof(p->name), "%s", path[0] ? path : "?");
 	}
 	munmap((void *)sh, RP_HDR_SIZE);
 	return ok;
@@ -236,7 +242,8 @@ static void scan_shm(struct tool_inventory *inv)
 			close(fd);
 		}
 		if (!p->named)
-			snprintf(p->name, sizeof(p->name), "%s (damaged)", path);
+			snprintf(p->name, sizeof(p->name), "%.280s (%s)", path,
+				 tool_pipe_problem(p));
 	}
 	closedir(d);
 }

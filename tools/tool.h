@@ -39,6 +39,8 @@ struct tool_pipe {
 	dev_t dev;                 /* the ring file: the pipe's identity */
 	ino_t ino;
 	bool named, valid;
+	uint32_t layout;           /* the header's layout version if the magic is ours */
+	char problem[32];          /* see tool_pipe_problem() */
 	char name[320];            /* the FIFO's path, or "anon:<inode>" */
 	char ring_path[320];       /* /dev/shm/... for named pipes */
 	uint64_t capacity, head, tail, created_ns;
@@ -47,6 +49,13 @@ struct tool_pipe {
 	struct tool_holder *holders;
 	size_t nholders;
 };
+
+/* Why a pipe is not valid: "damaged", or "layout vN" for a ring made by a
+ * release with another header layout. */
+static inline const char *tool_pipe_problem(const struct tool_pipe *p)
+{
+	return p->problem[0] ? p->problem : "damaged";
+}
 
 struct tool_denied {
 	pid_t pid;
