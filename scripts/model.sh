@@ -142,11 +142,13 @@ extra1() {
 	check cand-late-nudge-1w2r holds    safety "$G $W1R2 $K1 -DLATE_NUDGE"
 	check cand-late-nudge-2w1r holds    safety "$G $W2R1 $K2 -DLATE_NUDGE"
 	check cand-locked-sizes    holds    safety "$G $W2R1 -DCHECK_LOST -DWRITER_SLEEPS_LOCKED"
+	check cand-no-reset        holds    safety "-DNW=1 -DNR=1 -DCHECK_LOST -DNO_RESET"
 }
 extra2() {
 	check cand-both-lost-2w1r  holds    safety "$G -DNW=2 -DNR=1 -DCHECK_LOST -DLATE_NUDGE -DWRITER_SLEEPS_LOCKED"
 	check cand-both-killed-2w1r holds   recover_after_call "$G $W2R1 $K2 $IDLE -DLIVENESS -DLATE_NUDGE -DWRITER_SLEEPS_LOCKED"
 	check cand-both-asleep-2w1r holds   safety "$G $W2R1 $K2 -DLATE_NUDGE -DWRITER_SLEEPS_LOCKED"
+	check cand-no-reset-hang   holds    recover_after_call "-DNW=1 -DNR=1 -DIDLE_MASK=3 -DLIVENESS -DNO_RESET"
 }
 
 # Two lanes at once, one per CPU.
@@ -169,7 +171,8 @@ names="lost-wakeup-1w2r lost-wakeup-2w1r killed-peer-1w2r killed-peer-2w1r
 if [ "${MODEL_EXTRA:-0}" = 1 ]; then
 	both extra1 extra2
 	names="$names cand-late-nudge-1w2r cand-late-nudge-2w1r cand-locked-sizes
-	cand-both-lost-2w1r cand-both-killed-2w1r cand-both-asleep-2w1r"
+	cand-both-lost-2w1r cand-both-killed-2w1r cand-both-asleep-2w1r
+	cand-no-reset cand-no-reset-hang"
 fi
 
 echo "spin $(spin -V | sed -n 's/^Spin Version \([^ ]*\).*/\1/p'): $MODEL"
