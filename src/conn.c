@@ -278,6 +278,10 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		memcpy(dst, &f, sizeof(f));
 		if (n)
 			memcpy(dst + sizeof(f), msg + off, n);
+		if (!multi) {
+			rp__publish_unlock(e, head + need);
+			return 0;
+		}
 		atomic_store_explicit(&sh->head, head + need, RP_PUBLISH);
 		rp__wake_readers(e);
 		off += n;

@@ -81,11 +81,9 @@ int rp_write_commit(rp_end *h, size_t n)
 	if (!e->held || n > e->held_len) {
 		errno = EINVAL;
 	} else {
-		atomic_store_explicit(&e->sh->head, e->held_pos + n,
-				      RP_PUBLISH);
+		uint64_t head = e->held_pos + n;
 		e->held = 0;
-		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
-		rp__unlock(&e->sh->wlock);
+		rp__publish_unlock(e, head);
 		r = 0;
 	}
 	rp__end_put(e);
