@@ -278,10 +278,6 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		memcpy(dst, &f, sizeof(f));
 		if (n)
 			memcpy(dst + sizeof(f), msg + off, n);
-		if (!multi) {
-			rp__publish_unlock(e, head + need);
-			return 0;
-		}
 		atomic_store_explicit(&sh->head, head + need, RP_PUBLISH);
 		rp__wake_readers(e);
 		off += n;
@@ -527,11 +523,11 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 		struct rp_frame f;
 		const unsigned char *src = e->data + rp_ring_off(&e->ring, tail);
 		memcpy(&f, src, sizeof(f));
-		if (!rp_frame_check(&f, (uint64_t)used) && !fresh) {
-			e->peer = tail;          /* stale head: reload and look again */
-			continue;
-		}
 		if (!rp_frame_check(&f, (uint64_t)used)) {
+			if (!fresh) {
+				e->peer = tail;  /* stale head: reload, look again */
+				continue;
+			}
 			/* Garbage: no boundary to resync on, so drop what is queued. */
 			atomic_store_explicit(&sh->tail, head, RP_PUBLISH);
 			rp__wake_writers(e);

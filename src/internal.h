@@ -162,8 +162,6 @@ int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers
  * wait (-1 EINTR), SA_RESTART or not, as it ends a kernel pipe's write. */
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial); /* READY, GONE, -1 */
 void rp__wake_readers(struct rp_end *e);
-/* Called holding the writers' lock: publish head, drop the lock, wake. */
-void rp__publish_unlock(struct rp_end *e, uint64_t head);
 void rp__wake_writers(struct rp_end *e);
 int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
 void rp__reader_emptied(struct rp_end *e);

@@ -16,15 +16,10 @@
 #include <stdint.h>
 
 #define RP_MAGIC         0x45504950474e4952ULL /* "RINGPIPE" little-endian */
-/* Bumped whenever processes sharing a ring must agree on something new:
- * 2, sleeper slots; 3, writers wake sleepers after their unlock and
- * pollers arm without the lock as RP_ARMED_UNLOCKED (wait.c). */
-#define RP_LAYOUT_VERSION 3u
+#define RP_LAYOUT_VERSION 2u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
-#define RP_ARMED_LOCKED   1u
-#define RP_ARMED_UNLOCKED 2u
 
 /* OFD lock bytes of the ring file.  Each end's own open file description of
  * the ring holds a read lock on its role byte, which is how `ringpipe ls`
@@ -76,9 +71,7 @@ struct rp_shared {
 	_Atomic uint64_t rd_sleepers; /* readers blocked on the doorbell pipe */
 	_Atomic uint64_t wr_sleepers; /* writers blocked on the wake pipe: see
 	                               * rp_sleeper_count() */
-	_Atomic uint32_t rd_armed;    /* a poller waits for a doorbell token:
-	                               * RP_ARMED_LOCKED, or _UNLOCKED when
-	                               * armed without the writers' lock */
+	_Atomic uint32_t rd_armed;    /* a poller waits for a doorbell token */
 	_Atomic uint32_t gate_closed; /* the writers' poll gate pipe is full */
 	_Atomic uint32_t rd_closes;   /* bumped by every reader close: EPIPE hint */
 

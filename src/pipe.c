@@ -114,14 +114,12 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 				n = e->ring.cap / 4 > RP_PIPE_BUF ? e->ring.cap / 4 : RP_PIPE_BUF;
 			iov_to_ring(e->data + rp_ring_off(&e->ring, head), iov,
 				    cnt, done, n);
-			done += n;
-			if (done == total) {
-				rp__publish_unlock(e, head + n);
-				return (ssize_t)done;
-			}
 			atomic_store_explicit(&sh->head, head + n,
 					      RP_PUBLISH);
+			done += n;
 			rp__wake_readers(e);
+			if (done == total)
+				break;
 			continue;
 		}
 		uint64_t need = atomic ? want : 1;
@@ -143,6 +141,8 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			goto fail_unlocked;
 		}
 	}
+	rp__unlock(&sh->wlock);
+	return (ssize_t)done;
 
 no_readers:
 	e->widowed = 1;

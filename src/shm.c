@@ -64,7 +64,7 @@ int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
 	if (path)
 		snprintf(sh->path, sizeof(sh->path), "%s", path);
 	/* Armed from birth: the first write makes rp_fileno readable. */
-	sh->rd_armed = RP_ARMED_LOCKED;
+	sh->rd_armed = 1;
 	sh->msg_start = RP_NO_MSG;
 	/* The magic goes last: a reader of a half-made header rejects it. */
 	__atomic_store_n(&sh->magic, RP_MAGIC, __ATOMIC_RELEASE);

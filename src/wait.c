@@ -459,46 +459,6 @@ void rp__wake_writers(struct rp_end *e)
 	errno = err;
 }
 
-/*
- * A writer's last publish of a call, and its unlock.  Pollers arm while
- * holding the writers' lock (rp__poll_arm_reader), so the lock shows us
- * their flag, and their token goes into the bell before the unlock, as
- * poll readiness needs.  Sleepers in read(2) are woken after the unlock,
- * whose exchange is the handshake's full barrier (RP_PUBLISH_UNLOCKED):
- * the publish is a release store, one locked instruction less per write.
- * A poller that armed without the lock (RP_ARMED_UNLOCKED) is in the
- * handshake as sleepers are, so it is looked at again after the barrier.
- */
-void rp__publish_unlock(struct rp_end *e, uint64_t head)
-{
-	struct rp_shared *sh = e->sh;
-	int err;
-
-	atomic_store_explicit(&sh->head, head, RP_PUBLISH_UNLOCKED);
-	if (atomic_load_explicit(&sh->rd_armed, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&sh->rd_armed, 0, memory_order_relaxed)) {
-		err = errno;
-		ring_bell(e, e->bell, 1, &sh->rd_sleepers, sh->rd_who);
-		errno = err;
-	}
-	rp__unlock(&sh->wlock);
-	rp__mb_after_unlock();
-	uint64_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_seq_cst);
-	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_seq_cst);
-	if (!n && a != RP_ARMED_UNLOCKED)
-		return;
-	n = rp_sleeper_count(n);
-	if (a == RP_ARMED_UNLOCKED &&
-	    atomic_compare_exchange_strong_explicit(&sh->rd_armed, &a, 0,
-			memory_order_relaxed, memory_order_relaxed))
-		n++;
-	if (n) {
-		err = errno;
-		ring_bell(e, e->bell, n, &sh->rd_sleepers, sh->rd_who);
-		errno = err;
-	}
-}
-
 /* The tokens of rp__wake_writers() alone: the gate may be reopened only
  * under the readers' lock (rp__gate_close), which rp_poll does not hold. */
 static void nudge_writers(struct rp_end *e)
@@ -530,8 +490,7 @@ int rp__poll_arm_reader(struct rp_end *e)
 	 * quickly unless the holder was preempted; a reservation can keep it
 	 * long, so the wait is bounded. */
 	if (rp__lock_within(e, &sh->wlock, ARM_LOCK_NS) < 0) {
-		/* seq_cst: see RP_PUBLISH and rp__publish_unlock() */
-		atomic_store(&sh->rd_armed, RP_ARMED_UNLOCKED);
+		atomic_store(&sh->rd_armed, 1);          /* seq_cst: see RP_PUBLISH */
 		if (rp__has_data(e))
 			return RP_WAIT_READY;
 		nudge_writers(e);        /* as in rp__wait_readable() */
@@ -553,7 +512,7 @@ int rp__poll_arm_reader(struct rp_end *e)
 		}
 		if (errno == EINTR)
 			continue;
-		atomic_store(&sh->rd_armed, RP_ARMED_LOCKED);
+		atomic_store(&sh->rd_armed, 1);
 		nudge_writers(e);        /* as in rp__wait_readable() */
 		errno = EAGAIN;
 		r = -1;
@@ -571,11 +530,9 @@ void rp__reader_emptied(struct rp_end *e)
 {
 	if (!e->polled || rp__has_data(e))
 		return;
-	/* Armed under the lock, and no writer inside it: no poller's token
-	 * is in the bell or on its way (writers drop those only while holding
-	 * the lock; see rp__publish_unlock()). */
-	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst) ==
-		    RP_ARMED_LOCKED &&
+	/* Armed, and no writer inside its lock: no token is in the bell or
+	 * on its way (writers drop tokens only while holding the lock). */
+	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst) &&
 	    !atomic_load_explicit(&e->sh->wlock, memory_order_seq_cst))
 		return;
 	int saved = errno;

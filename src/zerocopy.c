@@ -81,9 +81,11 @@ int rp_write_commit(rp_end *h, size_t n)
 	if (!e->held || n > e->held_len) {
 		errno = EINVAL;
 	} else {
-		uint64_t head = e->held_pos + n;
+		atomic_store_explicit(&e->sh->head, e->held_pos + n,
+				      RP_PUBLISH);
 		e->held = 0;
-		rp__publish_unlock(e, head);
+		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
+		rp__unlock(&e->sh->wlock);
 		r = 0;
 	}
 	rp__end_put(e);

@@ -454,12 +454,8 @@ again:
 		 * the load and the store can be one step without hiding a
 		 * state. */
 #ifndef STORE_LOAD_REORDER
-		/* rp__publish_unlock(): the publish, the unlock (a full
-		 * barrier: RP_PUBLISH_UNLOCKED), then the sleepers' tokens */
 		:: atomic { WRITABLE -> head = (head + need[_pid]) % MOD; window[_pid] = 1 }
-			atomic { DROP_NEED; wlock = 0 }    /* rp__unlock */
-			wake_readers(1);
-			n = 0
+			wake_readers(0);               /* rp__wake_readers(e) */
 #else
 		:: atomic { WRITABLE -> n = rd_sleepers }   /* the load overtakes */
 			atomic { head = (head + need[_pid]) % MOD; window[_pid] = 1 }
@@ -467,8 +463,8 @@ again:
 			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, 0)
 			:: else
 			fi;
-			atomic { n = 0; window[_pid] = 0; DROP_NEED; wlock = 0 }  /* unlock */
 #endif
+			atomic { n = 0; window[_pid] = 0; DROP_NEED; wlock = 0 }  /* unlock */
 		:: else ->                             /* no room */
 			/* rp__wait_writable(e, need, true) */
 #ifndef NO_NUDGE
