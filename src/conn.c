@@ -626,11 +626,6 @@ ssize_t rp_recv_alloc(rp_conn *h, void **msg)
 
 /* ---- waiting ---- */
 
-/* rp_poll looks at the ring again this long after it began to wait, then
- * at doubling intervals up to the maximum. */
-#define RECHECK_MIN_MS 10
-#define RECHECK_MAX_MS 1000
-
 static int64_t now_ms(void)
 {
 	return (int64_t)(rp__now_ns() / 1000000);
@@ -649,7 +644,7 @@ int rp_poll(rp_conn *h, int timeout_ms)
 	if (!e)
 		return -1;
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-	int r, recheck = RECHECK_MIN_MS;
+	int r, recheck = rp__recheck_ms(0);
 	bool spurious = false;
 	for (;;) {
 		if (rp__has_data(e) || c->stage) {
@@ -678,7 +673,7 @@ int rp_poll(rp_conn *h, int timeout_ms)
 		/* Look again now and then, in case a writer died between its
 		 * publish and its token (wait.c) and no other writer comes by:
 		 * nothing else would wake us. */
-		if (wait < 0 || wait > recheck)
+		if (recheck >= 0 && (wait < 0 || wait > recheck))
 			wait = recheck;
 		struct pollfd p = { .fd = e->bell, .events = POLLIN };
 		int n = poll(&p, 1, wait);
@@ -687,8 +682,8 @@ int rp_poll(rp_conn *h, int timeout_ms)
 			break;
 		}
 		spurious = n > 0;
-		if (n == 0 && recheck < RECHECK_MAX_MS)
-			recheck = recheck * 2 < RECHECK_MAX_MS ? recheck * 2 : RECHECK_MAX_MS;
+		if (n == 0 && recheck >= 0)
+			recheck = rp__recheck_ms(recheck);
 	}
 	rp__end_put(e);
 	return r;

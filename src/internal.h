@@ -156,6 +156,10 @@ static inline bool rp__held_by_me(const struct rp_end *e)
 
 /* wait.c: spinning, sleeping and waking. */
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
+/* How long a sleeper (or rp_poll) trusts the tokens before it looks at the
+ * ring again: prev is the last interval, 0 at first; -1 for never.  A peer
+ * killed between its publish and its token leaves none (wait.c). */
+int rp__recheck_ms(int prev);
 /* Called holding the side's lock; unlock: release it before sleeping. */
 int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers), -1 */
 /* partial: the caller has moved some bytes, so any signal handler ends the

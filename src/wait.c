@@ -5,12 +5,12 @@
  * costs about 40 us on the virtual machines we measured, and spinning a
  * little longer than that is what makes a sleeping peer no slower than a
  * kernel pipe; 0 on a one-CPU machine, and the spin yields once the peer
- * is late, in case it shares our CPU), then sleeps in read(2) on a kernel
- * pipe.  Sleeping in read(2) rather than futex(2) buys three things: the
- * kernel's own EINTR / SA_RESTART behaviour, exactness about peers (read
- * returns 0 the instant the last peer's descriptor is gone, whether by
- * close, exec or kill -9, and a zombie holds none), and a descriptor that
- * poll(2) understands.
+ * is late, in case it shares our CPU), then sleeps on a kernel pipe for a
+ * token.  Sleeping on a pipe rather than a futex buys three things:
+ * exactness about peers (the pipe reports EOF the instant the last peer's
+ * descriptor is gone, whether by close, exec or kill -9, and a zombie holds
+ * none), a descriptor that poll(2) understands, and the kernel's signal
+ * rules, nearly (take_token()).
  *
  * No wakeup is lost between live processes: a sleeper counts itself, then
  * re-checks the ring; a waker publishes, then reads the count, all four
@@ -23,15 +23,16 @@
  * return EAGAIN, first gives the other side any token it may be owed: a
  * reader never sleeps on an empty ring while a writer sleeps for room, nor
  * the other way round, unless a token went missing.  Sleepers left behind
- * wake when any live peer next calls in, or when the last one goes.  (A
- * timed sleep would not need the call, but poll(2) and every other timed
- * wait that could take the token ignore SA_RESTART: signal(7).)
+ * wake when any live peer next calls in, when the last one goes, or when
+ * they next look at the ring by themselves (every 100 ms at most).
  */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -54,6 +55,8 @@
 #define MAX_TOKENS      64
 #define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
 #define HAND_BACK_NS    1000000       /* see hand_back() */
+#define RECHECK_MIN_MS  10            /* see rp__recheck_ms() */
+#define RECHECK_MAX_MS  100
 
 static const char zeros[RP_PIPE_BUF];
 
@@ -84,6 +87,34 @@ static uint64_t spin_ns(void)
 	}
 	atomic_store_explicit(&spin_budget, v, memory_order_relaxed);
 	return v;
+}
+
+/*
+ * A sleeper looks at the ring RECHECK_MIN_MS after it fell asleep, then at
+ * doubling intervals up to RINGPIPE_RECHECK_MS (default RECHECK_MAX_MS,
+ * so a sleeper left owed by a killed peer waits at most that long; 0: never,
+ * the tokens alone).  Worked out once, as spin_ns().
+ */
+static _Atomic int recheck_max = -2;
+
+int rp__recheck_ms(int prev)
+{
+	int max = atomic_load_explicit(&recheck_max, memory_order_relaxed);
+	if (max == -2) {
+		max = RECHECK_MAX_MS;
+		const char *s = getenv("RINGPIPE_RECHECK_MS");
+		if (s && *s) {
+			char *end;
+			unsigned long long u = strtoull(s, &end, 10);
+			if (!*end && u <= 3600000ULL)
+				max = (int)u;
+		}
+		atomic_store_explicit(&recheck_max, max, memory_order_relaxed);
+	}
+	if (max == 0)
+		return -1;
+	int next = prev ? 2 * prev : RECHECK_MIN_MS;
+	return next < max ? next : max;
 }
 
 static inline void cpu_relax(void)
@@ -220,32 +251,90 @@ static ssize_t read_nowait(int fd, char *c)
 }
 
 /*
- * Block for a token.  read(2) gives a blocked call the kernel's signal rules:
- * EINTR after a handler, or a restart under SA_RESTART.  But a kernel pipe's
- * write that has already moved some bytes returns their count after any
- * handler, SA_RESTART or not; `partial` asks for that: poll(2), which is
- * never restarted, then a read that does not block.
+ * read(2) on a pipe is restarted after a handler installed with SA_RESTART;
+ * poll(2), which take_token() sleeps in, never is (signal(7)), and nothing
+ * says which signal's handler ran.  So ask the handlers that could have run:
+ * restart if they all have SA_RESTART, else fail with EINTR.  That is read(2)'s
+ * answer unless they disagree, and then the answer that a program with any
+ * handler without SA_RESTART is ready for.  No handler left means a one-shot
+ * one ran (SA_RESETHAND, as System V's signal() installs, without SA_RESTART).
+ * Left out: the signals a thread raises itself by a fault or abort(3), which
+ * do not come while it sleeps, and for which crash reporters (Python's
+ * faulthandler, the sanitizers) install handlers without SA_RESTART.
  */
-static ssize_t take_token(int fd, bool partial)
+static bool handlers_restart(void)
 {
+	sigset_t blocked;
+	bool any = false, restart = true;
+	int err = errno;
+
+	if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
+		sigemptyset(&blocked);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+		    sig == SIGTRAP || sig == SIGSYS || sig == SIGABRT)
+			continue;
+		if (sigismember(&blocked, sig) == 1 || sigaction(sig, NULL, &sa) < 0 ||
+		    sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+			continue;       /* cannot have run, or reserved by libc */
+		if (!(sa.sa_flags & SA_RESTART))
+			restart = false;
+		any = true;
+	}
+	errno = err;
+	return any && restart;
+}
+
+/*
+ * Block for a token: a read that does not block, and poll(2) while there is
+ * none (another sleeper may take one first).  Look at the ring again now and
+ * then (rp__recheck_ms) without a token: a peer killed between its publish
+ * and its token leaves none, and its survivors may all be idle (DESIGN.md,
+ * "A waker killed mid-wake").  A signal handler ends the wait with EINTR or
+ * restarts it as read(2) would (handlers_restart); but a kernel pipe's write
+ * that has already moved some bytes returns their count after any handler,
+ * SA_RESTART or not, and `partial` asks for that.
+ * nbfd: a non-blocking open of the same pipe, or -1.
+ */
+static int take_token(int fd, int nbfd, bool partial,
+		      bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
+		      uint64_t arg)
+{
+	int ms = rp__recheck_ms(0);
 	char c;
 
-	if (!partial)
-		return read(fd, &c, 1);
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, -1) < 0)
-			return -1;              /* EINTR: the caller returns its count */
-		ssize_t n = read_nowait(fd, &c);
-		if (n >= 0 || errno != EAGAIN)
-			return n;
-		/* Another sleeper took it first: wait again. */
+		/* Read first: poll(2) never reports the EOF of a FIFO that had
+		 * no writer since we opened it, where read(2) returns 0. */
+		ssize_t k = nbfd >= 0 ? read(nbfd, &c, 1) : read_nowait(fd, &c);
+		if (k > 0)
+			return RP_WAIT_READY;
+		if (k == 0)
+			return RP_WAIT_GONE;
+		if (errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			int n = poll(&p, 1, ms);
+			if (n == 0 && ready(e, arg))
+				return RP_WAIT_READY;
+			if (n == 0)
+				ms = rp__recheck_ms(ms);
+			if (n >= 0)
+				continue;       /* a token, EOF, or time to look */
+		}
+		if (errno != EINTR || partial)
+			return -1;      /* EINTR: the caller returns its count */
+		if (!handlers_restart()) {
+			errno = EINTR;
+			return -1;
+		}
 	}
 }
 
-static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
-		    _Atomic uint64_t *needs, bool (*ready)(struct rp_end *, uint64_t),
-		    struct rp_end *e, uint64_t arg, bool partial)
+static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
+		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
+		    bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
+		    uint64_t arg, bool partial)
 {
 	int r;
 
@@ -255,12 +344,10 @@ static int sleep_on(int fd, _Atomic uint64_t *sleepers, _Atomic uint32_t *who,
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
 	int slot = count_in(sleepers, who, needs, arg);
-	if (ready(e, arg)) {
+	if (ready(e, arg))
 		r = RP_WAIT_READY;
-	} else {
-		ssize_t n = take_token(fd, partial);
-		r = n > 0 ? RP_WAIT_READY : n == 0 ? RP_WAIT_GONE : -1;
-	}
+	else
+		r = take_token(fd, nbfd, partial, ready, e, arg);
 	int err = errno;
 	count_out(sleepers, who, slot);
 	errno = err;
@@ -301,8 +388,8 @@ static bool give_token(int fd)
  * about to sleep for lack of it.  Tokens are not addressed: the token may
  * have been dropped for a writer that needs less and now sleeps with room
  * for its write (the model's finding 2).  If such a writer is asleep, give
- * it a token, and let it take the token before we sleep again: in read(2)
- * we would be served first.  The wait is bounded, in case that writer is
+ * it a token, and let it take the token before we sleep again: running, we
+ * would take it first.  The wait is bounded, in case that writer is
  * stopped.
  */
 static void hand_back(struct rp_end *e)
@@ -330,7 +417,7 @@ static void hand_back(struct rp_end *e)
 }
 
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
-		    uint64_t arg, int fd, _Atomic uint64_t *sleepers,
+		    uint64_t arg, int fd, int nbfd, _Atomic uint64_t *sleepers,
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
 		    _Atomic uint64_t *blocked_ns, bool partial)
 {
@@ -356,7 +443,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	int r;
 	/* A token with nothing behind it is stale (left for a sleeper that
 	 * was killed): go back to sleep at once, without spinning again. */
-	while ((r = sleep_on(fd, sleepers, who, needs, ready, e, arg,
+	while ((r = sleep_on(fd, nbfd, sleepers, who, needs, ready, e, arg,
 				 partial)) == RP_WAIT_READY &&
 	       !e->nb_cache && !ready(e, arg)) {
 		if (needs) {
@@ -382,7 +469,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 	rp__wake_writers(e);
 	if (unlock)
 		rp__unlock(&e->sh->rlock);
-	return wait_for(e, readable, 0, e->bell, &e->sh->rd_sleepers,
+	return wait_for(e, readable, 0, e->bell, e->drain, &e->sh->rd_sleepers,
 			e->sh->rd_who, NULL, &e->sh->rd_blocked_ns, false);
 }
 
@@ -401,7 +488,7 @@ int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial
 		hand_back(e);
 		errno = err;
 	}
-	return wait_for(e, writable, need, e->wake, &e->sh->wr_sleepers,
+	return wait_for(e, writable, need, e->wake, -1, &e->sh->wr_sleepers,
 			e->sh->wr_who, e->sh->wr_need, &e->sh->wr_blocked_ns,
 			partial);
 }

@@ -7,8 +7,9 @@
  * play that dead peer by writing the index straight into the /dev/shm ring
  * of a named pipe, with no token, while a child sleeps, and require the
  * sleeper to get going as soon as a live peer on the other side comes by
- * and finds nothing to do (wait.c); rp_poll, which nothing else would
- * wake, looks again by itself within its recheck interval (at most 1 s).
+ * and finds nothing to do (wait.c), and, when nobody comes, to look again
+ * by itself within its recheck interval (at most 100 ms, in rp_read,
+ * rp_write and rp_poll alike).
  */
 #include "harness.h"
 #include "shmfile.h"
@@ -16,7 +17,7 @@
 #include "frame.h"
 
 #define CAP        4096
-#define RECOVER_MS 2500.0       /* rp_poll's longest recheck interval, with slack */
+#define RECOVER_MS 400.0        /* the longest recheck interval (100 ms), with slack */
 #define NUDGE_MS   400.0
 
 static double now_ms(void)
@@ -35,9 +36,14 @@ struct scene {
 	pid_t pid;
 };
 
-static void open_pair(struct scene *s)
+/* recheck: whether sleepers may look at the ring by themselves.  The cases
+ * of a live peer coming by forbid it, or the sleeper's own look (within
+ * 100 ms) could hide a missing nudge. */
+static void open_pair(struct scene *s, bool recheck)
 {
 	alarm(30);
+	if (!recheck)
+		setenv("RINGPIPE_RECHECK_MS", "0", 1);
 	hp_make(&s->h, CAP);
 	s->r = rp_open(s->h.path, O_RDONLY | O_NONBLOCK);
 	CHECK(s->r != NULL);
@@ -88,9 +94,9 @@ static void dead_writer_publishes(struct hp *h, const void *data, size_t n)
 
 /* Fill the ring, then fork a writer that blocks for room with 100 more
  * bytes. */
-static void blocked_writer(struct scene *s)
+static void blocked_writer(struct scene *s, bool recheck)
 {
-	open_pair(s);
+	open_pair(s, recheck);
 	static char full[CAP];
 	memset(full, 'f', sizeof full);
 	CHECK(rp_write(s->w, full, sizeof full) == (ssize_t)sizeof full);
@@ -106,9 +112,10 @@ static void blocked_writer(struct scene *s)
 
 /* Fork a reader that blocks on the empty ring, then checks it got `want`
  * (n bytes). */
-static void blocked_reader(struct scene *s, const char *want, size_t n)
+static void blocked_reader(struct scene *s, const char *want, size_t n,
+			   bool recheck)
 {
-	open_pair(s);
+	open_pair(s, recheck);
 	if ((s->pid = fork_child()) == 0) {
 		rp_close(s->w);
 		char buf[CAP];
@@ -131,12 +138,41 @@ static void read_more(rp_end *r)
 	CHECK(rp_read(r, buf, sizeof buf) == 100 && buf[0] == 'm' && buf[99] == 'm');
 }
 
+/* A reader asleep on the empty ring for `ms`, then a writer that fills the
+ * ring and dies before its token: the time of its death. */
+static double dead_writer_fills_under_reader(struct scene *s, bool recheck,
+					     double ms)
+{
+	static char full[CAP];
+	memset(full, 'F', sizeof full);
+	blocked_reader(s, full, CAP, recheck);
+	double t = asleep_then(s, ms);
+	dead_writer_publishes(&s->h, full, CAP);
+	return t;
+}
+
+/* A writer asleep on the full ring for `ms`, then a reader that empties it
+ * and dies before its token: the time of its death. */
+static double dead_reader_empties_under_writer(struct scene *s, bool recheck,
+					       double ms)
+{
+	blocked_writer(s, recheck);
+	double t = asleep_then(s, ms);
+	dead_reader_consumes_all(&s->h);
+	return t;
+}
+
+/* Wait (a while) for the child's call to return. */
+static void wait_done(struct scene *s, double t)
+{
+	while (*s->done == 0 && now_ms() - t < rp_ms(5000))
+		sleep_ms(1);
+}
+
 TEST(reader_killed_before_token_next_blocking_read_wakes_writer)
 {
 	struct scene s;
-	blocked_writer(&s);
-	double t = asleep_then(&s, 200);
-	dead_reader_consumes_all(&s.h);
+	double t = dead_reader_empties_under_writer(&s, false, 200);
 	read_more(s.r);
 	reap(&s);                         /* its note of the time is in */
 	check_within(t, *s.done, NUDGE_MS, "writer done");
@@ -146,14 +182,11 @@ TEST(reader_killed_before_token_next_blocking_read_wakes_writer)
 TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
 {
 	struct scene s;
-	blocked_writer(&s);
-	double t = asleep_then(&s, 200);
-	dead_reader_consumes_all(&s.h);
+	double t = dead_reader_empties_under_writer(&s, false, 200);
 	CHECK(rp_set_nonblock(s.r, 1) == 0);
 	char c;
 	CHECK_ERR(rp_read(s.r, &c, 1), EAGAIN);
-	while (*s.done == 0 && now_ms() - t < rp_ms(5000))
-		sleep_ms(1);
+	wait_done(&s, t);
 	check_within(t, *s.done, NUDGE_MS, "writer done");
 	read_more(s.r);
 	scene_end(&s);
@@ -165,7 +198,7 @@ TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
 TEST(reader_killed_before_token_bigger_writer_wakes_smaller)
 {
 	struct scene s;
-	blocked_writer(&s);
+	blocked_writer(&s, false);
 	double t = asleep_then(&s, 200);
 	poke64(s.h.shm, OFF(tail), peek64(s.h.shm, OFF(tail)) + 100);
 	pid_t big = fork_child();
@@ -175,8 +208,7 @@ TEST(reader_killed_before_token_bigger_writer_wakes_smaller)
 		CHECK(rp_write(s.w, whole, sizeof whole) == (ssize_t)sizeof whole);
 		_exit(0);
 	}
-	while (*s.done == 0 && now_ms() - t < rp_ms(5000))
-		sleep_ms(1);
+	wait_done(&s, t);
 	check_within(t, *s.done, NUDGE_MS, "smaller writer done");
 	static char buf[CAP];
 	size_t left = 2 * CAP;                /* the old ring, then the big write */
@@ -194,11 +226,7 @@ TEST(reader_killed_before_token_bigger_writer_wakes_smaller)
 TEST(writer_killed_before_token_next_blocked_write_wakes_reader)
 {
 	struct scene s;
-	static char full[CAP];
-	memset(full, 'F', sizeof full);
-	blocked_reader(&s, full, CAP);
-	double t = asleep_then(&s, 200);
-	dead_writer_publishes(&s.h, full, CAP);
+	double t = dead_writer_fills_under_reader(&s, false, 200);
 	CHECK(rp_write(s.w, "x", 1) == 1);
 	reap(&s);
 	check_within(t, *s.done, NUDGE_MS, "reader done");
@@ -207,11 +235,46 @@ TEST(writer_killed_before_token_next_blocked_write_wakes_reader)
 	scene_end(&s);
 }
 
+/* Nobody comes by: the survivors are idle.  The sleeper looks again by
+ * itself within take_token()'s longest recheck interval (100 ms). */
+TEST(writer_killed_before_token_sleeping_reader_recovers_alone)
+{
+	struct scene s;
+	double t = dead_writer_fills_under_reader(&s, true, 300);
+	reap(&s);
+	check_within(t, *s.done, RECOVER_MS, "reader done");
+	scene_end(&s);
+}
+
+TEST(reader_killed_before_token_sleeping_writer_recovers_alone)
+{
+	struct scene s;
+	double t = dead_reader_empties_under_writer(&s, true, 300);
+	wait_done(&s, t);
+	check_within(t, *s.done, RECOVER_MS, "writer done");
+	read_more(s.r);
+	scene_end(&s);
+}
+
+/* RINGPIPE_RECHECK_MS=0: the tokens alone, as the cases of a live peer
+ * coming by need; the sleeper stays asleep until that peer comes. */
+TEST(writer_killed_before_token_reader_sleeps_on_with_recheck_off)
+{
+	struct scene s;
+	double t = dead_writer_fills_under_reader(&s, false, 200);
+	sleep_ms(500);
+	CHECK(*s.done == 0);
+	CHECK(rp_write(s.w, "x", 1) == 1);
+	reap(&s);
+	check_within(t, *s.done, 500 + NUDGE_MS, "reader done");
+	scene_end(&s);
+}
+
 /* rp_poll with no timeout looks again too. */
 TEST(writer_killed_before_token_conn_poll_recovers_alone)
 {
 	struct scene s;
-	open_pair(&s);
+	open_pair(&s, true);
 	if ((s.pid = fork_child()) == 0) {
 		rp_close(s.w);
 		rp_conn *c = rp_conn_from_ends(s.r, NULL);

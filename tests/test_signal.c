@@ -54,26 +54,91 @@ TEST(blocked_read_eintr_without_sa_restart)
 	rp_wait_ok(pid);
 }
 
-TEST(blocked_read_restarts_with_sa_restart)
+/* A blocked read gets SIGUSR1 `times` times, 150 ms apart, then data: it
+ * must return the data, its handler having run each time. */
+static void read_gets_data_after_signals(int times)
 {
 	rp_end *e[2];
 	char buf[8];
-	alarm(5);
-	catch_signal(SIGUSR1, SA_RESTART);
 	mkpipe(e, 0, 0);
 	pid_t parent = getpid(), pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		usleep(200 * 1000);
-		kill(parent, SIGUSR1);
-		usleep(300 * 1000);
+		for (int i = 0; i < times; i++) {
+			usleep(150 * 1000);
+			kill(parent, SIGUSR1);
+		}
+		usleep(150 * 1000);
 		CHECK(rp_write(e[1], "data", 4) == 4);
 		_exit(0);
 	}
 	CHECK(rp_read(e[0], buf, sizeof buf) == 4);
 	CHECK(memcmp(buf, "data", 4) == 0);
+	CHECK(nsig == times);
+	rp_wait_ok(pid);
+}
+
+TEST(blocked_read_restarts_with_sa_restart)
+{
+	alarm(5);
+	catch_signal(SIGUSR1, SA_RESTART);
+	read_gets_data_after_signals(1);
+}
+
+/* A blocked call sleeps in poll(2), which is never restarted, and cannot
+ * tell which handler ran: with handlers that disagree about SA_RESTART it
+ * fails with EINTR, which a program with any handler without SA_RESTART
+ * must be ready for (docs/DESIGN.md, "Known deviations"). */
+TEST(blocked_read_eintr_when_handlers_disagree_on_sa_restart)
+{
+	rp_end *e[2];
+	char c;
+	alarm(5);
+	catch_signal(SIGUSR2, 0);
+	catch_signal(SIGUSR1, SA_RESTART);
+	pid_t pid = signal_after(SIGUSR1, 200);
+	mkpipe(e, 0, 0);
+	CHECK_ERR(rp_read(e[0], &c, 1), EINTR);
 	CHECK(nsig == 1);
 	rp_wait_ok(pid);
+}
+
+/* A crash handler without SA_RESTART (as Python's faulthandler or a sanitizer
+ * installs for SIGSEGV) does not turn a restart into EINTR: a fault cannot
+ * come while the call sleeps. */
+TEST(blocked_read_restarts_beside_a_crash_handler)
+{
+	alarm(5);
+	catch_signal(SIGSEGV, 0);
+	catch_signal(SIGUSR1, SA_RESTART);
+	read_gets_data_after_signals(1);
+}
+
+/* A one-shot handler without SA_RESTART (System V's signal()) is gone by the
+ * time the call looks: EINTR, as read(2) gives. */
+TEST(blocked_read_eintr_after_one_shot_handler)
+{
+	rp_end *e[2];
+	char c;
+	alarm(5);
+	catch_signal(SIGUSR1, SA_RESETHAND);
+	pid_t pid = signal_after(SIGUSR1, 200);
+	mkpipe(e, 0, 0);
+	CHECK_ERR(rp_read(e[0], &c, 1), EINTR);
+	CHECK(nsig == 1);
+	struct sigaction now;
+	CHECK(sigaction(SIGUSR1, NULL, &now) == 0 && now.sa_handler == SIG_DFL);
+	rp_wait_ok(pid);
+}
+
+/* A handler with SA_RESTART for one signal and SIG_IGN or the default for
+ * the others: restarted, as read(2) would be. */
+TEST(blocked_read_restarts_when_other_signals_have_no_handler)
+{
+	alarm(5);
+	signal(SIGUSR2, SIG_IGN);
+	catch_signal(SIGUSR1, SA_RESTART);
+	read_gets_data_after_signals(2);
 }
 
 TEST(blocked_write_eintr_before_any_byte)
