@@ -278,7 +278,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 		memcpy(dst, &f, sizeof(f));
 		if (n)
 			memcpy(dst + sizeof(f), msg + off, n);
-		atomic_store_explicit(&sh->head, head + need, RP_PUBLISH);
+		rp__publish_head(e, head + need, RP_PUBLISH);
 		rp__wake_readers(e);
 		off += n;
 	} while (off < len);
@@ -529,7 +529,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				continue;
 			}
 			/* Garbage: no boundary to resync on, so drop what is queued. */
-			atomic_store_explicit(&sh->tail, head, RP_PUBLISH);
+			rp__publish_tail(e, head, RP_PUBLISH);
 			rp__wake_writers(e);
 			err = EBADMSG;
 			goto fail;
@@ -542,7 +542,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				uint64_t skip;
 				if (errno == EMSGSIZE &&
 				    (skip = cut_message_len(e, tail)) != 0) {
-					atomic_store_explicit(&sh->tail, tail + skip, RP_PUBLISH);
+					rp__publish_tail(e, tail + skip, RP_PUBLISH);
 					rp__wake_writers(e);
 					continue;
 				}
@@ -551,8 +551,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 			}
 		} else if (!x.in_msg || f.pos != x.got || f.len > x.total - x.got) {
 			/* A piece of a message nobody is receiving: skip it. */
-			atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
-					      RP_PUBLISH);
+			rp__publish_tail(e, tail + sizeof(f) + f.len, RP_PUBLISH);
 			rp__wake_writers(e);
 			continue;
 		}
@@ -562,8 +561,8 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 		if ((flags & RP_FRAME_LAST) && x.got == x.total && !x.skipping) {
 			/* Received whole: wake writers after the unlock, whose
 			 * exchange is the handshake's barrier (RP_PUBLISH_UNLOCKED). */
-			atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
-					      RP_PUBLISH_UNLOCKED);
+			rp__publish_tail(e, tail + sizeof(f) + f.len,
+					 RP_PUBLISH_UNLOCKED);
 			rp__reader_emptied(e);
 			rp__unlock(&sh->rlock);
 			rp__mb_after_unlock();
@@ -572,8 +571,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				*out = x.dst;
 			return (ssize_t)x.total;
 		}
-		atomic_store_explicit(&sh->tail, tail + sizeof(f) + f.len,
-				      RP_PUBLISH);
+		rp__publish_tail(e, tail + sizeof(f) + f.len, RP_PUBLISH);
 		rp__wake_writers(e);
 		if (flags & RP_FRAME_LAST) {
 			/* Torn, or over the limit (refused and discarded). */

@@ -167,6 +167,27 @@ int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial); /* READY, GONE, -1 */
 void rp__wake_readers(struct rp_end *e);
 void rp__wake_writers(struct rp_end *e);
+void rp__poller_token(struct rp_end *e);
+void rp__gate_open(struct rp_end *e);
+/*
+ * Publishing head (writers) or tail (readers), holding the side's lock.
+ * A poller of the other side's rp_fileno is told first (wait.c): a peer
+ * killed between its publish and its wakeup then leaves no poller waiting.
+ * mo: RP_PUBLISH, or RP_PUBLISH_UNLOCKED before an unlock.
+ */
+static inline void rp__publish_head(struct rp_end *e, uint64_t head, memory_order mo)
+{
+	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_relaxed))
+		rp__poller_token(e);
+	atomic_store_explicit(&e->sh->head, head, mo);
+}
+
+static inline void rp__publish_tail(struct rp_end *e, uint64_t tail, memory_order mo)
+{
+	if (atomic_load_explicit(&e->sh->gate_closed, memory_order_relaxed))
+		rp__gate_open(e);
+	atomic_store_explicit(&e->sh->tail, tail, mo);
+}
 int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
 void rp__reader_emptied(struct rp_end *e);
 int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */

@@ -114,8 +114,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 				n = e->ring.cap / 4 > RP_PIPE_BUF ? e->ring.cap / 4 : RP_PIPE_BUF;
 			iov_to_ring(e->data + rp_ring_off(&e->ring, head), iov,
 				    cnt, done, n);
-			atomic_store_explicit(&sh->head, head + n,
-					      RP_PUBLISH);
+			rp__publish_head(e, head + n, RP_PUBLISH);
 			done += n;
 			rp__wake_readers(e);
 			if (done == total)
@@ -191,8 +190,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			size_t n = (uint64_t)used < total ? (size_t)used : total;
 			ring_to_iov(iov, cnt, 0,
 				    e->data + rp_ring_off(&e->ring, tail), n);
-			atomic_store_explicit(&sh->tail, tail + n,
-					      RP_PUBLISH_UNLOCKED);
+			rp__publish_tail(e, tail + n, RP_PUBLISH_UNLOCKED);
 			if (n == (uint64_t)used)
 				rp__reader_emptied(e);
 			rp__unlock(&sh->rlock);

@@ -24,7 +24,9 @@
  * reader never sleeps on an empty ring while a writer sleeps for room, nor
  * the other way round, unless a token went missing.  Sleepers left behind
  * wake when any live peer next calls in, when the last one goes, or when
- * they next look at the ring by themselves (every 100 ms at most).
+ * they next look at the ring by themselves (every 100 ms at most).  Pollers
+ * of rp_fileno, whose poll(2) is not ours, are told before the publish
+ * (rp__poller_token).
  */
 #include "internal.h"
 
@@ -526,10 +528,17 @@ void rp__wake_readers(struct rp_end *e)
 	}
 }
 
+/* Empty the gate: the write ends' rp_fileno polls writable again. */
+static void drain_gate(struct rp_end *e)
+{
+	char buf[RP_PIPE_BUF];
+	while (read(e->gate, buf, sizeof(buf)) > 0)
+		;
+}
+
 void rp__wake_writers(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
-	char buf[RP_PIPE_BUF];
 
 	uint64_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_seq_cst);
 	uint32_t g = atomic_load_explicit(&sh->gate_closed, memory_order_seq_cst);
@@ -541,8 +550,35 @@ void rp__wake_writers(struct rp_end *e)
 			  sh->wr_who);
 	if (g && atomic_exchange_explicit(&sh->gate_closed, 0,
 					  memory_order_relaxed))
-		while (read(e->gate, buf, sizeof(buf)) > 0)
-			;
+		drain_gate(e);
+	errno = err;
+}
+
+/*
+ * Pollers hear of a publish before it happens (rp__publish_head/_tail),
+ * while the publisher holds its side's lock, and the flag is cleared only
+ * after the pipe is touched.  Killed before that, the publisher published
+ * nothing and leaves the flag for the next one; killed after, the poller is
+ * told, at worst a moment early: its rp_read or rp_write finds nothing yet,
+ * waits for our lock (rp__poll_arm_reader, rp__gate_close), and sees the
+ * publish, or takes the dead holder's lock over and shuts the door again.
+ * A wakeup that comes after the publish instead is lost with its waker
+ * (DESIGN.md, "A waker killed mid-wake").  The arm that does not wait for
+ * the writers' lock is still caught after the publish, by rp__wake_readers().
+ */
+void rp__poller_token(struct rp_end *e)
+{
+	int err = errno;
+	ring_bell(e, e->bell, 1, &e->sh->rd_sleepers, e->sh->rd_who);
+	atomic_store_explicit(&e->sh->rd_armed, 0, memory_order_relaxed);
+	errno = err;
+}
+
+void rp__gate_open(struct rp_end *e)
+{
+	int err = errno;
+	drain_gate(e);
+	atomic_store_explicit(&e->sh->gate_closed, 0, memory_order_relaxed);
 	errno = err;
 }
 
@@ -644,9 +680,11 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 	int r = -1;
 	if (writable(e, need)) {
 		r = RP_WAIT_READY;
-	} else if (!atomic_load(&sh->gate_closed)) {
-		/* Fill the one-page pipe; it may already be full.  EPIPE (and
-		 * SIGPIPE, from the kernel) if no reader is left. */
+	} else {
+		/* Fill the one-page pipe; it may already be full, or have been
+		 * emptied by a reader killed before it published its room
+		 * (rp__gate_open).  EPIPE (and SIGPIPE, from the kernel) if no
+		 * reader is left. */
 		ssize_t w;
 		while ((w = write(e->gate, zeros, sizeof(zeros))) > 0)
 			;

@@ -81,8 +81,7 @@ int rp_write_commit(rp_end *h, size_t n)
 	if (!e->held || n > e->held_len) {
 		errno = EINVAL;
 	} else {
-		atomic_store_explicit(&e->sh->head, e->held_pos + n,
-				      RP_PUBLISH);
+		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
 		e->held = 0;
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
 		rp__unlock(&e->sh->wlock);
@@ -166,8 +165,7 @@ int rp_read_consume(rp_end *h, size_t n)
 	if (!e->held || n > e->held_len) {
 		errno = EINVAL;
 	} else {
-		atomic_store_explicit(&e->sh->tail, e->held_pos + n,
-				      RP_PUBLISH_UNLOCKED);
+		rp__publish_tail(e, e->held_pos + n, RP_PUBLISH_UNLOCKED);
 		e->held = 0;
 		rp__unlock(&e->sh->rlock);
 		rp__mb_after_unlock();

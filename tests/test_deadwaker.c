@@ -16,6 +16,14 @@
 #include "procs.h"
 #include "frame.h"
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
 #define CAP        4096
 #define RECOVER_MS 400.0        /* the longest recheck interval (100 ms), with slack */
 #define NUDGE_MS   400.0
@@ -296,4 +304,99 @@ TEST(writer_killed_before_token_conn_poll_recovers_alone)
 	reap(&s);
 	check_within(t, *s.done, RECOVER_MS, "rp_poll returned");
 	scene_end(&s);
+}
+
+/* Kill this process at its next system call `nr`, before the call runs:
+ * the instant a waker drops its token (write(2)) or opens the gate
+ * (read(2)), neither of which its data path otherwise makes. */
+static void die_at_syscall(long nr)
+{
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+	CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+	CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+}
+
+/* Reap a child that the filter killed (SIGSYS): it got as far as the call. */
+static void reap_killed_at_syscall(pid_t pid)
+{
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS);
+}
+
+static short revents(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	CHECK(poll(&p, 1, 0) >= 0);
+	return p.revents;
+}
+
+/* A poller of the read end (armed by an EAGAIN), and a writer killed as it
+ * drops the poller's token.  Data the poller has not been told of must not
+ * be left behind, and the next write must still wake the poller. */
+TEST(writer_killed_at_poller_token_leaves_no_data_unannounced)
+{
+	rp_end *e[2];
+	char c;
+	alarm(30);
+	CHECK(rp_pipe2(e, O_NONBLOCK, 0) == 0);
+	CHECK_ERR(rp_read(e[0], &c, 1), EAGAIN);        /* arms the bell */
+	CHECK(!(revents(rp_fileno(e[0]), POLLIN) & POLLIN));
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		die_at_syscall(SYS_write);
+		rp_write(e[1], "x", 1);
+		_exit(0);
+	}
+	reap_killed_at_syscall(pid);
+	CHECK(rp_nread(e[0]) == 0 || (revents(rp_fileno(e[0]), POLLIN) & POLLIN));
+	/* The dead writer's lock is taken over; the poller is still armed. */
+	CHECK(rp_write(e[1], "y", 1) == 1);
+	struct pollfd p = { .fd = rp_fileno(e[0]), .events = POLLIN };
+	CHECK(poll(&p, 1, (int)rp_ms(5000)) == 1);
+	char buf[4];
+	CHECK(rp_read(e[0], buf, sizeof buf) == 1 && buf[0] == 'y');
+	CHECK(rp_close(e[0]) == 0 && rp_close(e[1]) == 0);
+}
+
+/* The mirror: a poller of the write end (the gate shut by an EAGAIN on a
+ * full ring), and a reader killed as it opens the gate. */
+TEST(reader_killed_at_gate_leaves_no_room_unannounced)
+{
+	rp_end *e[2];
+	alarm(30);
+	CHECK(rp_pipe2(e, O_NONBLOCK, CAP) == 0);
+	static char full[CAP];
+	CHECK(rp_write(e[1], full, CAP) == CAP);
+	CHECK_ERR(rp_write(e[1], "z", 1), EAGAIN);     /* shuts the gate */
+	CHECK(!(revents(rp_fileno(e[1]), POLLOUT) & POLLOUT));
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		char buf[100];
+		die_at_syscall(SYS_read);
+		rp_read(e[0], buf, sizeof buf);
+		_exit(0);
+	}
+	reap_killed_at_syscall(pid);
+	CHECK(rp_nread(e[0]) == CAP || (revents(rp_fileno(e[1]), POLLOUT) & POLLOUT));
+	char buf[100];
+	CHECK(rp_read(e[0], buf, sizeof buf) == sizeof buf);
+	struct pollfd p = { .fd = rp_fileno(e[1]), .events = POLLOUT };
+	CHECK(poll(&p, 1, (int)rp_ms(5000)) == 1);
+	CHECK(rp_write(e[1], "z", 1) == 1);
+	CHECK(rp_close(e[0]) == 0 && rp_close(e[1]) == 0);
 }
