@@ -23,6 +23,7 @@ struct hp {
 	char path[128];
 	char shm[256];
 	ino_t shm_ino;          /* the ring file's own inode, to know it is ours */
+	ino_t fifo_ino;         /* the FIFO's, which the /dev/shm names carry */
 	size_t cap;
 };
 
@@ -37,6 +38,7 @@ static UNUSED void hp_make(struct hp *h, size_t cap)
 	CHECK(rp_mkfifo(h->path, 0600, cap) == 0);
 	struct stat st;
 	CHECK(stat(h->path, &st) == 0);
+	h->fifo_ino = st.st_ino;
 	snprintf(h->shm, sizeof h->shm, "/dev/shm/ringpipe.%llx.%llu",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	CHECK(stat(h->shm, &st) == 0);
@@ -50,10 +52,12 @@ static UNUSED void hp_clean(struct hp *h)
 	struct stat st;
 	if (rp_unlink(h->path) != 0) {
 		/* A damaged pipe rp_unlink refuses: remove its pieces by hand,
-		 * if the ring file is still ours (once it and our FIFO are gone,
-		 * a FIFO made by another test may have the inode, so the names),
-		 * then the FIFO, which holds its inode until then. */
-		if (stat(h->shm, &st) == 0 && st.st_ino == h->shm_ino) {
+		 * if they are still ours: the names carry our FIFO's inode
+		 * number, which another test's FIFO may get once ours is gone
+		 * (so the FIFO goes last), and the ring file has its own. */
+		struct stat fs;
+		if ((stat(h->path, &fs) == 0 && fs.st_ino == h->fifo_ino) ||
+		    (stat(h->shm, &st) == 0 && st.st_ino == h->shm_ino)) {
 			char comp[300];
 			unlink(h->shm);
 			snprintf(comp, sizeof comp, "%s.wake", h->shm);
