@@ -156,10 +156,17 @@ static inline bool rp__held_by_me(const struct rp_end *e)
 
 /* wait.c: spinning, sleeping and waking. */
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
-/* How long a sleeper (or rp_poll) trusts the tokens before it looks at the
- * ring again: prev is the last interval, 0 at first; -1 for never.  A peer
- * killed between its publish and its token leaves none (wait.c). */
+/* sleep.c: how long a sleeper (or rp_poll) trusts the tokens before it
+ * looks at the ring again: prev is the last interval, 0 at first; -1 for
+ * never.  A peer killed between its publish and its token leaves none. */
 int rp__recheck_ms(int prev);
+/* Block for a token in fd (nbfd: a non-blocking open of it, or -1) with
+ * read(2)'s signal rules, or until ready(e, arg) on a recheck.  partial: a
+ * write that has moved bytes, which any handler ends (-1 EINTR).  READY,
+ * GONE (EOF), or -1. */
+int rp__take_token(int fd, int nbfd, bool partial,
+		   bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
+		   uint64_t arg);
 /* Called holding the side's lock; unlock: release it before sleeping. */
 int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers), -1 */
 /* partial: the caller has moved some bytes, so any signal handler ends the

@@ -6,11 +6,11 @@
  * little longer than that is what makes a sleeping peer no slower than a
  * kernel pipe; 0 on a one-CPU machine, and the spin yields once the peer
  * is late, in case it shares our CPU), then sleeps on a kernel pipe for a
- * token.  Sleeping on a pipe rather than a futex buys three things:
- * exactness about peers (the pipe reports EOF the instant the last peer's
- * descriptor is gone, whether by close, exec or kill -9, and a zombie holds
- * none), a descriptor that poll(2) understands, and the kernel's signal
- * rules, nearly (take_token()).
+ * token (sleep.c, which also keeps read(2)'s signal rules).  Sleeping on a
+ * pipe rather than a futex buys exactness about peers (the pipe reports EOF
+ * the instant the last peer's descriptor is gone, whether by close, exec or
+ * kill -9, and a zombie holds none), and a descriptor that poll(2)
+ * understands.
  *
  * No wakeup is lost between live processes: a sleeper counts itself, then
  * re-checks the ring; a waker publishes, then reads the count, all four
@@ -33,8 +33,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -57,8 +55,6 @@
 #define MAX_TOKENS      64
 #define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
 #define HAND_BACK_NS    1000000       /* see hand_back() */
-#define RECHECK_MIN_MS  10            /* see rp__recheck_ms() */
-#define RECHECK_MAX_MS  100
 
 static const char zeros[RP_PIPE_BUF];
 
@@ -89,34 +85,6 @@ static uint64_t spin_ns(void)
 	}
 	atomic_store_explicit(&spin_budget, v, memory_order_relaxed);
 	return v;
-}
-
-/*
- * A sleeper looks at the ring RECHECK_MIN_MS after it fell asleep, then at
- * doubling intervals up to RINGPIPE_RECHECK_MS (default RECHECK_MAX_MS,
- * so a sleeper left owed by a killed peer waits at most that long; 0: never,
- * the tokens alone).  Worked out once, as spin_ns().
- */
-static _Atomic int recheck_max = -2;
-
-int rp__recheck_ms(int prev)
-{
-	int max = atomic_load_explicit(&recheck_max, memory_order_relaxed);
-	if (max == -2) {
-		max = RECHECK_MAX_MS;
-		const char *s = getenv("RINGPIPE_RECHECK_MS");
-		if (s && *s) {
-			char *end;
-			unsigned long long u = strtoull(s, &end, 10);
-			if (!*end && u <= 3600000ULL)
-				max = (int)u;
-		}
-		atomic_store_explicit(&recheck_max, max, memory_order_relaxed);
-	}
-	if (max == 0)
-		return -1;
-	int next = prev ? 2 * prev : RECHECK_MIN_MS;
-	return next < max ? next : max;
 }
 
 static inline void cpu_relax(void)
@@ -231,108 +199,6 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-/* One byte from a blocking pipe, without blocking: RWF_NOWAIT where the
- * kernel takes it (pipe(2)), else through a second, non-blocking open file
- * description of the same pipe (a FIFO opened by path refuses RWF_NOWAIT). */
-static ssize_t read_nowait(int fd, char *c)
-{
-	struct iovec v = { c, 1 };
-	ssize_t n = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
-	if (n >= 0 || errno != EOPNOTSUPP)
-		return n;
-	char path[40];
-	rp__fmt_u32(stpcpy(path, "/proc/self/fd/"), (uint32_t)fd);
-	int nb = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (nb < 0)
-		return read(fd, c, 1);          /* no /proc: block, as before */
-	n = read(nb, c, 1);
-	int err = errno;
-	close(nb);
-	errno = err;
-	return n;
-}
-
-/*
- * read(2) on a pipe is restarted after a handler installed with SA_RESTART;
- * poll(2), which take_token() sleeps in, never is (signal(7)), and nothing
- * says which signal's handler ran.  So ask the handlers that could have run:
- * restart if they all have SA_RESTART, else fail with EINTR.  That is read(2)'s
- * answer unless they disagree, and then the answer that a program with any
- * handler without SA_RESTART is ready for.  No handler left means a one-shot
- * one ran (SA_RESETHAND, as System V's signal() installs, without SA_RESTART).
- * Left out: the signals a thread raises itself by a fault or abort(3), which
- * do not come while it sleeps, and for which crash reporters (Python's
- * faulthandler, the sanitizers) install handlers without SA_RESTART.
- */
-static bool handlers_restart(void)
-{
-	sigset_t blocked;
-	bool any = false, restart = true;
-	int err = errno;
-
-	if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
-		sigemptyset(&blocked);
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
-		    sig == SIGTRAP || sig == SIGSYS || sig == SIGABRT)
-			continue;
-		if (sigismember(&blocked, sig) == 1 || sigaction(sig, NULL, &sa) < 0 ||
-		    sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
-			continue;       /* cannot have run, or reserved by libc */
-		if (!(sa.sa_flags & SA_RESTART))
-			restart = false;
-		any = true;
-	}
-	errno = err;
-	return any && restart;
-}
-
-/*
- * Block for a token: a read that does not block, and poll(2) while there is
- * none (another sleeper may take one first).  Look at the ring again now and
- * then (rp__recheck_ms) without a token: a peer killed between its publish
- * and its token leaves none, and its survivors may all be idle (DESIGN.md,
- * "A waker killed mid-wake").  A signal handler ends the wait with EINTR or
- * restarts it as read(2) would (handlers_restart); but a kernel pipe's write
- * that has already moved some bytes returns their count after any handler,
- * SA_RESTART or not, and `partial` asks for that.
- * nbfd: a non-blocking open of the same pipe, or -1.
- */
-static int take_token(int fd, int nbfd, bool partial,
-		      bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
-		      uint64_t arg)
-{
-	int ms = rp__recheck_ms(0);
-	char c;
-
-	for (;;) {
-		/* Read first: poll(2) never reports the EOF of a FIFO that had
-		 * no writer since we opened it, where read(2) returns 0. */
-		ssize_t k = nbfd >= 0 ? read(nbfd, &c, 1) : read_nowait(fd, &c);
-		if (k > 0)
-			return RP_WAIT_READY;
-		if (k == 0)
-			return RP_WAIT_GONE;
-		if (errno == EAGAIN) {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			int n = poll(&p, 1, ms);
-			if (n == 0 && ready(e, arg))
-				return RP_WAIT_READY;
-			if (n == 0)
-				ms = rp__recheck_ms(ms);
-			if (n >= 0)
-				continue;       /* a token, EOF, or time to look */
-		}
-		if (errno != EINTR || partial)
-			return -1;      /* EINTR: the caller returns its count */
-		if (!handlers_restart()) {
-			errno = EINTR;
-			return -1;
-		}
-	}
-}
-
 static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
 		    bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
@@ -349,7 +215,7 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 	if (ready(e, arg))
 		r = RP_WAIT_READY;
 	else
-		r = take_token(fd, nbfd, partial, ready, e, arg);
+		r = rp__take_token(fd, nbfd, partial, ready, e, arg);
 	int err = errno;
 	count_out(sleepers, who, slot);
 	errno = err;
