@@ -189,17 +189,34 @@ static int lookup(const char *path, struct stat *st, struct names *n)
 	return 0;
 }
 
+/*
+ * The /dev/shm names carry the FIFO's inode number, which a FIFO made by
+ * anyone once ours is gone may get: hold the inode (O_PATH) until its files
+ * are gone, or we could remove that newcomer's.
+ */
 int rp_unlink(const char *path)
 {
-	struct stat st;
+	struct stat st, held;
 	struct names n;
 
 	if (lookup(path, &st, &n) < 0)
 		return -1;
-	if (unlink(path) < 0)
+	int pin = open(path, O_PATH | O_CLOEXEC);
+	if (pin < 0)
 		return -1;
-	unlink_companions(&n);
-	return 0;
+	if (fstat(pin, &held) < 0 || held.st_dev != st.st_dev ||
+	    held.st_ino != st.st_ino) {
+		close(pin);
+		errno = EINVAL;         /* replaced under us: look again */
+		return -1;
+	}
+	int r = unlink(path);
+	if (r == 0)
+		unlink_companions(&n);
+	int err = errno;
+	close(pin);
+	errno = err;
+	return r;
 }
 
 static int ofd_lock(int fd, short type, off_t byte, int wait)

@@ -124,7 +124,7 @@ struct plan {
 	uint64_t open;          /* the signals that may end the poll */
 };
 
-static void plan_sleep(struct plan *p)
+static void plan_sleep(struct plan *p, bool fresh)
 {
 	uint64_t restart, other;
 	sigset_t cur;
@@ -134,7 +134,7 @@ static void plan_sleep(struct plan *p)
 	if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
 		sigemptyset(&cur);
 	p->open = ~mask_bits(&cur);
-	read_handlers(&restart, &other, false);
+	read_handlers(&restart, &other, fresh);
 	restart &= p->open;
 	if (!restart || !(other & p->open))
 		return;                 /* they agree: the answer is theirs */
@@ -145,7 +145,7 @@ static void plan_sleep(struct plan *p)
 			sigaddset(&watch, sig);
 	p->sfd = signalfd(-1, &watch, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (p->sfd < 0)
-		return;                 /* no signalfd: fall back to agreeing */
+		return;                 /* no signalfd: EINTR after any handler */
 	p->mask = cur;
 	for (int sig = 1; sig <= 64; sig++)
 		if (restart & (1ULL << (sig - 1)))
@@ -218,7 +218,7 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 				/* An SA_RESTART handler ran as we returned:
 				 * go on, as read(2) would, with a fresh plan. */
 				close(p->sfd);
-				plan_sleep(p);
+				plan_sleep(p, true);
 			}
 			if (n >= 0)
 				continue;       /* a token, EOF, or time to look */
@@ -231,7 +231,7 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 		}
 		if (p->sfd >= 0)
 			close(p->sfd);
-		plan_sleep(p);
+		plan_sleep(p, false);   /* restart_after() read them */
 	}
 }
 
@@ -242,7 +242,7 @@ int rp__take_token(int fd, int nbfd, bool partial,
 	struct plan p = { .maskp = NULL, .sfd = -1, .open = ~0ULL };
 	/* A write that has moved bytes ends at any handler: no plan needed. */
 	if (!partial)
-		plan_sleep(&p);
+		plan_sleep(&p, false);
 	int r = take(fd, nbfd, partial, &p, ready, e, arg);
 	if (p.sfd >= 0) {
 		int err = errno;

@@ -24,6 +24,14 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "die_at_syscall() needs this architecture's AUDIT_ARCH"
+#endif
+
 #define CAP        4096
 #define RECOVER_MS 400.0        /* the longest recheck interval (100 ms), with slack */
 #define NUDGE_MS   400.0
@@ -244,7 +252,7 @@ TEST(writer_killed_before_token_next_blocked_write_wakes_reader)
 }
 
 /* Nobody comes by: the survivors are idle.  The sleeper looks again by
- * itself within take_token()'s longest recheck interval (100 ms). */
+ * itself within its longest recheck interval (100 ms, sleep.c). */
 TEST(writer_killed_before_token_sleeping_reader_recovers_alone)
 {
 	struct scene s;
@@ -311,11 +319,6 @@ TEST(writer_killed_before_token_conn_poll_recovers_alone)
  * (read(2)), neither of which its data path otherwise makes. */
 static void die_at_syscall(long nr)
 {
-#if defined(__x86_64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
