@@ -155,6 +155,9 @@ static inline bool rp__held_by_me(const struct rp_end *e)
 }
 
 /* wait.c: spinning, sleeping and waking. */
+/* A decimal setting from the environment, dflt if unset or not a number
+ * of at most max. */
+uint64_t rp__env_setting(const char *name, uint64_t max, uint64_t dflt);
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
 /* sleep.c: how long a sleeper (or rp_poll) trusts the tokens before it
  * looks at the ring again: prev is the last interval, 0 at first; -1 for

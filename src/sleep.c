@@ -31,7 +31,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/uio.h>
@@ -56,14 +55,7 @@ int rp__recheck_ms(int prev)
 {
 	int max = atomic_load_explicit(&recheck_max, memory_order_relaxed);
 	if (max == RECHECK_UNSET) {
-		max = RECHECK_MAX_MS;
-		const char *s = getenv("RINGPIPE_RECHECK_MS");
-		if (s && *s) {
-			char *end;
-			unsigned long long u = strtoull(s, &end, 10);
-			if (!*end && u <= 3600000ULL)
-				max = (int)u;
-		}
+		max = (int)rp__env_setting("RINGPIPE_RECHECK_MS", 3600000, RECHECK_MAX_MS);
 		atomic_store_explicit(&recheck_max, max, memory_order_relaxed);
 	}
 	if (max == 0)
@@ -140,16 +132,15 @@ static void plan_sleep(struct plan *p, bool fresh)
 		return;                 /* they agree: the answer is theirs */
 	sigset_t watch;
 	sigemptyset(&watch);
+	p->mask = cur;
 	for (int sig = 1; sig <= 64; sig++)
-		if (restart & (1ULL << (sig - 1)))
+		if (restart & (1ULL << (sig - 1))) {
 			sigaddset(&watch, sig);
+			sigaddset(&p->mask, sig);
+		}
 	p->sfd = signalfd(-1, &watch, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (p->sfd < 0)
 		return;                 /* no signalfd: EINTR after any handler */
-	p->mask = cur;
-	for (int sig = 1; sig <= 64; sig++)
-		if (restart & (1ULL << (sig - 1)))
-			sigaddset(&p->mask, sig);
 	p->maskp = &p->mask;
 	p->open &= ~restart;
 }

@@ -75,14 +75,8 @@ static uint64_t spin_ns(void)
 	/* One CPU in the machine: the peer cannot run while we spin.  (Not
 	 * our affinity mask: a process pinned to one CPU may well have its
 	 * peer pinned to another.) */
-	v = sysconf(_SC_NPROCESSORS_ONLN) < 2 ? 0 : SPIN_NS_DEFAULT;
-	const char *s = getenv("RINGPIPE_SPIN_NS");
-	if (s && *s) {
-		char *end;
-		unsigned long long u = strtoull(s, &end, 10);
-		if (!*end && u <= 1000000000ULL)
-			v = u;
-	}
+	v = rp__env_setting("RINGPIPE_SPIN_NS", 1000000000ULL,
+			    sysconf(_SC_NPROCESSORS_ONLN) < 2 ? 0 : SPIN_NS_DEFAULT);
 	atomic_store_explicit(&spin_budget, v, memory_order_relaxed);
 	return v;
 }
@@ -94,6 +88,16 @@ static inline void cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield");
 #endif
+}
+
+uint64_t rp__env_setting(const char *name, uint64_t max, uint64_t dflt)
+{
+	const char *s = getenv(name);
+	if (!s || !*s)
+		return dflt;
+	char *end;
+	unsigned long long u = strtoull(s, &end, 10);
+	return !*end && u <= max ? u : dflt;
 }
 
 uint64_t rp__now_ns(void)

@@ -272,6 +272,18 @@ TEST(reader_killed_before_token_sleeping_writer_recovers_alone)
 	scene_end(&s);
 }
 
+/* A setting that is not a decimal number ("0x" starts like 0) is ignored:
+ * the default looks remain. */
+TEST(malformed_recheck_setting_keeps_the_default)
+{
+	struct scene s;
+	CHECK(setenv("RINGPIPE_RECHECK_MS", "0x", 1) == 0);
+	double t = dead_writer_fills_under_reader(&s, true, 300);
+	reap(&s);
+	check_within(t, *s.done, RECOVER_MS, "reader done");
+	scene_end(&s);
+}
+
 /* RINGPIPE_RECHECK_MS=0: the tokens alone, as the cases of a live peer
  * coming by need; the sleeper stays asleep until that peer comes. */
 TEST(writer_killed_before_token_reader_sleeps_on_with_recheck_off)
