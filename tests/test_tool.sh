@@ -12,6 +12,12 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# A ring's /dev/shm name comes from its FIFO's inode number.  A second link
+# keeps that inode allocated after `ringpipe rm`, so that a concurrent case's
+# mkfifo cannot be given the same number (and so the same /dev/shm names)
+# before this case checks that the names are gone.
+pin_inode() { ln "$1" "$T/pin"; }
+
 case_mkfifo_creates_fifo_with_mode() {
 	"$RINGPIPE" mkfifo -m 0640 "$T/p"
 	[ -p "$T/p" ] || fail "no FIFO"
@@ -39,6 +45,7 @@ case_rm_removes_fifo_and_shm_files() {
 	"$RINGPIPE" mkfifo "$T/p"
 	ring=/dev/shm/ringpipe.$(stat -c %D.%i "$T/p")
 	[ -f "$ring" ] && [ -p "$ring.wake" ] && [ -p "$ring.gate" ] || fail "no $ring{,.wake,.gate}"
+	pin_inode "$T/p"
 	"$RINGPIPE" rm "$T/p"
 	[ ! -e "$T/p" ] || fail "FIFO left"
 	for f in "$ring" "$ring.wake" "$ring.gate"; do [ ! -e "$f" ] || fail "$f left"; done
@@ -201,6 +208,7 @@ PY
 	if "$RINGPIPE" stat "$T/p" 2>"$T/err"; then fail "stat succeeded"; fi
 	grep -q "another header layout (version 1; this one reads 2)" "$T/err" ||
 		fail "stat: $(cat "$T/err")"
+	pin_inode "$T/p"
 	"$RINGPIPE" rm "$T/p" || fail "rm refused it"
 	[ ! -e "$ring" ] || fail "rm left $ring"
 }
