@@ -137,9 +137,14 @@ TEST(named_pipe_files_gone_after_unlink_even_if_holders_were_killed)
 		CHECK(kill(kids[i], SIGKILL) == 0);
 		CHECK(waitpid(kids[i], NULL, 0) == kids[i]);
 	}
+	/* A second link keeps the inode, and so its /dev/shm names, from
+	 * being handed to a concurrent case's FIFO before we count them. */
+	char pin[64];
+	snprintf(pin, sizeof(pin), "%s/pin", dir);
+	CHECK(link(path, pin) == 0);
 	CHECK(rp_unlink(path) == 0);
 	CHECK(shm_files_of(path, st.st_dev, st.st_ino) == 0);
-	CHECK(rmdir(dir) == 0);
+	CHECK(unlink(pin) == 0 && rmdir(dir) == 0);
 }
 
 static rp_end *sig_w;
