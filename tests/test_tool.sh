@@ -165,10 +165,20 @@ case_ls_lists_anonymous_pipes() {
 	[ -n "${RP_EXAMPLES:-}" ] || fail "RP_EXAMPLES not set"
 	"$RP_EXAMPLES/blocked_writer" >/dev/null &
 	pid=$!
-	sleep 0.1
-	"$RINGPIPE" ls >"$T/ls"
-	wait $pid
-	grep -q "^anon:[0-9]* .*$pid/blocked_writer:w" "$T/ls" || fail "$(cat "$T/ls")"
+	# It holds its pipe's write end for at least 300 ms (its reader's delay)
+	# at some point after it starts, which under a sanitizer may take a
+	# while: look again until it is seen or gone.
+	seen=
+	while kill -0 $pid 2>/dev/null; do
+		"$RINGPIPE" ls >"$T/ls"
+		if grep -q "^anon:[0-9]* .*$pid/blocked_writer:w" "$T/ls"; then
+			seen=1
+			break
+		fi
+		sleep 0.05
+	done
+	wait $pid || fail "blocked_writer failed"
+	[ -n "$seen" ] || fail "$(cat "$T/ls")"
 }
 
 case_stat_json_reports_queued_bytes_and_pids() {
