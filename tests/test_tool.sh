@@ -145,16 +145,32 @@ case_progress_reports_bytes_on_stderr() {
 	grep -q "977K" "$T/err" || fail "progress: $(cat "$T/err")"
 }
 
-# Holders below live 5 s: enough for the look at 0.5 s, and not longer,
-# since ctest waits for every process that holds the case's output.
+# Run CMD... into FILE every 0.1 s until CHECK (a command) succeeds, for at
+# most 4 s: holders started in the background may be slow to open their
+# ends (under a sanitizer, on a loaded machine).  The holders below live
+# 5 s: long enough for that, and not longer, since ctest waits for every
+# process that holds the case's output.
+look_until() {
+	check=$1 file=$2
+	shift 2
+	tries=0
+	until "$@" >"$file" 2>&1 && eval "$check"; do
+		tries=$((tries + 1))
+		[ $tries -lt 40 ] || return 1
+		sleep 0.1
+	done
+}
+
 case_ls_shows_holders_and_roles() {
 	"$RINGPIPE" mkfifo "$T/p"
 	sleep 5 | "$RINGPIPE" write "$T/p" &
 	w=$!
 	"$RINGPIPE" read "$T/p" >/dev/null &
 	r=$!
-	sleep 0.5
-	"$RINGPIPE" ls "$T/p" >"$T/ls"
+	both_listed() {
+		grep -q "^$T/p .*$r/ringpipe:r" "$T/ls" && grep -q "[0-9]*/ringpipe:w" "$T/ls"
+	}
+	look_until both_listed "$T/ls" "$RINGPIPE" ls "$T/p" || :
 	kill $r $w 2>/dev/null || true
 	grep -q "^$T/p .*[0-9]*/ringpipe:r" "$T/ls" || fail "no reader: $(cat "$T/ls")"
 	grep -q "[0-9]*/ringpipe:w" "$T/ls" || fail "no writer: $(cat "$T/ls")"
@@ -186,10 +202,8 @@ case_stat_json_reports_queued_bytes_and_pids() {
 	sleep 5 >"$T/p.hold" &
 	( printf '0123456789' ; sleep 5 ) | "$RINGPIPE" write "$T/p" &
 	"$RINGPIPE" read "$T/p" | { sleep 5; cat >/dev/null; } &
-	sleep 0.5
-	"$RINGPIPE" stat --json "$T/p" >"$T/json"
-	pkill -P $$ sleep 2>/dev/null || true
-	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json")"
+	stat_ok() {
+		python3 - "$T/json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["capacity"] == 65536, s
@@ -197,6 +211,10 @@ assert s["queued"] + s["bytes_moved"] >= 10, s
 assert len(s["readers"]) == 1 and len(s["writers"]) == 1, s
 assert all(isinstance(h["pid"], int) and h["command"] == "ringpipe" for h in s["readers"] + s["writers"]), s
 PY
+	}
+	look_until "stat_ok 2>/dev/null" "$T/json" "$RINGPIPE" stat --json "$T/p" || :
+	pkill -P $$ sleep 2>/dev/null || true
+	stat_ok || fail "$(cat "$T/json")"
 }
 
 # A ring left by a release with another header layout (version 1 here) is
