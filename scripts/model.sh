@@ -119,6 +119,11 @@ lane1() {
 	check no-nudge-1w2r        broken   recover_after_call "$G $W1R2 $K1 $IDLE -DLIVENESS -DNO_NUDGE"
 	check ring-bell-reset      broken   safety "-DNW=1 -DNR=1 -DCHECK_LOST -DRESET_ALL"
 	check reap-live            broken   safety "-DNW=1 -DNR=1 -DCHECK_LOST -DREAP_LIVE"
+	# Writers' publishes without a barrier, readers fencing for them
+	# (src/fence.c): the code as it is when membarrier(2) is there.
+	check asym-fence-1w2r      holds    safety "$G $W1R2 -DCHECK_LOST -DASYM_FENCE"
+	check asym-no-fence        broken   safety "$G $W1R2 -DCHECK_LOST -DASYM_FENCE -DNO_FENCE"
+	check asym-killed-1w2r     holds    recover_after_call "$G $W1R2 $K1 $IDLE -DLIVENESS -DASYM_FENCE"
 }
 lane2() {
 	check lost-wakeup-2w1r     holds    safety "$G $W2R1 -DCHECK_LOST"
@@ -129,6 +134,8 @@ lane2() {
 	check no-nudge-2w1r        broken   recover_after_call "$G $W2R1 $K2 $IDLE -DLIVENESS -DNO_NUDGE"
 	check ring-bell-reset-hang broken   recover_after_call "-DNW=1 -DNR=1 -DIDLE_MASK=3 -DLIVENESS -DRESET_ALL"
 	check no-hand-back         broken   safety "$G $W2R1 -DCHECK_LOST -DNO_HAND_BACK"
+	check asym-fence-2w1r      holds    safety "$G $W2R1 -DCHECK_LOST -DASYM_FENCE"
+	check asym-killed-2w1r     holds    recover_after_call "$G $W2R1 $K2 $IDLE -DLIVENESS -DASYM_FENCE"
 	# 2 writers of different sizes, 2 readers: the second reader may be
 	# killed, the first may stop calling.  Searched in reverse process
 	# order, which meets a counterexample at once (in the default order,
@@ -167,7 +174,8 @@ names="lost-wakeup-1w2r lost-wakeup-2w1r killed-peer-1w2r killed-peer-2w1r
 	deviation-idle-1w2r deviation-idle-2w1r deviation-asleep-1w2r
 	deviation-asleep-2w1r no-recheck store-load-reorder no-nudge-1w2r
 	no-nudge-2w1r ring-bell-reset reap-live ring-bell-reset-hang no-hand-back
-	no-hand-back-killed"
+	no-hand-back-killed asym-fence-1w2r asym-fence-2w1r asym-killed-1w2r
+	asym-killed-2w1r asym-no-fence"
 if [ "${MODEL_EXTRA:-0}" = 1 ]; then
 	both extra1 extra2
 	names="$names cand-late-nudge-1w2r cand-late-nudge-2w1r cand-locked-sizes

@@ -178,6 +178,11 @@ int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial
 void rp__wake_readers(struct rp_end *e);
 void rp__wake_writers(struct rp_end *e);
 void rp__poller_token(struct rp_end *e);
+/* fence.c: this process may publish head without a barrier (registered
+ * for membarrier); readers about to sleep fence for it. */
+extern bool rp__light_publish;
+void rp__fence_register(void);
+void rp__fence_for_writers(struct rp_end *e);
 void rp__gate_open(struct rp_end *e);
 /*
  * Publishing head (writers) or tail (readers), holding the side's lock.
@@ -189,6 +194,14 @@ static inline void rp__publish_head(struct rp_end *e, uint64_t head, memory_orde
 {
 	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_relaxed))
 		rp__poller_token(e);
+	if (mo == RP_PUBLISH && rp__light_publish &&
+	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
+		/* Sleeping readers supply the barrier (fence.c); the compiler
+		 * must still keep the store before the loads that follow. */
+		atomic_store_explicit(&e->sh->head, head, memory_order_release);
+		atomic_signal_fence(memory_order_seq_cst);
+		return;
+	}
 	atomic_store_explicit(&e->sh->head, head, mo);
 }
 

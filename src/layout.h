@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define RP_MAGIC         0x45504950474e4952ULL /* "RINGPIPE" little-endian */
-#define RP_LAYOUT_VERSION 2u
+#define RP_LAYOUT_VERSION 3u  /* 3: readers fence for writers (fence.c) */
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -74,6 +74,8 @@ struct rp_shared {
 	_Atomic uint32_t rd_armed;    /* a poller waits for a doorbell token */
 	_Atomic uint32_t gate_closed; /* the writers' poll gate pipe is full */
 	_Atomic uint32_t rd_closes;   /* bumped by every reader close: EPIPE hint */
+	_Atomic uint32_t heavy_publish; /* a reader cannot fence for writers
+	                               * (fence.c): publish with a barrier */
 
 	/* Statistics, for `ringpipe stat`: advisory only.  Bytes moved are
 	 * head and tail themselves, so the data path pays nothing for them. */

@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -75,8 +76,11 @@ int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
 /* Validate the header of `fd` and map header + data twice into `e`. */
 int rp__map(struct rp_end *e, int fd)
 {
+	static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
 	struct stat st;
 	struct rp_shared hdr;
+
+	pthread_once(&fence_once, rp__fence_register);
 
 	if (fstat(fd, &st) < 0)
 		return -1;

@@ -13,8 +13,9 @@
  * understands.
  *
  * No wakeup is lost between live processes: a sleeper counts itself, then
- * re-checks the ring; a waker publishes, then reads the count, all four
- * sequentially consistent (RP_PUBLISH).  Of two such sequences at least
+ * re-checks the ring; a waker publishes, then reads the count, with a full
+ * barrier between each pair (RP_PUBLISH; a writer's barrier is supplied by
+ * the reader going to sleep, fence.c).  Of two such sequences at least
  * one sees the other (Dekker), so either the sleeper sees the data or the
  * waker sees the sleeper and drops a token.
  *
@@ -216,6 +217,9 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
 	int slot = count_in(sleepers, who, needs, arg);
+	/* A reader supplies the barrier that writers' publishes leave out. */
+	if (sleepers == &e->sh->rd_sleepers)
+		rp__fence_for_writers(e);
 	if (ready(e, arg))
 		r = RP_WAIT_READY;
 	else
@@ -484,6 +488,7 @@ int rp__poll_arm_reader(struct rp_end *e)
 	 * long, so the wait is bounded. */
 	if (rp__lock_within(e, &sh->wlock, ARM_LOCK_NS) < 0) {
 		atomic_store(&sh->rd_armed, 1);          /* seq_cst: see RP_PUBLISH */
+		rp__fence_for_writers(e);
 		if (rp__has_data(e))
 			return RP_WAIT_READY;
 		nudge_writers(e);        /* as in rp__wait_readable() */

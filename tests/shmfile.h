@@ -82,13 +82,25 @@ static UNUSED void poke(const char *file, size_t off, const void *v, size_t n)
 static UNUSED void poke64(const char *file, size_t off, uint64_t v) { poke(file, off, &v, 8); }
 static UNUSED void poke32(const char *file, size_t off, uint32_t v) { poke(file, off, &v, 4); }
 
+static UNUSED void peek(const char *file, size_t off, void *v, size_t n)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(pread(fd, v, n, (off_t)off) == (ssize_t)n);
+	close(fd);
+}
+
 static UNUSED uint64_t peek64(const char *file, size_t off)
 {
 	uint64_t v;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	CHECK(fd >= 0);
-	CHECK(pread(fd, &v, 8, (off_t)off) == 8);
-	close(fd);
+	peek(file, off, &v, 8);
+	return v;
+}
+
+static UNUSED uint32_t peek32(const char *file, size_t off)
+{
+	uint32_t v;
+	peek(file, off, &v, 4);
 	return v;
 }
 

@@ -49,6 +49,15 @@
  *   STORE_LOAD_REORDER  a waker reads the sleeper count before its publish
  *                       of head/tail is visible (what a release store and a
  *                       plain load allow, even on x86: the store buffer)
+ *   ASYM_FENCE          (the code as it is since layout 3, src/fence.c) a
+ *                       writer's publish of head is a plain store that may
+ *                       sit in its store buffer while the sleeper count is
+ *                       loaded, as STORE_LOAD_REORDER; a reader, after
+ *                       counting itself in, calls membarrier(2), which
+ *                       makes every such buffered store visible before it
+ *                       returns; a buffered store also lands by itself at
+ *                       any later point (store_buffer), a killed writer's too
+ *   NO_FENCE            with ASYM_FENCE: the reader does not call it
  * Changes to wait.c (README, "Findings"):
  *   RESET_ALL           ring_bell() resets the whole sleeper count when
  *                       the token pipe is full and FIONREAD shows at least
@@ -138,6 +147,17 @@ bool holding[NPROC];          /* a writer that read a token and has too
                                * little room, until hand_back() decides */
 bool window[NPROC];           /* between its publish of head/tail and the
                                * end of the wake that follows it */
+#ifdef ASYM_FENCE
+byte pend[NW];                /* a writer's publish of head still in its
+                               * store buffer: the bytes it adds */
+#define DRAIN(p) if :: pend[p] > 0 -> head = (head + pend[p]) % MOD; pend[p] = 0 \
+                    :: else fi
+/* A dead holder's lock is taken over after a /proc check (20 ms): its
+ * buffered store has long landed by then. */
+#define LANDED(p) (pend[p] == 0)
+#else
+#define LANDED(p) 1
+#endif
 byte need[NW];                /* the writer's call: bytes it waits room for
                                * (write_iov's need = want: an atomic write) */
 byte kills;
@@ -378,6 +398,17 @@ inline wait_for(READY_COND, fd, holders, sleepers)
 	:: else ->                                      /* it did not */
 sleep_on:
 		atomic { sleepers++; counted[_pid] = 1 }  /* count_in */
+#if defined(ASYM_FENCE) && !defined(NO_FENCE)
+		if                                        /* rp__fence_for_writers */
+		:: !IS_WRITER(_pid) ->
+			atomic { DRAIN(0);
+#if NW > 1
+				 DRAIN(1)
+#endif
+			}
+		:: else
+		fi;
+#endif
 #ifndef NO_RECHECK
 		if
 		:: atomic { READY_COND -> r = READY }   /* ready(e, arg) */
@@ -442,7 +473,7 @@ active [NW] proctype writer()
 	{
 	do
 	:: atomic {                                   /* rp_write(): */
-		(wlock == 0 || dead[wlock - 1]) -> wlock = _pid + 1;  /* rp__lock */
+		(wlock == 0 || (dead[wlock - 1] && LANDED(wlock - 1))) -> wlock = _pid + 1;  /* rp__lock */
 		CALL_STARTS; PICK_NEED                 /* (the call has started) */
 	   }
 again:
@@ -453,7 +484,16 @@ again:
 		 * only the lock holder moves head, and tail only grows, so
 		 * the load and the store can be one step without hiding a
 		 * state. */
-#ifndef STORE_LOAD_REORDER
+#if defined(ASYM_FENCE)
+		/* store(head, release) goes into the store buffer, and the
+		 * load of the sleeper count overtakes it */
+		:: atomic { WRITABLE -> pend[_pid] = need[_pid]; window[_pid] = 1; n = rd_sleepers }
+			atomic { DRAIN(_pid) }         /* it lands, if not yet */
+			if
+			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, 0)
+			:: else
+			fi;
+#elif !defined(STORE_LOAD_REORDER)
 		:: atomic { WRITABLE -> head = (head + need[_pid]) % MOD; window[_pid] = 1 }
 			wake_readers(0);               /* rp__wake_readers(e) */
 #else
@@ -481,7 +521,7 @@ again:
 			if
 			:: r == GONE -> break          /* no_readers: EPIPE, and
 			                                * the writer stops */
-			:: atomic { r != GONE && (wlock == 0 || dead[wlock - 1]) ->
+			:: atomic { r != GONE && (wlock == 0 || (dead[wlock - 1] && LANDED(wlock - 1))) ->
 				wlock = _pid + 1 }     /* rp__lock */
 			fi;
 #else
@@ -546,6 +586,20 @@ again:
 #define KILLABLE(p) (!dead[p] && ((KILL_MASK >> (p)) & 1))
 #define KILL(p) dead[p] = 1; kills++; at_read[p] = 0; window[p] = 0; holding[p] = 0; \
 	if :: IS_WRITER(p) -> bell_wr_ends-- :: else -> wake_wr_ends-- fi
+
+#ifdef ASYM_FENCE
+/* A buffered store lands by itself, whatever its writer does meanwhile. */
+active proctype store_buffer()
+{
+end_store_buffer:
+	do
+	:: atomic { pend[0] > 0 -> DRAIN(0) }
+#if NW > 1
+	:: atomic { pend[1] > 0 -> DRAIN(1) }
+#endif
+	od
+}
+#endif
 
 active proctype killer()
 {

@@ -1,0 +1,52 @@
+/*
+ * fence.c - a writer's publish without a barrier of its own.
+ *
+ * The sleep handshake (wait.c) is a Dekker pair: a writer stores head,
+ * then loads the readers' sleeper count; a reader adds itself to the
+ * count, then loads head.  Each side needs a full barrier between its
+ * store and its load, or both may miss the other.  The writer passes
+ * there on every write and the reader only on its way to sleep, so the
+ * writer's barrier moves to the reader: membarrier(2) with
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED makes every running thread of every
+ * registered process execute a full barrier before it returns (a thread
+ * that is not running passed one when it was switched out).  Wherever
+ * that barrier falls in a writer's store-then-load, either the load comes
+ * after it and sees the reader's count, or the store came before it and
+ * the reader, loading head after the call, sees the store.
+ *
+ * A writer relies on this only when its process registered (once, and
+ * again in a fork child, which starts unregistered), and only while no
+ * reader has failed to issue the call: one that cannot (a seccomp filter,
+ * say) sets heavy_publish in the ring, and every writer goes back to the
+ * full barrier.  The write that raced with that first failure is covered
+ * by the sleeper's own looks at the ring (sleep.c).
+ */
+#include "internal.h"
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+bool rp__light_publish;
+
+static int membarrier(int cmd)
+{
+	return (int)syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+void rp__fence_register(void)
+{
+#ifdef RP_TSAN
+	/* ThreadSanitizer models C11 only: keep the symmetric barriers. */
+	rp__light_publish = false;
+#else
+	rp__light_publish = membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+#endif
+}
+
+void rp__fence_for_writers(struct rp_end *e)
+{
+	if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
+		return;
+	atomic_store(&e->sh->heavy_publish, 1);
+}
