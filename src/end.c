@@ -56,7 +56,7 @@ static void atfork_child(void)
 	pthread_mutex_init(&pool_mu, NULL);
 	rp__lock_atfork_child();
 	if (rp__light_publish)
-		rp__fence_register();   /* a child's process starts unregistered */
+		rp__fence_register();   /* a new address space: register it too */
 	for (size_t i = 0; i < pool_top; i++) {
 		struct rp_end *e = &pool[i];
 		uint32_t st = atomic_load(&e->state);

@@ -15,7 +15,8 @@
  * the reader, loading head after the call, sees the store.
  *
  * A writer relies on this only when its process registered (once, and
- * again in a fork child, which starts unregistered), and only while no
+ * again in a fork child: registration belongs to an address space, and
+ * registering twice is harmless), and only while no
  * reader has failed to issue the call: one that cannot (a seccomp filter,
  * say) sets heavy_publish in the ring, and every writer goes back to the
  * full barrier.  The write that raced with that first failure is covered
