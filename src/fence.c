@@ -47,7 +47,8 @@ void rp__fence_register(void)
 
 void rp__fence_for_writers(struct rp_end *e)
 {
-	if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
-		return;
-	atomic_store(&e->sh->heavy_publish, 1);
+	int err = errno;
+	if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0)
+		atomic_store(&e->sh->heavy_publish, 1);
+	errno = err;                    /* a sleep is no place to report it */
 }
