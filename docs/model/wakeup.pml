@@ -486,9 +486,10 @@ again:
 		 * state. */
 #if defined(ASYM_FENCE)
 		/* store(head, release) goes into the store buffer, and the
-		 * load of the sleeper count overtakes it */
+		 * load of the sleeper count overtakes it
+		 * (it lands when store_buffer says so, or at the unlock, an
+		 * exchange, at the latest: even after the tokens are written) */
 		:: atomic { WRITABLE -> pend[_pid] = need[_pid]; window[_pid] = 1; n = rd_sleepers }
-			atomic { DRAIN(_pid) }         /* it lands, if not yet */
 			if
 			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, 0)
 			:: else
@@ -504,7 +505,11 @@ again:
 			:: else
 			fi;
 #endif
-			atomic { n = 0; window[_pid] = 0; DROP_NEED; wlock = 0 }  /* unlock */
+			atomic { n = 0; window[_pid] = 0; DROP_NEED;
+#ifdef ASYM_FENCE
+				 DRAIN(_pid);
+#endif
+				 wlock = 0 }                   /* unlock */
 		:: else ->                             /* no room */
 			/* rp__wait_writable(e, need, true) */
 #ifndef NO_NUDGE
