@@ -16,7 +16,12 @@
 #include <stdint.h>
 
 #define RP_MAGIC         0x45504950474e4952ULL /* "RINGPIPE" little-endian */
-#define RP_LAYOUT_VERSION 3u  /* 3: readers fence for writers (fence.c) */
+/* Bumped whenever processes sharing a ring must agree on something new, and
+ * never reused: 2, sleeper slots; 3 (6db7afe, withdrawn in 7a5a9eb, which
+ * went back to 2's protocol), writers woke sleepers after their unlock;
+ * 4, writers publish without a barrier and readers fence for them
+ * (fence.c), which a reader of any earlier version would not do. */
+#define RP_LAYOUT_VERSION 4u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX

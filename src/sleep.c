@@ -20,10 +20,10 @@
  * The handlers are read with sigaction, one call per signal (about 20 us
  * here), so what was read is kept for SCAN_TTL_NS (100 ms) and read again
  * after every handler that ends a poll: a program that changes its handlers
- * and is signalled within that time may get the old handlers' answer.  Left out: the signals a thread raises itself by
- * a fault or abort(3), which do not come while it sleeps, and for which crash
- * reporters (Python's faulthandler, the sanitizers) install handlers without
- * SA_RESTART.
+ * and is signalled within that time may get the old handlers' answer.  Left
+ * out: the signals a thread raises itself by a fault or abort(3), which do
+ * not come while it sleeps, and for which crash reporters (Python's
+ * faulthandler, the sanitizers) install handlers without SA_RESTART.
  */
 #include "internal.h"
 

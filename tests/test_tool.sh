@@ -227,14 +227,14 @@ case_ls_and_stat_name_a_ring_of_another_layout() {
 import struct, sys
 with open(sys.argv[1], "r+b") as f:
     f.seek(8)                       # struct rp_shared: magic, then version
-    assert struct.unpack("<I", f.read(4))[0] == 3
+    assert struct.unpack("<I", f.read(4))[0] == 4
     f.seek(8)
     f.write(struct.pack("<I", 1))
 PY
 	"$RINGPIPE" ls "$T/p" >"$T/ls"
 	grep -q "^$T/p .* layout v1 " "$T/ls" || fail "ls: $(cat "$T/ls")"
 	if "$RINGPIPE" stat "$T/p" 2>"$T/err"; then fail "stat succeeded"; fi
-	grep -q "another header layout (version 1; this one reads 3)" "$T/err" ||
+	grep -q "another header layout (version 1; this one reads 4)" "$T/err" ||
 		fail "stat: $(cat "$T/err")"
 	pin_inode "$T/p"
 	"$RINGPIPE" rm "$T/p" || fail "rm refused it"

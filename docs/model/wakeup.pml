@@ -49,7 +49,7 @@
  *   STORE_LOAD_REORDER  a waker reads the sleeper count before its publish
  *                       of head/tail is visible (what a release store and a
  *                       plain load allow, even on x86: the store buffer)
- *   ASYM_FENCE          (the code as it is since layout 3, src/fence.c) a
+ *   ASYM_FENCE          (the code as it is since layout 4, src/fence.c) a
  *                       writer's publish of head is a plain store that may
  *                       sit in its store buffer while the sleeper count is
  *                       loaded, as STORE_LOAD_REORDER; a reader, after
