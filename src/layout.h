@@ -20,8 +20,9 @@
  * never reused: 2, sleeper slots; 3 (6db7afe, withdrawn in 7a5a9eb, which
  * went back to 2's protocol), writers woke sleepers after their unlock;
  * 4, writers publish without a barrier and readers fence for them
- * (fence.c), which a reader of any earlier version would not do. */
-#define RP_LAYOUT_VERSION 4u
+ * (fence.c), which a reader of any earlier version would not do; 5, the
+ * locks moved off the index lines. */
+#define RP_LAYOUT_VERSION 5u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -58,16 +59,18 @@ struct rp_shared {
 	uint64_t created_ns;          /* CLOCK_REALTIME at creation, for stat */
 	char path[256];               /* named pipes: the path at mkfifo time */
 
-	/* Writer side: written on every write. */
+	/* Each index and each lock has a line of its own: the other side
+	 * reads the index on every call, and a lock sharing its line would
+	 * make every acquisition wait for that line to come back. */
 	_Alignas(RP_CACHELINE)
 	_Atomic uint64_t head;        /* free-running count of bytes published */
+	_Alignas(RP_CACHELINE)
 	_Atomic uint32_t wlock;       /* writer lock: holder TID | RP_LOCK_WAITERS */
 	_Atomic uint64_t msg_start;   /* rp_conn: where the message being sent
 	                               * starts (RP_NO_MSG: none); lock holder only */
-
-	/* Reader side: written on every read. */
 	_Alignas(RP_CACHELINE)
 	_Atomic uint64_t tail;        /* free-running count of bytes consumed */
+	_Alignas(RP_CACHELINE)
 	_Atomic uint32_t rlock;       /* reader lock, as wlock */
 
 	/* Sleeping and closing: read on every call but written rarely, so the
