@@ -107,12 +107,15 @@ struct rp_end *rp__end_alloc(void)
 	return e;
 }
 
+_Static_assert((sizeof(struct rp_end) & (sizeof(struct rp_end) - 1)) == 0,
+	       "a handle's slot is found with a mask");
+
 struct rp_end *rp__end_get(rp_end *h, int role)
 {
 	uintptr_t off = (uintptr_t)h - (uintptr_t)pool;
 
 	if (!h || !pool || off >= pool_top * sizeof(struct rp_end) ||
-	    off % sizeof(struct rp_end)) {
+	    (off & (sizeof(struct rp_end) - 1))) {
 		errno = EBADF;
 		return NULL;
 	}

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "ringpipe.h"
 #include "layout.h"
@@ -38,7 +39,10 @@
 enum rp_role { RP_READER = 1, RP_WRITER = 2 };
 enum rp_state { RP_FREE = 0, RP_OPEN = 1, RP_CLOSED = 2 };
 
+/* A power of two in size, so that checking a handle is a mask, not a
+ * division (it is on every call). */
 struct rp_end {
+	_Alignas(256)
 	_Atomic uint32_t state;
 	_Atomic uint32_t refs;        /* 1 while open + 1 per call in flight */
 	int role;
@@ -175,8 +179,25 @@ int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers
 /* partial: the caller has moved some bytes, so any signal handler ends the
  * wait (-1 EINTR), SA_RESTART or not, as it ends a kernel pipe's write. */
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial); /* READY, GONE, -1 */
-void rp__wake_readers(struct rp_end *e);
-void rp__wake_writers(struct rp_end *e);
+/* Wake whoever sleeps on (or polls) the other side.  Inline because every
+ * call passes here and almost always finds nobody: two loads of a line
+ * that stays cached on both sides. */
+void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t armed);
+void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t gate);
+static inline void rp__wake_readers(struct rp_end *e)
+{
+	uint64_t n = atomic_load_explicit(&e->sh->rd_sleepers, memory_order_seq_cst);
+	uint32_t a = atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst);
+	if (__builtin_expect((n | a) != 0, 0))
+		rp__wake_readers_slow(e, n, a);
+}
+static inline void rp__wake_writers(struct rp_end *e)
+{
+	uint64_t n = atomic_load_explicit(&e->sh->wr_sleepers, memory_order_seq_cst);
+	uint32_t g = atomic_load_explicit(&e->sh->gate_closed, memory_order_seq_cst);
+	if (__builtin_expect((n | g) != 0, 0))
+		rp__wake_writers_slow(e, n, g);
+}
 void rp__poller_token(struct rp_end *e);
 /* fence.c: this process may publish head without a barrier (registered
  * for membarrier); readers about to sleep fence for it. */
@@ -215,7 +236,29 @@ int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
 void rp__reader_emptied(struct rp_end *e);
 int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
 bool rp__readers_gone(struct rp_end *e);
-bool rp__readers_gone_hint(struct rp_end *e); /* cheap; true: none left */
+/*
+ * The writers' fast-path check for readers: true if none is left.  It
+ * trusts a hint (readers bump rd_closes when they close) and a coarse
+ * clock, and only then asks the kernel (wait.c), so a reader killed
+ * without closing is noticed within PROBE_NS (wait.c) by a writer that
+ * never blocks, at no per-write system call.
+ */
+/* A clock good to a few ms: the writers read it on every call. */
+static inline uint64_t rp__coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+bool rp__readers_gone_slow(struct rp_end *e, uint32_t closes);
+static inline bool rp__readers_gone_hint(struct rp_end *e)
+{
+	uint32_t c = atomic_load_explicit(&e->sh->rd_closes, memory_order_relaxed);
+	if (__builtin_expect(c == e->seen_rd_closes && !e->widowed, 1) &&
+	    rp__coarse_ns() < e->next_probe_ns)
+		return false;
+	return rp__readers_gone_slow(e, c);
+}
 int rp__raise_epipe(struct rp_end *e);
 bool rp__nonblocking(struct rp_end *e);      /* the end's O_NONBLOCK (fcntl) */
 /*
@@ -231,7 +274,6 @@ static inline bool rp__nb(struct rp_end *e)
 }
 int rp__set_nonblocking(struct rp_end *e, bool on);
 uint64_t rp__now_ns(void);
-uint64_t rp__coarse_ns(void);
 
 /* fd helpers (shm.c) */
 int rp__reopen(int fd);                     /* a new OFD for the same file */

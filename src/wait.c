@@ -108,13 +108,6 @@ uint64_t rp__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t rp__coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Counting in and out of a sleep.  A sleeper names itself (its TID) in a
  * free slot of `who`, then sets the slot's bit in the count word, so that
@@ -383,14 +376,10 @@ static void ring_bell(struct rp_end *e, int fd, uint64_t k,
 		reap(e, sleepers, who);
 }
 
-void rp__wake_readers(struct rp_end *e)
+void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a)
 {
 	struct rp_shared *sh = e->sh;
 
-	uint64_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_seq_cst);
-	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_seq_cst);
-	if (!(n | a))
-		return;
 	if (a)
 		a = atomic_exchange_explicit(&sh->rd_armed, 0,
 					     memory_order_relaxed) != 0;
@@ -410,14 +399,9 @@ static void drain_gate(struct rp_end *e)
 		;
 }
 
-void rp__wake_writers(struct rp_end *e)
+void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t g)
 {
 	struct rp_shared *sh = e->sh;
-
-	uint64_t n = atomic_load_explicit(&sh->wr_sleepers, memory_order_seq_cst);
-	uint32_t g = atomic_load_explicit(&sh->gate_closed, memory_order_seq_cst);
-	if (!(n | g))
-		return;
 	int err = errno;
 	if (n)
 		ring_bell(e, e->wake, rp_sleeper_count(n), &sh->wr_sleepers,
@@ -584,15 +568,10 @@ bool rp__readers_gone(struct rp_end *e)
 	return gone;
 }
 
-/*
- * The writers' fast-path check for readers.  It trusts a hint (readers
- * bump rd_closes when they close) and a coarse clock, and only then asks
- * the kernel, so a reader killed without closing is noticed within
- * PROBE_NS even by a writer that never blocks, at no per-write syscall.
- */
-bool rp__readers_gone_hint(struct rp_end *e)
+/* rp__readers_gone_hint() found a close, a probe due, or no reader at
+ * its last look. */
+bool rp__readers_gone_slow(struct rp_end *e, uint32_t c)
 {
-	uint32_t c = atomic_load_explicit(&e->sh->rd_closes, memory_order_relaxed);
 	uint64_t now;
 
 	if (c != e->seen_rd_closes) {
