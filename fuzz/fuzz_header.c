@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Lock words are left out: a garbage one costs a 20 ms takeover
 		 * (tests/test_hostile.c covers them), which would starve the
 		 * fuzzer of executions. */
-		atomic_store(&sh->wlock, 0);
-		atomic_store(&sh->rlock, 0);
+		rp_lockword_reset(&sh->wlock);
+		rp_lockword_reset(&sh->rlock);
 		ssize_t r = rp_write(ends[1], buf, (size_t)(data[off] + 1) * 16);
 		must(r <= (ssize_t)((data[off] + 1) * 16));
 		r = rp_read(ends[0], buf, sizeof(buf));

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Model-check ringpipe's sleep/wake protocol (docs/model/wakeup.pml) with spin.
+# Model-check ringpipe's sleep/wake protocol (docs/model/wakeup.pml) and its
+# biased lock (docs/model/bias.pml) with spin.
 #
 #   sh scripts/model.sh            run every check (about 2 min on 2 CPUs)
 #   MODEL_TRAILS=DIR sh scripts/model.sh
@@ -51,12 +52,14 @@ trap 'exit 130' INT TERM
 check() {
 	name=$1 expect=$2 kind=$3 defs=$4 cflags=${5:-}
 	d="$TMP/$name"
+	m=${CHECK_MODEL:-$MODEL}
+	f=$(basename "$m")
 	mkdir "$d"
-	cp "$MODEL" "$d/wakeup.pml"
+	cp "$m" "$d/$f"
 	(
 		cd "$d"
 		# shellcheck disable=SC2086
-		if ! spin -a $defs wakeup.pml >spin.out 2>&1; then
+		if ! spin -a $defs "$f" >spin.out 2>&1; then
 			cat spin.out >pan.out
 			exit 0
 		fi
@@ -71,16 +74,18 @@ check() {
 			gcc -O2 -w $cflags -o pan pan.c
 			./pan -a -N "$kind" -m6000000 -w24 >pan.out 2>&1 || true
 		fi
-		if [ -n "${MODEL_TRAILS:-}" ] && [ -f wakeup.pml.trail ]; then
+		if [ -n "${MODEL_TRAILS:-}" ] && [ -f "$f.trail" ]; then
 			mkdir -p "$MODEL_TRAILS"
 			# shellcheck disable=SC2086
-			spin -t -p -g $defs wakeup.pml >"$MODEL_TRAILS/$name.txt" 2>&1 || true
+			spin -t -p -g $defs "$f" >"$MODEL_TRAILS/$name.txt" 2>&1 || true
 		fi
 	)
 	states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$d/pan.out" | head -n 1)
 	errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$d/pan.out" | head -n 1)
 	found=holds
-	if grep -q '^pan:[0-9]*: assertion violated' "$d/pan.out"; then found="VIOLATED: lost wakeup"
+	lost="lost wakeup"
+	[ "$f" = bias.pml ] && lost="two inside"
+	if grep -q '^pan:[0-9]*: assertion violated' "$d/pan.out"; then found="VIOLATED: $lost"
 	elif grep -q '^pan:[0-9]*: invalid end state' "$d/pan.out"; then found="VIOLATED: all blocked"
 	elif grep -q '^pan:[0-9]*: acceptance cycle' "$d/pan.out"; then found="VIOLATED: owed for ever"
 	elif [ "${errors:-x}" != 0 ]; then found="error (see pan output)"
@@ -124,6 +129,14 @@ lane1() {
 	check asym-fence-1w2r      holds    safety "$G $W1R2 -DCHECK_LOST -DASYM_FENCE"
 	check asym-no-fence        broken   safety "$G $W1R2 -DCHECK_LOST -DASYM_FENCE -DNO_FENCE"
 	check asym-killed-1w2r     holds    recover_after_call "$G $W1R2 $K1 $IDLE -DLIVENESS -DASYM_FENCE"
+	# The biased lock (src/lock.c, docs/model/bias.pml): three threads.
+	CHECK_MODEL="$ROOT/docs/model/bias.pml"
+	check bias-exclusive       holds    safety ""
+	check bias-no-fence-drained holds   safety "-DNO_FENCE -DDRAIN_WAIT"
+	check bias-no-fence        broken   safety "-DNO_FENCE"
+	check bias-no-recheck      broken   safety "-DNO_RECHECK"
+	check bias-one-flag        broken   safety "-DONE_FLAG"
+	CHECK_MODEL=
 }
 lane2() {
 	check lost-wakeup-2w1r     holds    safety "$G $W2R1 -DCHECK_LOST"
@@ -175,7 +188,8 @@ names="lost-wakeup-1w2r lost-wakeup-2w1r killed-peer-1w2r killed-peer-2w1r
 	deviation-asleep-2w1r no-recheck store-load-reorder no-nudge-1w2r
 	no-nudge-2w1r ring-bell-reset reap-live ring-bell-reset-hang no-hand-back
 	no-hand-back-killed asym-fence-1w2r asym-fence-2w1r asym-killed-1w2r
-	asym-killed-2w1r asym-no-fence"
+	asym-killed-2w1r asym-no-fence bias-exclusive bias-no-fence-drained
+	bias-no-fence bias-no-recheck bias-one-flag"
 if [ "${MODEL_EXTRA:-0}" = 1 ]; then
 	both extra1 extra2
 	names="$names cand-late-nudge-1w2r cand-late-nudge-2w1r cand-locked-sizes
@@ -183,7 +197,7 @@ if [ "${MODEL_EXTRA:-0}" = 1 ]; then
 	cand-no-reset cand-no-reset-hang"
 fi
 
-echo "spin $(spin -V | sed -n 's/^Spin Version \([^ ]*\).*/\1/p'): $MODEL"
+echo "spin $(spin -V | sed -n 's/^Spin Version \([^ ]*\).*/\1/p'): $MODEL, docs/model/bias.pml"
 printf '%-4s %-22s %-9s %-19s %-23s %9s %6s\n' "" check expect property found states "pan s"
 status=0
 for n in $names; do

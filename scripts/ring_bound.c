@@ -9,6 +9,7 @@
  *
  * Options: -l  add a lock (CAS and exchange) around each call, as ringpipe's
  *              writers' and readers' locks;
+ *          -w  with -l: the writer takes none (only the reader locks);
  *          -f  publish with an exchange (a full barrier), not a plain store;
  *          -p N  a reader that finds the ring empty pauses N times before
  *              it looks again (default 1).
@@ -37,7 +38,7 @@ struct ring {
 	_Alignas(64) unsigned char data[CAP];
 };
 
-static int locked, fenced, pauses = 1;
+static int locked, wfree, fenced, pauses = 1;
 
 static uint64_t now_ns(void)
 {
@@ -73,7 +74,7 @@ static void publish(_Atomic uint64_t *pos, uint64_t v)
 /* Each side keeps the other's index as last seen, as ringpipe does. */
 static int put(struct ring *r, uint64_t *tail_seen, const void *m)
 {
-	if (locked)
+	if (locked && !wfree)
 		lock(&r->wlock);
 	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	int ok = h + MSG - *tail_seen <= CAP ||
@@ -83,7 +84,7 @@ static int put(struct ring *r, uint64_t *tail_seen, const void *m)
 		memcpy(r->data + h % CAP, m, MSG);
 		publish(&r->head, h + MSG);
 	}
-	if (locked)
+	if (locked && !wfree)
 		atomic_exchange_explicit(&r->wlock, 0, memory_order_release);
 	return ok;
 }
@@ -173,9 +174,11 @@ int main(int argc, char **argv)
 {
 	int o;
 
-	while ((o = getopt(argc, argv, "lfp:")) != -1) {
+	while ((o = getopt(argc, argv, "lwfp:")) != -1) {
 		if (o == 'l')
 			locked = 1;
+		else if (o == 'w')
+			wfree = 1;
 		else if (o == 'f')
 			fenced = 1;
 		else if (o == 'p')
@@ -185,7 +188,8 @@ int main(int argc, char **argv)
 	}
 	double k = run_kernel(), b = run_ring();
 	printf("kernel pipe %.2fM msg/s, bare ring%s%s (pause %d) %.2fM msg/s: %.1fx\n",
-	       k / 1e6, locked ? " +locks" : "", fenced ? " +full-barrier publish" : "",
+	       k / 1e6, locked ? (wfree ? " +reader's lock" : " +locks") : "",
+	       fenced ? " +full-barrier publish" : "",
 	       pauses, b / 1e6, b / k);
 	return 0;
 }

@@ -285,12 +285,12 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 	/* After the LAST chunk is published: see cut_message_len(). */
 	if (multi)
 		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__unlock(&sh->wlock);
+	rp__unlock(e, &sh->wlock);
 	return 0;
 epipe:
 	if (multi)
 		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__unlock(&sh->wlock);
+	rp__unlock(e, &sh->wlock);
 	e->widowed = 1;
 	rp__raise_epipe(e);
 	errno = EPIPE;
@@ -299,7 +299,7 @@ fail:
 	/* Given up mid-message: the receiver will drop what was sent. */
 	if (multi)
 		atomic_store_explicit(&sh->msg_start, RP_NO_MSG, memory_order_seq_cst);
-	rp__unlock(&sh->wlock);
+	rp__unlock(e, &sh->wlock);
 	errno = err;
 	return -1;
 }
@@ -564,8 +564,8 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 			rp__publish_tail(e, tail + sizeof(f) + f.len,
 					 RP_PUBLISH_UNLOCKED);
 			rp__reader_emptied(e);
-			rp__unlock(&sh->rlock);
-			rp__mb_after_unlock();
+			rp__unlock(e, &sh->rlock);
+			rp__mb_after_unlock(e);
 			rp__wake_writers(e);
 			if (out)
 				*out = x.dst;
@@ -581,7 +581,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 	}
 fail:
 	rx_drop(&x);
-	rp__unlock(&sh->rlock);
+	rp__unlock(e, &sh->rlock);
 	errno = err;
 	return -1;
 }

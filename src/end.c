@@ -48,8 +48,8 @@ static void atfork_parent(void)
 /*
  * The child has one thread, so no call is in flight: every open end is back
  * to its single reference, and a closed end that only a parent thread was
- * still using can be released now.  Locks held for a reservation belong to
- * the parent's thread, not to the child's copy of the end.
+ * still using can be released now.  Locks held for a reservation, or by
+ * bias, belong to the parent's thread, not to the child's copy of the end.
  */
 static void atfork_child(void)
 {
@@ -63,6 +63,8 @@ static void atfork_child(void)
 		if (st == RP_OPEN) {
 			atomic_store(&e->refs, 1);
 			e->held = 0;
+			e->bias_in[0] = e->bias_in[1] = 0;
+			e->streak = 0;
 		} else if (st == RP_CLOSED) {
 			release(e);
 		}
@@ -169,7 +171,7 @@ int rp__end_close(struct rp_end *e)
 	}
 	if (e->held) {
 		e->held = 0;
-		rp__unlock(e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
+		rp__unlock(e, e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
 	}
 	/* Closing the kernel ends is the close: that is what peers observe. */
 	rp__close_fds(e);

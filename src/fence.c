@@ -14,13 +14,18 @@
  * after it and sees the reader's count, or the store came before it and
  * the reader, loading head after the call, sees the store.
  *
- * A writer relies on this only when its process registered (once, and
- * again in a fork child: registration belongs to an address space, and
- * registering twice is harmless), and only while no
- * reader has failed to issue the call: one that cannot (a seccomp filter,
- * say) sets heavy_publish in the ring, and every writer goes back to the
- * full barrier.  The write that raced with that first failure is covered
- * by the sleeper's own looks at the ring (sleep.c).
+ * The same holds the other way round: a reader publishes tail with a
+ * plain store when its unlock is a biased one (lock.c), and a writer going
+ * to sleep for room fences for it; and a thread revoking a biased lock
+ * fences for the lock's owner.
+ *
+ * A process relies on this only when it registered (once, and again in a
+ * fork child: registration belongs to an address space, and registering
+ * twice is harmless), and only while no peer has failed to issue the
+ * call: one that cannot (a seccomp filter, say) sets heavy_publish in the
+ * ring, every writer and reader goes back to the full barrier, and no lock
+ * is biased again.  The publish that raced with that first failure is
+ * covered by the sleeper's own looks at the ring (sleep.c).
  */
 #include "internal.h"
 
@@ -45,10 +50,12 @@ void rp__fence_register(void)
 #endif
 }
 
-void rp__fence_for_writers(struct rp_end *e)
+bool rp__fence_peers(struct rp_end *e)
 {
 	int err = errno;
-	if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0)
+	bool ok = membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+	if (!ok)
 		atomic_store(&e->sh->heavy_publish, 1);
 	errno = err;                    /* a sleep is no place to report it */
+	return ok;
 }

@@ -251,8 +251,8 @@ static int join(struct rp_end *e)
 	if (alone == 0) {
 		atomic_store(&sh->head, 0);
 		atomic_store(&sh->tail, 0);
-		atomic_store(&sh->wlock, 0);
-		atomic_store(&sh->rlock, 0);
+		rp_lockword_reset(&sh->wlock);
+		rp_lockword_reset(&sh->rlock);
 		atomic_store(&sh->rd_sleepers, 0);
 		atomic_store(&sh->wr_sleepers, 0);
 		for (int i = 0; i < RP_SLEEP_SLOTS; i++) {

@@ -62,6 +62,9 @@ struct rp_end {
 	uint64_t next_probe_ns;
 	uint64_t next_reap_ns;      /* wait.c: reap() at most this often */
 	int widowed;                  /* last probe found no reader */
+	_Atomic uint32_t bias_in[2];  /* inside the writers' [0] or readers'
+	                               * [1] lock by its bias (rp__bias_in()) */
+	uint32_t streak;              /* lock.c: uncontended acquisitions */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
 	_Atomic uint32_t held_tid;          /* the thread that reserved or peeked */
@@ -81,13 +84,9 @@ struct rp_end {
 
 /*
  * A publish that the side's unlock follows before the sleeper loads can
- * be a plain release store: the unlock is an atomic exchange, and what
- * the handshake needs between the store and the loads is a full barrier,
- * which rp__mb_after_unlock() supplies.  On x86 every locked instruction
- * is one already, so it is only a compiler barrier there (as the kernel's
- * smp_mb__after_atomic()); elsewhere, and under ThreadSanitizer (which
- * knows nothing of x86), a seq_cst fence.  One locked instruction less
- * per read.
+ * be a plain release store: what the handshake needs between the store
+ * and the loads is a full barrier, which rp__mb_after_unlock() supplies
+ * (see there).  One locked instruction less per read.
  */
 #define RP_PUBLISH_UNLOCKED memory_order_release
 #if defined(__SANITIZE_THREAD__)
@@ -96,11 +95,6 @@ struct rp_end {
 #if __has_feature(thread_sanitizer)
 #define RP_TSAN 1
 #endif
-#endif
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(RP_TSAN)
-#define rp__mb_after_unlock() atomic_signal_fence(memory_order_seq_cst)
-#else
-#define rp__mb_after_unlock() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
 /* Is anything queued?  (Corrupt indices count as "yes": the caller's
@@ -130,26 +124,101 @@ uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
 
 /* lock.c: the writers' and readers' locks in shared memory. */
 /* Take the lock; give up (ETIMEDOUT) after budget_ns (0: never). */
-int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns);
+int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns);
 extern __thread uint32_t rp__tid_cache;     /* this thread's TID, once known */
-/* 0, or -1 EDEADLK.  The free lock's CAS inline: it is on every call. */
-static inline int rp__lock(struct rp_end *e, _Atomic uint32_t *word)
+extern __thread uint32_t rp__bias_depth;    /* biased locks this thread is in */
+void rp__bias_revoked(_Atomic uint32_t *busy);
+void rp__unlock_held(struct rp_end *e, struct rp_lockword *l);
+
+/* An end may hold both locks at once (a writer closing the gate holds
+ * the readers' lock too), each by its bias or not: 0, or the biased word
+ * it entered with.  Only the thread that holds the end's own side's lock
+ * changes these. */
+static inline _Atomic uint32_t *rp__bias_in(struct rp_end *e, const struct rp_lockword *l)
 {
-	uint32_t free_word = 0;
-	if (rp__tid_cache &&
-	    atomic_compare_exchange_strong_explicit(word, &free_word, rp__tid_cache,
+	return &e->bias_in[l != &e->sh->wlock];
+}
+
+/* Leaving a biased lock entered with word w: clear our busy flag; a
+ * revoker that changed the word meanwhile may sleep on it: wake it. */
+static inline void rp__bias_leave(struct rp_lockword *l, uint32_t w)
+{
+	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
+	atomic_store_explicit(busy, 0, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&l->word, memory_order_relaxed) != w, 0))
+		rp__bias_revoked(busy);
+}
+
+/* Entering a lock biased to us (word w): set our busy flag, then make
+ * sure the bias still stands.  A revoker's membarrier orders our store
+ * before our load (lock.c), so no fence here. */
+static inline bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint32_t w)
+{
+	/* The depth counts us in before busy is set and out after it is
+	 * clear, so a signal handler that finds busy set and the depth 0
+	 * knows the flag is not ours (lock.c, take_biased()). */
+	rp__bias_depth++;
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&l->busy[rp_lock_slot(w)], 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&l->word, memory_order_acquire) == w) {
+		atomic_store_explicit(rp__bias_in(e, l), w, memory_order_relaxed);
+		return true;
+	}
+	rp__bias_leave(l, w);
+	atomic_signal_fence(memory_order_seq_cst);
+	rp__bias_depth--;
+	return false;
+}
+
+/* 0, or -1 EDEADLK.  The uncontended cases inline: they are on every call. */
+static inline int rp__lock(struct rp_end *e, struct rp_lockword *l)
+{
+	uint32_t me = rp__tid_cache;
+	uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+	if (me && (w & ~RP_LOCK_SLOT) == (RP_LOCK_BIASED | me) &&
+	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_relaxed) &&
+	    rp__bias_enter(e, l, w))
+		return 0;
+	if (me && w == 0 &&
+	    atomic_compare_exchange_strong_explicit(&l->word, &w, me,
 			memory_order_acquire, memory_order_relaxed))
 		return 0;
-	return rp__lock_within(e, word, 0);
+	return rp__lock_within(e, l, 0);
 }
+
+static inline void rp__unlock(struct rp_end *e, struct rp_lockword *l)
+{
+	_Atomic uint32_t *in = rp__bias_in(e, l);
+	uint32_t w = atomic_load_explicit(in, memory_order_relaxed);
+	if (w) {
+		atomic_store_explicit(in, 0, memory_order_relaxed);
+		rp__bias_leave(l, w);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (rp__bias_depth)     /* a close may end another thread's hold */
+			rp__bias_depth--;
+		return;
+	}
+	rp__unlock_held(e, l);
+}
+
+/* Is somebody inside the lock?  (A snapshot, for hints.) */
+static inline bool rp__lock_busy(struct rp_lockword *l)
+{
+	uint32_t w = atomic_load_explicit(&l->word, memory_order_seq_cst);
+	return (w & RP_LOCK_BIASED) ?
+	       atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_seq_cst) != 0 :
+	       w != 0;
+}
+
 /* Nobody (alive) holds it: free, or held by a dead process. */
-bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word);
+bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l);
 /* Writes v in decimal at dst (no stdio: signal handlers get here); returns
  * the end, where it puts a NUL. */
 char *rp__fmt_u32(char *dst, uint32_t v);
 /* Is thread `tid` dead, a zombie, or not a process that maps this ring? */
 bool rp__tid_gone(struct rp_end *e, uint32_t tid);
-void rp__unlock(_Atomic uint32_t *word);
 void rp__lock_atfork_child(void);
 uint32_t rp__self_tid(void);
 /* Does the calling thread hold this end's reservation or peek? */
@@ -203,7 +272,30 @@ void rp__poller_token(struct rp_end *e);
  * for membarrier); readers about to sleep fence for it. */
 extern bool rp__light_publish;
 void rp__fence_register(void);
-void rp__fence_for_writers(struct rp_end *e);
+/* membarrier(2) for the peers' barrier-free stores; false (and
+ * heavy_publish set) if refused. */
+bool rp__fence_peers(struct rp_end *e);
+/*
+ * The barrier after an unlock that followed a RP_PUBLISH_UNLOCKED store.
+ * An unlock by exchange is one on x86 (every locked instruction is), so
+ * nothing is needed there (as the kernel's smp_mb__after_atomic()); a
+ * biased unlock is a plain store, and then the peers going to sleep fence
+ * for us (fence.c) unless one could not.  Elsewhere, and under
+ * ThreadSanitizer (which knows nothing of x86), a seq_cst fence.
+ */
+static inline void rp__mb_after_unlock(struct rp_end *e)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(RP_TSAN)
+	if (rp__light_publish &&
+	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
+		atomic_signal_fence(memory_order_seq_cst);
+		return;
+	}
+#else
+	(void)e;
+#endif
+	atomic_thread_fence(memory_order_seq_cst);
+}
 void rp__gate_open(struct rp_end *e);
 /*
  * Publishing head (writers) or tail (readers), holding the side's lock.

@@ -21,8 +21,9 @@
  * went back to 2's protocol), writers woke sleepers after their unlock;
  * 4, writers publish without a barrier and readers fence for them
  * (fence.c), which a reader of any earlier version would not do; 5, the
- * locks moved off the index lines. */
-#define RP_LAYOUT_VERSION 5u
+ * locks moved off the index lines; 6, a lock may be biased to one thread
+ * (lock.c), which a process of an earlier version would take as held. */
+#define RP_LAYOUT_VERSION 6u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -46,6 +47,43 @@ static inline uint64_t rp_sleeper_count(uint64_t w)
 	return (uint64_t)__builtin_popcount((uint32_t)w) + (w >> 32);
 }
 
+/* The writers' or the readers' lock (lock.c).  word: 0 (free), the
+ * holder's TID (| RP_LOCK_WAITERS when somebody sleeps on it), or
+ * RP_LOCK_BIASED | slot << RP_LOCK_SLOT_SHIFT | TID: biased to that thread,
+ * which holds the lock while busy[slot] is set.  A slot belongs to the
+ * thread named in owner[slot] (claimed by CAS, freed when that thread is
+ * gone), so a thread writes only its own busy flag: one whose bias was
+ * revoked while it was on its way in cannot clear the next owner's.
+ * TIDs are below 2^22 (the kernel's PID_MAX_LIMIT). */
+#define RP_LOCK_TID        0x003fffffu
+#define RP_LOCK_SLOT_SHIFT 22
+#define RP_LOCK_SLOT       (7u << RP_LOCK_SLOT_SHIFT)
+#define RP_LOCK_WAITERS    0x40000000u
+#define RP_LOCK_BIASED     0x80000000u
+#define RP_BIAS_SLOTS      8
+
+struct rp_lockword {
+	_Atomic uint32_t word;
+	_Atomic uint32_t last;        /* the TID that last held it by the word */
+	_Atomic uint32_t owner[RP_BIAS_SLOTS];
+	_Atomic uint32_t busy[RP_BIAS_SLOTS];
+};
+
+static inline void rp_lockword_reset(struct rp_lockword *l)
+{
+	atomic_store(&l->word, 0);
+	atomic_store(&l->last, 0);
+	for (int i = 0; i < RP_BIAS_SLOTS; i++) {
+		atomic_store(&l->owner[i], 0);
+		atomic_store(&l->busy[i], 0);
+	}
+}
+
+static inline unsigned rp_lock_slot(uint32_t w)
+{
+	return (w & RP_LOCK_SLOT) >> RP_LOCK_SLOT_SHIFT;
+}
+
 struct rp_shared {
 	/* Identity: written once by the creator.  These fields keep their
 	 * place in every layout version, so that `ringpipe ls` can name a
@@ -65,13 +103,13 @@ struct rp_shared {
 	_Alignas(RP_CACHELINE)
 	_Atomic uint64_t head;        /* free-running count of bytes published */
 	_Alignas(RP_CACHELINE)
-	_Atomic uint32_t wlock;       /* writer lock: holder TID | RP_LOCK_WAITERS */
+	struct rp_lockword wlock;     /* the writers' lock */
 	_Atomic uint64_t msg_start;   /* rp_conn: where the message being sent
 	                               * starts (RP_NO_MSG: none); lock holder only */
 	_Alignas(RP_CACHELINE)
 	_Atomic uint64_t tail;        /* free-running count of bytes consumed */
 	_Alignas(RP_CACHELINE)
-	_Atomic uint32_t rlock;       /* reader lock, as wlock */
+	struct rp_lockword rlock;     /* the readers' lock */
 
 	/* Sleeping and closing: read on every call but written rarely, so the
 	 * line stays cached on both sides instead of bouncing with head/tail. */

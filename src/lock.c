@@ -9,6 +9,19 @@
  * taken over.  That is safe
  * because nothing a holder does becomes visible before it publishes head or
  * tail, which is its last act under the lock.
+ *
+ * Biased: a thread that takes the lock BIAS_AFTER times in a row (nobody
+ * else in between) keeps it at its unlock, marked RP_LOCK_BIASED | slot |
+ * its TID, and from then on enters and leaves with plain stores of its
+ * slot's busy flag (no locked instruction, which would wait for every line
+ * the other side has pulled away: on a 64-byte stream that was a third of
+ * the time).  Another thread revokes the bias: it takes the word for
+ * itself with a CAS, then calls membarrier(2) and waits until the flag is
+ * clear.  The owner stores its flag and then looks at the word; the
+ * membarrier puts a full barrier into the owner's store-then-load wherever
+ * it is, so either the owner sees the CAS and backs out, or the revoker
+ * sees the flag and waits (the asymmetric handshake of fence.c;
+ * docs/model/bias.pml checks it, and why each owner has a flag of its own).
  */
 #include "internal.h"
 
@@ -20,11 +33,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOCK_WAITERS    0x40000000u
-#define LOCK_TID        0x3fffffffu
+#define LOCK_WAITERS    RP_LOCK_WAITERS
+#define LOCK_TID        RP_LOCK_TID
 #define LOCK_RECHECK_NS 20000000L
+#define BIAS_AFTER      256         /* uncontended acquisitions in a row */
+#define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
 
 __thread uint32_t rp__tid_cache;
+__thread uint32_t rp__bias_depth;
 
 static uint32_t self(void)
 {
@@ -41,6 +57,7 @@ uint32_t rp__self_tid(void)
 void rp__lock_atfork_child(void)
 {
 	rp__tid_cache = 0;
+	rp__bias_depth = 0;     /* the parent's thread holds those, not us */
 }
 
 /*
@@ -185,19 +202,126 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns)
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val,
+		  const struct timespec *ts)
 {
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+/* The sleep before the next look: LOCK_RECHECK_NS, or what is left before
+ * the deadline (then *last is set).  -1 ETIMEDOUT: the deadline passed. */
+static int next_sleep(uint64_t deadline, struct timespec *ts, bool *last)
+{
+	*ts = (struct timespec){ 0, LOCK_RECHECK_NS };
+	*last = false;
+	if (!deadline)
+		return 0;
+	uint64_t now = mono_ns();
+	if (now >= deadline) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (deadline - now <= (uint64_t)LOCK_RECHECK_NS) {
+		ts->tv_nsec = (long)(deadline - now);
+		*last = true;
+	}
+	return 0;
+}
+
+/*
+ * We took the word of a lock biased to `owner`: wait until the owner is
+ * out (busy clear; its exit wakes us), or gone.  Without membarrier (a
+ * seccomp filter, say) an entry the owner began before our CAS may not
+ * show in busy yet: a store leaves a store buffer within nanoseconds, and
+ * any interrupt drains it, so looking again BIAS_DRAIN_NS later is enough;
+ * and nobody biases this ring again (heavy_publish).
+ */
+static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
+		       uint64_t deadline)
+{
+	bool fenced = rp__fence_peers(e);
+	for (;;) {
+		if (!atomic_load_explicit(busy, memory_order_acquire)) {
+			if (fenced)
+				return 0;
+			struct timespec ts = { 0, BIAS_DRAIN_NS };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			fenced = true;
+			continue;
+		}
+		struct timespec ts;
+		bool last;
+		if (next_sleep(deadline, &ts, &last) < 0)
+			return -1;
+		long r = futex(busy, FUTEX_WAIT, 1, &ts);
+		if (r < 0 && errno == ETIMEDOUT &&
+		    (last || ts.tv_nsec == LOCK_RECHECK_NS) && rp__tid_gone(e, owner))
+			return 0;           /* killed inside: take over */
+	}
+}
+
+/* The lock's word is `cur`, biased.  0 (ours), -1 (errno), or 1: look again. */
+static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
+		       uint32_t me, uint64_t deadline)
+{
+	uint32_t owner = cur & LOCK_TID;
+	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(cur)];
+	if (owner == me) {
+		/* Ours, with busy set: this thread is inside (a signal handler
+		 * calling in), unless busy was left by a dead thread whose TID
+		 * we now have, which nobody else would ever clear. */
+		if (atomic_load_explicit(busy, memory_order_relaxed) &&
+		    rp__bias_depth) {
+			errno = EDEADLK;
+			return -1;
+		}
+		return rp__bias_enter(e, l, cur) ? 0 : 1;
+	}
+	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, me,
+			memory_order_acquire, memory_order_relaxed))
+		return 1;
+	if (await_owner(e, busy, owner, deadline) == 0)
+		return 0;
+	/* Out of time: give the bias back, and wake whoever queued on us. */
+	int err = errno;
+	uint32_t old = atomic_exchange_explicit(&l->word, cur, memory_order_release);
+	if (old & LOCK_WAITERS)
+		futex(&l->word, FUTEX_WAKE, INT32_MAX, NULL);
+	errno = err;
+	return -1;
+}
+
+int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
+{
+	_Atomic uint32_t *word = &l->word;
 	uint32_t me = self();
 	uint32_t cur = 0;
 	uint64_t deadline = budget_ns ? mono_ns() + budget_ns : 0;
 
+	e->streak = 0;                  /* we met somebody, or the bias went */
 	if (atomic_compare_exchange_strong_explicit(word, &cur, me,
 			memory_order_acquire, memory_order_relaxed))
 		return 0;
 	for (;;) {
+		if (cur & RP_LOCK_BIASED) {
+			int r = take_biased(e, l, cur, me, deadline);
+			if (r <= 0)
+				return r;
+			cur = atomic_load_explicit(word, memory_order_relaxed);
+			continue;
+		}
 		if ((cur & LOCK_TID) == me) {
 			errno = EDEADLK;
 			return -1;
+		}
+		if (cur & RP_LOCK_SLOT) {
+			/* No holder writes a slot without the bias bit: garbage. */
+			if (atomic_compare_exchange_weak_explicit(word, &cur,
+					me | LOCK_WAITERS, memory_order_acquire,
+					memory_order_relaxed))
+				return 0;
+			continue;
 		}
 		if (cur == 0) {
 			/* Keep the waiters bit: others may still sleep. */
@@ -212,28 +336,18 @@ int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns
 				cur | LOCK_WAITERS, memory_order_relaxed,
 				memory_order_relaxed))
 			continue;
-		struct timespec ts = { 0, LOCK_RECHECK_NS };
-		bool last = false;
-		if (deadline) {
-			uint64_t now = mono_ns();
-			if (now >= deadline) {
-				errno = ETIMEDOUT;
-				return -1;
-			}
-			if (deadline - now <= (uint64_t)LOCK_RECHECK_NS) {
-				ts.tv_nsec = (long)(deadline - now);
-				last = true;
-			}
-		}
-		long r = syscall(SYS_futex, word, FUTEX_WAIT, cur | LOCK_WAITERS,
-				 &ts, NULL, 0);
+		struct timespec ts;
+		bool last;
+		if (next_sleep(deadline, &ts, &last) < 0)
+			return -1;
+		long r = futex(word, FUTEX_WAIT, cur | LOCK_WAITERS, &ts);
 		/* Every full recheck interval, and before giving up: is the
 		 * holder still there? */
 		if (r < 0 && errno == ETIMEDOUT &&
 		    (last || ts.tv_nsec == LOCK_RECHECK_NS)) {
 			uint32_t held = atomic_load(word);
 			uint32_t tid = held & LOCK_TID;
-			if ((held & LOCK_TID) == (cur & LOCK_TID) &&
+			if ((held & ~LOCK_WAITERS) == (cur & ~LOCK_WAITERS) &&
 			    (holder_dead(tid) ||
 			     !holder_maps_ring(tid, e->ring_dev, e->ring_ino))) {
 				/* Take over from the dead (or an impostor): one
@@ -247,9 +361,13 @@ int rp__lock_within(struct rp_end *e, _Atomic uint32_t *word, uint64_t budget_ns
 	}
 }
 
-bool rp__lock_abandoned(struct rp_end *e, _Atomic uint32_t *word)
+bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l)
 {
-	return rp__tid_gone(e, atomic_load_explicit(word, memory_order_acquire));
+	uint32_t w = atomic_load_explicit(&l->word, memory_order_acquire);
+	if ((w & RP_LOCK_BIASED) &&
+	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_acquire))
+		return true;
+	return (!(w & RP_LOCK_BIASED) && (w & RP_LOCK_SLOT)) || rp__tid_gone(e, w);
 }
 
 bool rp__tid_gone(struct rp_end *e, uint32_t tid)
@@ -259,10 +377,63 @@ bool rp__tid_gone(struct rp_end *e, uint32_t tid)
 	       !holder_maps_ring(tid, e->ring_dev, e->ring_ino);
 }
 
-/* An atomic exchange, which rp__mb_after_unlock() counts on. */
-void rp__unlock(_Atomic uint32_t *word)
+void rp__bias_revoked(_Atomic uint32_t *busy)
 {
-	uint32_t old = atomic_exchange_explicit(word, 0, memory_order_release);
-	if (old & LOCK_WAITERS)
-		syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+	futex(busy, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+/*
+ * A busy flag of our own for a bias: the slot we own already, a free one,
+ * or one whose owner is gone (only a live thread can be on its way into
+ * a bias it lost, so only a live owner's flag must stay its own).  We
+ * hold the lock by its word, so no bias names any slot now.  -1: none.
+ */
+static int claim_slot(struct rp_end *e, struct rp_lockword *l, uint32_t me)
+{
+	for (int i = 0; i < RP_BIAS_SLOTS; i++)
+		if (atomic_load_explicit(&l->owner[i], memory_order_relaxed) == me)
+			return i;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < RP_BIAS_SLOTS; i++) {
+			uint32_t t = atomic_load_explicit(&l->owner[i],
+							  memory_order_relaxed);
+			if ((pass == 0 ? t != 0 : !rp__tid_gone(e, t)) ||
+			    !atomic_compare_exchange_strong(&l->owner[i], &t, me))
+				continue;
+			atomic_store_explicit(&l->busy[i], 0, memory_order_relaxed);
+			return i;
+		}
+	return -1;
+}
+
+/*
+ * Unlocking a lock taken with the word (not by bias).  A thread that has
+ * met nobody BIAS_AFTER times in a row keeps it, biased, when its process
+ * can be reached by membarrier and every peer so far could issue it.
+ * Otherwise an atomic exchange, which rp__mb_after_unlock() counts on.
+ */
+void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
+{
+	uint32_t me = rp__tid_cache;
+	/* In a row: two threads taking turns without meeting never bias (a
+	 * revocation costs a membarrier). */
+	if (atomic_load_explicit(&l->last, memory_order_relaxed) != me) {
+		atomic_store_explicit(&l->last, me, memory_order_relaxed);
+		e->streak = 0;
+	}
+	if (++e->streak >= BIAS_AFTER && rp__light_publish &&
+	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
+		int slot = claim_slot(e, l, me);
+		if (slot < 0)
+			e->streak = 0;          /* all taken: ask again later */
+		else if (atomic_compare_exchange_strong_explicit(&l->word, &me,
+				RP_LOCK_BIASED | (uint32_t)slot << RP_LOCK_SLOT_SHIFT | me,
+				memory_order_seq_cst, memory_order_relaxed))
+			return;
+	}
+	uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
+	if (old & LOCK_WAITERS) {
+		e->streak = 0;
+		futex(&l->word, FUTEX_WAKE, 1, NULL);
+	}
 }

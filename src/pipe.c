@@ -89,7 +89,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		return -1;
 	for (;;) {
 		if (rp__readers_gone_hint(e)) {
-			rp__unlock(&sh->wlock);
+			rp__unlock(e, &sh->wlock);
 			goto no_readers;
 		}
 		size_t want = total - done;
@@ -140,7 +140,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			goto fail_unlocked;
 		}
 	}
-	rp__unlock(&sh->wlock);
+	rp__unlock(e, &sh->wlock);
 	return (ssize_t)done;
 
 no_readers:
@@ -153,7 +153,7 @@ no_readers:
 	/* A reader opened the FIFO meanwhile: start over. */
 	return write_iov(e, iov, cnt, total);
 fail:
-	rp__unlock(&sh->wlock);
+	rp__unlock(e, &sh->wlock);
 fail_unlocked:
 	if (done)
 		return (ssize_t)done;
@@ -181,7 +181,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			e->peer = atomic_load_explicit(&sh->head, memory_order_acquire);
 			used = rp_ring_used(&e->ring, e->peer, tail);
 			if (used < 0) {
-				rp__unlock(&sh->rlock);
+				rp__unlock(e, &sh->rlock);
 				errno = EIO;
 				return -1;
 			}
@@ -193,8 +193,8 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			rp__publish_tail(e, tail + n, RP_PUBLISH_UNLOCKED);
 			if (n == (uint64_t)used)
 				rp__reader_emptied(e);
-			rp__unlock(&sh->rlock);
-			rp__mb_after_unlock();
+			rp__unlock(e, &sh->rlock);
+			rp__mb_after_unlock(e);
 			rp__wake_writers(e);
 			return (ssize_t)n;
 		}
@@ -205,7 +205,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			int r = rp__poll_arm_reader(e);
 			if (r == RP_WAIT_READY)
 				continue;
-			rp__unlock(&sh->rlock);
+			rp__unlock(e, &sh->rlock);
 			return r == RP_WAIT_GONE ? 0 : -1;
 		}
 		int r = rp__wait_readable(e, true);
@@ -216,7 +216,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 		if (rp__lock(e, &sh->rlock) < 0)
 			return -1;
 	}
-	rp__unlock(&sh->rlock);
+	rp__unlock(e, &sh->rlock);
 	return 0;
 }
 
@@ -303,7 +303,7 @@ int rp_fileno(rp_end *h)
 		int saved = errno;
 		if (rp__lock(e, &e->sh->rlock) == 0) {
 			rp__poll_arm_reader(e);
-			rp__unlock(&e->sh->rlock);
+			rp__unlock(e, &e->sh->rlock);
 		}
 		errno = saved;
 	}

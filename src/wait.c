@@ -210,9 +210,8 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
 	int slot = count_in(sleepers, who, needs, arg);
-	/* A reader supplies the barrier that writers' publishes leave out. */
-	if (sleepers == &e->sh->rd_sleepers)
-		rp__fence_for_writers(e);
+	/* Supply the barrier that the other side's publishes leave out. */
+	rp__fence_peers(e);
 	if (ready(e, arg))
 		r = RP_WAIT_READY;
 	else
@@ -337,7 +336,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 {
 	rp__wake_writers(e);
 	if (unlock)
-		rp__unlock(&e->sh->rlock);
+		rp__unlock(e, &e->sh->rlock);
 	return wait_for(e, readable, 0, e->bell, e->drain, &e->sh->rd_sleepers,
 			e->sh->rd_who, NULL, &e->sh->rd_blocked_ns, false);
 }
@@ -349,7 +348,7 @@ int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial
 {
 	rp__wake_readers(e);
 	if (unlock) {
-		rp__unlock(&e->sh->wlock);
+		rp__unlock(e, &e->sh->wlock);
 		/* The same for a writer of another size asleep with room for
 		 * its write: we cannot take that room, so we must not leave it
 		 * owed (a reader killed after making room never woke it). */
@@ -459,8 +458,29 @@ static void nudge_writers(struct rp_end *e)
  * ring is still empty every token in the bell is stale: drain them, and
  * arm, so that the next publisher drops exactly one.  If a writer keeps
  * the lock for long (a reservation) we cannot tell, and leave the tokens
- * (a spurious wakeup at worst, never a lost one).
+ * (a spurious wakeup at worst, never a lost one).  A lock biased to a
+ * writer is not taken (that would revoke the bias at every empty ring):
+ * we drain without it, arm, and wait for a writer inside to leave (see
+ * armed_past_writer()); a writer inside may still drop a token for data
+ * we already read, one spurious wakeup.
  */
+/*
+ * Armed without the writers' lock, because it is biased to a writer: as
+ * if we had taken it, let a writer inside finish (bounded, as the lock
+ * wait is), so that every publish from now on starts after the arm and
+ * drops its token first.  The membarrier makes a writer that set its
+ * busy flag after our look see the arm (lock.c, fence.c).  True if data
+ * showed meanwhile.
+ */
+static bool armed_past_writer(struct rp_end *e)
+{
+	rp__fence_peers(e);
+	uint64_t until = rp__now_ns() + ARM_LOCK_NS;
+	while (rp__lock_busy(&e->sh->wlock) && rp__now_ns() < until)
+		sched_yield();
+	return rp__has_data(e);
+}
+
 int rp__poll_arm_reader(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
@@ -470,9 +490,10 @@ int rp__poll_arm_reader(struct rp_end *e)
 	/* Writers hold their lock for a copy and a token write, so it comes
 	 * quickly unless the holder was preempted; a reservation can keep it
 	 * long, so the wait is bounded. */
-	if (rp__lock_within(e, &sh->wlock, ARM_LOCK_NS) < 0) {
+	bool biased = atomic_load(&sh->wlock.word) & RP_LOCK_BIASED;
+	if (!biased && rp__lock_within(e, &sh->wlock, ARM_LOCK_NS) < 0) {
 		atomic_store(&sh->rd_armed, 1);          /* seq_cst: see RP_PUBLISH */
-		rp__fence_for_writers(e);
+		rp__fence_peers(e);
 		if (rp__has_data(e))
 			return RP_WAIT_READY;
 		nudge_writers(e);        /* as in rp__wait_readable() */
@@ -495,13 +516,18 @@ int rp__poll_arm_reader(struct rp_end *e)
 		if (errno == EINTR)
 			continue;
 		atomic_store(&sh->rd_armed, 1);
+		if (biased && armed_past_writer(e)) {
+			r = RP_WAIT_READY;
+			break;
+		}
 		nudge_writers(e);        /* as in rp__wait_readable() */
 		errno = EAGAIN;
 		r = -1;
 		break;
 	}
 	int err = errno;
-	rp__unlock(&e->sh->wlock);
+	if (!biased)
+		rp__unlock(e, &e->sh->wlock);
 	errno = err;
 	return r;
 }
@@ -515,7 +541,7 @@ void rp__reader_emptied(struct rp_end *e)
 	/* Armed, and no writer inside its lock: no token is in the bell or
 	 * on its way (writers drop tokens only while holding the lock). */
 	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst) &&
-	    !atomic_load_explicit(&e->sh->wlock, memory_order_seq_cst))
+	    !rp__lock_busy(&e->sh->wlock))
 		return;
 	int saved = errno;
 	rp__poll_arm_reader(e);
@@ -551,7 +577,7 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 			r = -2;
 		atomic_store(&sh->gate_closed, 1);
 	}
-	rp__unlock(&sh->rlock);
+	rp__unlock(e, &sh->rlock);
 	if (r == -1)
 		rp__wake_readers(e);     /* as in rp__wait_writable() */
 	errno = r == -2 ? EPIPE : EAGAIN;

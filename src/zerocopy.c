@@ -34,7 +34,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			break;
 		}
 		if (rp__readers_gone_hint(e)) {
-			rp__unlock(&sh->wlock);
+			rp__unlock(e, &sh->wlock);
 			if (rp__raise_epipe(e) < 0)
 				goto out;
 			if (rp__lock(e, &sh->wlock) < 0)
@@ -65,7 +65,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			goto out;
 	}
 	int err = errno;
-	rp__unlock(&sh->wlock);
+	rp__unlock(e, &sh->wlock);
 	errno = err;
 out:
 	rp__end_put(e);
@@ -84,7 +84,7 @@ int rp_write_commit(rp_end *h, size_t n)
 		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
 		e->held = 0;
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
-		rp__unlock(&e->sh->wlock);
+		rp__unlock(e, &e->sh->wlock);
 		r = 0;
 	}
 	rp__end_put(e);
@@ -149,7 +149,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 			goto out;
 	}
 	int err = errno;
-	rp__unlock(&sh->rlock);
+	rp__unlock(e, &sh->rlock);
 	errno = err;
 out:
 	rp__end_put(e);
@@ -167,8 +167,8 @@ int rp_read_consume(rp_end *h, size_t n)
 	} else {
 		rp__publish_tail(e, e->held_pos + n, RP_PUBLISH_UNLOCKED);
 		e->held = 0;
-		rp__unlock(&e->sh->rlock);
-		rp__mb_after_unlock();
+		rp__unlock(e, &e->sh->rlock);
+		rp__mb_after_unlock(e);
 		rp__wake_writers(e);
 		r = 0;
 	}

@@ -234,7 +234,16 @@ static UNUSED void record_reader(rp_end *r, unsigned maxwriter, uint32_t *seen,
 
 /* --- locating the holder of a ring lock (named pipes only) --- */
 
-#define LOCK_TID_MASK 0x3fffffffu /* holder TID | RP_LOCK_WAITERS (high bits) */
+/* Who is inside a lock (0: nobody): the word's TID, or for a lock biased
+ * to a thread, that thread while it has busy set (layout.h). */
+static UNUSED pid_t lock_holder(const struct rp_lockword *l)
+{
+	uint32_t w = atomic_load((_Atomic uint32_t *)&l->word);
+	if ((w & RP_LOCK_BIASED) &&
+	    !atomic_load((_Atomic uint32_t *)&l->busy[rp_lock_slot(w)]))
+		return 0;
+	return (pid_t)(w & RP_LOCK_TID);
+}
 
 static UNUSED struct rp_shared *map_header(const char *path)
 {
@@ -267,14 +276,13 @@ static void stop_child(pid_t pid)
  * stopped candidate that the word still names holds the lock for as long as
  * it stays stopped.  Returns its pid (stopped, holding the lock) or -1.
  */
-static UNUSED pid_t stop_lock_holder(const _Atomic uint32_t *lockw, const pid_t *cand, int n,
+static UNUSED pid_t stop_lock_holder(const struct rp_lockword *lockw, const pid_t *cand, int n,
 				     double ms)
 {
 	double now = rp_now_ms(), end = now + ms, next_sample = now;
 	unsigned rr = 0;
 	while ((now = rp_now_ms()) < end) {
-		uint32_t w = atomic_load((_Atomic uint32_t *)lockw);
-		pid_t tid = (pid_t)(w & LOCK_TID_MASK), v = -1;
+		pid_t tid = lock_holder(lockw), v = -1;
 		for (int i = 0; i < n && tid; i++)
 			if (cand[i] == tid)
 				v = tid;
@@ -285,8 +293,7 @@ static UNUSED pid_t stop_lock_holder(const _Atomic uint32_t *lockw, const pid_t 
 		if (v < 0)
 			continue;
 		stop_child(v);
-		w = atomic_load((_Atomic uint32_t *)lockw);
-		if ((pid_t)(w & LOCK_TID_MASK) == v)
+		if (lock_holder(lockw) == v)
 			return v;
 		CHECK(kill(v, SIGCONT) == 0);
 	}
@@ -722,7 +729,7 @@ static void hold_if_asked(void)
 }
 
 /* Catch a victim holding `lockw`: by sampling, or else by asking. */
-static pid_t catch_lock_holder(const _Atomic uint32_t *lockw, const pid_t *cand, int n,
+static pid_t catch_lock_holder(const struct rp_lockword *lockw, const pid_t *cand, int n,
 			       double ms, int *asked)
 {
 	pid_t v = stop_lock_holder(lockw, cand, n, ms);
@@ -733,7 +740,7 @@ static pid_t catch_lock_holder(const _Atomic uint32_t *lockw, const pid_t *cand,
 	double end = rp_now_ms() + rp_ms(5000);
 	while (rp_now_ms() < end) {
 		v = atomic_load(&hold_req->holder);
-		if (v > 0 && (pid_t)(atomic_load((_Atomic uint32_t *)lockw) & LOCK_TID_MASK) == v)
+		if (v > 0 && lock_holder(lockw) == v)
 			break;
 		v = -1;
 		sleep_ms(1);
@@ -849,7 +856,7 @@ TEST(kill_writer_holding_lock_others_continue)
 			sleep_ms(1);
 		if (atomic_load(&sh->records) < before + 50) {
 			fprintf(stderr, "round %d: no progress after killing %d (lock 0x%x)\n",
-				round, (int)v, atomic_load(&hdr->wlock));
+				round, (int)v, atomic_load(&hdr->wlock.word));
 			CHECK(0);
 		}
 		unsigned id = next_id++;
@@ -1003,7 +1010,7 @@ TEST(kill_reader_holding_lock_other_readers_continue)
 			sleep_ms(1);
 		if (atomic_load(&sh->written) < before + 65536) {
 			fprintf(stderr, "round %d: writers stuck after killing reader %d (rlock 0x%x)\n",
-				round, (int)v, atomic_load(&hdr->rlock));
+				round, (int)v, atomic_load(&hdr->rlock.word));
 			CHECK(0);
 		}
 		unsigned id = next_id++;

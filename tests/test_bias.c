@@ -1,0 +1,352 @@
+/*
+ * test_bias.c - a lock biased to the thread that keeps taking it alone
+ * (src/lock.c): that thread enters and leaves with plain stores, and any
+ * other thread or process must revoke the bias before it gets in.  The
+ * cases look at the lock word in the ring file to know the bias is there
+ * when they revoke it, and check that writes stay whole across the
+ * revocations, that an owner killed inside is taken over, and that a
+ * process refused membarrier(2) still gets in and ends the biasing.
+ */
+#include "harness.h"
+#include "shmfile.h"
+#include "procs.h"
+
+#include <linux/membarrier.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+
+/* Whether this build and this process can bias at all: not under
+ * ThreadSanitizer (which keeps the symmetric barriers), nor where the
+ * kernel (or valgrind) refuses membarrier registration. */
+static bool bias_expected(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	return false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+	return false;
+#endif
+#endif
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+static uint32_t my_tid(void)
+{
+	return (uint32_t)syscall(SYS_gettid);
+}
+
+/* A record: writer id, sequence number, length, then len bytes that both
+ * determine.  At most RP_PIPE_BUF in all, so each write is atomic. */
+struct rec { uint32_t id, seq, len; };
+
+static size_t rec_fill(unsigned char *buf, uint32_t id, uint32_t seq)
+{
+	struct rec h = { id, seq, 1 + (id * 131 + seq * 7) % (RP_PIPE_BUF - sizeof h) };
+	memcpy(buf, &h, sizeof h);
+	for (uint32_t i = 0; i < h.len; i++)
+		buf[sizeof h + i] = (unsigned char)(id * 31 + seq + i);
+	return sizeof h + h.len;
+}
+
+static void write_recs(rp_end *w, uint32_t id, uint32_t from, uint32_t n)
+{
+	unsigned char buf[RP_PIPE_BUF];
+	for (uint32_t s = from; s < from + n; s++) {
+		size_t len = rec_fill(buf, id, s);
+		CHECK(rp_write(w, buf, len) == (ssize_t)len);
+	}
+}
+
+static void read_exact(rp_end *r, void *p, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t k = rp_read(r, (char *)p + got, n - got);
+		CHECK(k > 0);
+		got += (size_t)k;
+	}
+}
+
+/* Read records until EOF: each whole, each writer's in order.  Returns
+ * how many. */
+static uint32_t check_recs(rp_end *r, uint32_t nwriters)
+{
+	uint32_t next[8] = { 0 }, total = 0;
+	unsigned char buf[RP_PIPE_BUF], want[RP_PIPE_BUF];
+	struct rec h;
+	for (;;) {
+		ssize_t k = rp_read(r, &h, sizeof h);
+		if (k == 0)
+			return total;
+		CHECK(k > 0);
+		read_exact(r, (char *)&h + k, sizeof h - (size_t)k);
+		CHECK(h.id < nwriters && h.seq == next[h.id]);
+		CHECK(h.len <= RP_PIPE_BUF - sizeof h);
+		read_exact(r, buf, h.len);
+		rec_fill(want, h.id, h.seq);
+		CHECK(memcmp(buf, want + sizeof h, h.len) == 0);
+		next[h.id]++;
+		total++;
+	}
+}
+
+/* A named pipe with both ends open (the reader non-blocking at first). */
+static void open_pair(struct hp *h, size_t cap, rp_end **r, rp_end **w)
+{
+	hp_make(h, cap);
+	*r = rp_open(h->path, O_RDONLY | O_NONBLOCK);
+	*w = rp_open(h->path, O_WRONLY);
+	CHECK(*r && *w);
+}
+
+/* Write and read 1000 small messages in this thread: both locks are then
+ * biased to it, where biasing is possible. */
+static void take_both_alone(rp_end *r, rp_end *w)
+{
+	char m[64] = { 0 };
+	for (int i = 0; i < 1000; i++) {
+		CHECK(rp_write(w, m, sizeof m) == (ssize_t)sizeof m);
+		CHECK(rp_read(r, m, sizeof m) == (ssize_t)sizeof m);
+	}
+}
+
+/* Writes and reads by one thread alone bias both locks to it. */
+TEST(locks_are_biased_to_a_thread_that_keeps_taking_them_alone)
+{
+	alarm(30);
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	take_both_alone(r, w);
+	uint32_t want = bias_expected() ? (RP_LOCK_BIASED | my_tid()) : 0;
+	uint32_t wl = peek32(h.shm, OFF(wlock.word));
+	CHECK((wl & ~RP_LOCK_SLOT) == want);
+	CHECK((peek32(h.shm, OFF(rlock.word)) & ~RP_LOCK_SLOT) == want);
+	if (want) {
+		CHECK(peek32(h.shm, OFF(wlock.owner[rp_lock_slot(wl)])) == my_tid());
+		CHECK(peek32(h.shm, OFF(wlock.busy[rp_lock_slot(wl)])) == 0);
+	}
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/*
+ * The parent writes until its lock is biased, then two more writers
+ * (forked, so other threads of other processes) write at the same time:
+ * the first of them must revoke the bias.  A reader checks that every
+ * record arrives whole and in each writer's order.
+ */
+TEST(writers_revoking_a_bias_keep_every_write_whole)
+{
+	alarm((unsigned)(rp_ms(60000) / 1000));
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 16384, &r, &w);
+	CHECK(rp_set_nonblock(r, 0) == 0);
+	uint32_t *total = shared_mem(sizeof *total);
+	pid_t reader = fork_child();
+	if (reader == 0) {
+		rp_close(w);
+		*total = check_recs(r, 3);
+		_exit(0);
+	}
+	CHECK(rp_close(r) == 0);
+	enum { N = 4000 };
+	write_recs(w, 0, 0, 1000);
+	if (bias_expected())
+		CHECK((peek32(h.shm, OFF(wlock.word)) & ~RP_LOCK_SLOT) ==
+		      (RP_LOCK_BIASED | my_tid()));
+	pid_t kids[2];
+	for (uint32_t k = 0; k < 2; k++) {
+		kids[k] = fork_child();
+		if (kids[k] == 0) {
+			write_recs(w, k + 1, 0, N);
+			_exit(0);
+		}
+	}
+	write_recs(w, 0, 1000, N - 1000);
+	rp_wait_ok(kids[0]);
+	rp_wait_ok(kids[1]);
+	CHECK(rp_close(w) == 0);
+	rp_wait_ok(reader);
+	CHECK(*total == 3 * N);
+	hp_clean(&h);
+}
+
+/*
+ * A writer whose lock is biased to it holds it (a reservation) and is
+ * killed: another writer takes the lock over once it finds the owner
+ * gone, and the reserved bytes never appear.
+ */
+TEST(an_owner_killed_inside_its_biased_lock_is_taken_over)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	_Atomic uint32_t *owner = shared_mem(sizeof *owner);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		char m[64] = { 0 };
+		for (int i = 0; i < 1000; i++)
+			CHECK(rp_write(w, m, sizeof m) == (ssize_t)sizeof m);
+		unsigned char *p = rp_write_reserve(w, 16);
+		CHECK(p != NULL);
+		memset(p, 'X', 16);
+		atomic_store(owner, my_tid());
+		for (;;)
+			pause();
+	}
+	char m[64];
+	for (int i = 0; i < 1000; i++) {
+		ssize_t k;
+		while ((k = rp_read(r, m, sizeof m)) < 0 && errno == EAGAIN)
+			sleep_ms(1);
+		CHECK(k == (ssize_t)sizeof m);
+	}
+	while (!atomic_load(owner))
+		sleep_ms(1);
+	/* Unbiased, the word may carry the waiters bit: our empty reads
+	 * waited for the lock to arm the bell. */
+	uint32_t want = bias_expected() ? RP_LOCK_BIASED | atomic_load(owner)
+					: atomic_load(owner);
+	CHECK((peek32(h.shm, OFF(wlock.word)) & ~(RP_LOCK_WAITERS | RP_LOCK_SLOT)) == want);
+	CHECK(kill(pid, SIGKILL) == 0);
+	CHECK(waitpid(pid, NULL, 0) == pid);
+	CHECK(rp_write(w, "after", 5) == 5);
+	char got[16] = { 0 };
+	CHECK(rp_read(r, got, sizeof got) == 5);
+	CHECK(memcmp(got, "after", 5) == 0);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/*
+ * A process that may not call membarrier(2) still revokes a bias (it
+ * waits out the owner's store buffer instead), its writes arrive whole,
+ * and from then on nobody biases this ring.
+ */
+TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	CHECK(rp_set_nonblock(r, 0) == 0);
+	uint32_t *total = shared_mem(sizeof *total);
+	take_both_alone(r, w);
+	write_recs(w, 0, 0, 20);
+	bool biased = bias_expected();
+	if (biased)
+		CHECK((peek32(h.shm, OFF(wlock.word)) & ~RP_LOCK_SLOT) ==
+		      (RP_LOCK_BIASED | my_tid()));
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		refuse_membarrier();
+		write_recs(w, 1, 0, 20);
+		_exit(0);
+	}
+	rp_wait_ok(pid);
+	if (biased)
+		CHECK(peek32(h.shm, OFF(heavy_publish)) == 1);
+	write_recs(w, 0, 20, 20);
+	pid_t reader = fork_child();
+	if (reader == 0) {
+		rp_close(w);
+		*total = check_recs(r, 2);
+		_exit(0);
+	}
+	CHECK(rp_close(w) == 0);
+	rp_wait_ok(reader);
+	CHECK(*total == 60);
+	CHECK(rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/* After the refusal above, a writer that keeps the lock alone is no longer
+ * given the bias. */
+TEST(no_bias_once_a_peer_was_refused_membarrier)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	poke32(h.shm, OFF(heavy_publish), 1);
+	take_both_alone(r, w);
+	CHECK(peek32(h.shm, OFF(wlock.word)) == 0);
+	CHECK(peek32(h.shm, OFF(rlock.word)) == 0);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/*
+ * A revoker that finds the owner inside waits for it to come out (woken
+ * by the owner's exit), and only then writes: the owner's reservation,
+ * committed 200 ms later, comes first.
+ */
+TEST(a_revoker_waits_for_the_owner_to_leave)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	take_both_alone(r, w);
+	unsigned char *p = rp_write_reserve(w, 5);
+	CHECK(p != NULL);
+	memcpy(p, "owner", 5);
+	_Atomic int *started = shared_mem(sizeof *started);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		atomic_store(started, 1);
+		CHECK(rp_write(w, "later", 5) == 5);
+		_exit(0);
+	}
+	while (!atomic_load(started))
+		sleep_ms(1);
+	sleep_ms(200);
+	CHECK(rp_nread(r) == 0);        /* the revoker is still waiting */
+	CHECK(rp_write_commit(w, 5) == 0);
+	rp_wait_ok(pid);
+	char got[10];
+	read_exact(r, got, sizeof got);
+	CHECK(memcmp(got, "ownerlater", 10) == 0);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/* Two writers that take turns, never meeting inside, are not "alone":
+ * neither gets the bias (each revocation would cost a membarrier). */
+TEST(writers_taking_turns_never_bias)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	int ping[2], pong[2];
+	CHECK(pipe(ping) == 0 && pipe(pong) == 0);
+	enum { TURNS = 600 };
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		char c;
+		for (int i = 0; i < TURNS; i++) {
+			CHECK(read(ping[0], &c, 1) == 1);
+			CHECK(rp_write(w, "c", 1) == 1);
+			CHECK(write(pong[1], "x", 1) == 1);
+		}
+		_exit(0);
+	}
+	char c;
+	int biased = 0;
+	for (int i = 0; i < TURNS; i++) {
+		CHECK(rp_write(w, "p", 1) == 1);
+		biased += (peek32(h.shm, OFF(wlock.word)) & RP_LOCK_BIASED) != 0;
+		CHECK(write(ping[1], "x", 1) == 1);
+		CHECK(read(pong[0], &c, 1) == 1);
+	}
+	rp_wait_ok(pid);
+	CHECK(rp_nread(r) == 2 * TURNS);
+	CHECK(biased == 0);
+	close(ping[0]); close(ping[1]); close(pong[0]); close(pong[1]);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
