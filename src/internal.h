@@ -141,7 +141,7 @@ static inline _Atomic uint32_t *rp__bias_in(struct rp_end *e, const struct rp_lo
 
 /* Leaving a biased lock entered with word w: clear our busy flag; a
  * revoker that changed the word meanwhile may sleep on it: wake it. */
-static inline void rp__bias_leave(struct rp_lockword *l, uint32_t w)
+static inline __attribute__((always_inline)) void rp__bias_leave(struct rp_lockword *l, uint32_t w)
 {
 	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
 	atomic_store_explicit(busy, 0, memory_order_release);
@@ -153,7 +153,7 @@ static inline void rp__bias_leave(struct rp_lockword *l, uint32_t w)
 /* Entering a lock biased to us (word w): set our busy flag, then make
  * sure the bias still stands.  A revoker's membarrier orders our store
  * before our load (lock.c), so no fence here. */
-static inline bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint32_t w)
+static inline __attribute__((always_inline)) bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint32_t w)
 {
 	/* The depth counts us in before busy is set and out after it is
 	 * clear, so a signal handler that finds busy set and the depth 0
@@ -173,7 +173,7 @@ static inline bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint3
 }
 
 /* 0, or -1 EDEADLK.  The uncontended cases inline: they are on every call. */
-static inline int rp__lock(struct rp_end *e, struct rp_lockword *l)
+static inline __attribute__((always_inline)) int rp__lock(struct rp_end *e, struct rp_lockword *l)
 {
 	uint32_t me = rp__tid_cache;
 	uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
@@ -188,7 +188,7 @@ static inline int rp__lock(struct rp_end *e, struct rp_lockword *l)
 	return rp__lock_within(e, l, 0);
 }
 
-static inline void rp__unlock(struct rp_end *e, struct rp_lockword *l)
+static inline __attribute__((always_inline)) void rp__unlock(struct rp_end *e, struct rp_lockword *l)
 {
 	_Atomic uint32_t *in = rp__bias_in(e, l);
 	uint32_t w = atomic_load_explicit(in, memory_order_relaxed);
@@ -328,13 +328,6 @@ int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
 void rp__reader_emptied(struct rp_end *e);
 int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
 bool rp__readers_gone(struct rp_end *e);
-/*
- * The writers' fast-path check for readers: true if none is left.  It
- * trusts a hint (readers bump rd_closes when they close) and a coarse
- * clock, and only then asks the kernel (wait.c), so a reader killed
- * without closing is noticed within PROBE_NS (wait.c) by a writer that
- * never blocks, at no per-write system call.
- */
 /* A clock good to a few ms: the writers read it on every call. */
 static inline uint64_t rp__coarse_ns(void)
 {
@@ -342,6 +335,13 @@ static inline uint64_t rp__coarse_ns(void)
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
+/*
+ * The writers' fast-path check for readers: true if none is left.  It
+ * trusts a hint (readers bump rd_closes when they close) and a coarse
+ * clock, and only then asks the kernel (wait.c), so a reader killed
+ * without closing is noticed within PROBE_NS (wait.c) by a writer that
+ * never blocks, at no per-write system call.
+ */
 bool rp__readers_gone_slow(struct rp_end *e, uint32_t closes);
 static inline bool rp__readers_gone_hint(struct rp_end *e)
 {

@@ -36,7 +36,8 @@
 #define LOCK_WAITERS    RP_LOCK_WAITERS
 #define LOCK_TID        RP_LOCK_TID
 #define LOCK_RECHECK_NS 20000000L
-#define BIAS_AFTER      256         /* uncontended acquisitions in a row */
+#define BIAS_AFTER      256         /* uncontended acquisitions in a row, */
+#define BIAS_BACKOFF_MAX 12         /* doubled per revocation, up to 2^20 */
 #define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
 
 __thread uint32_t rp__tid_cache;
@@ -281,8 +282,13 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, me,
 			memory_order_acquire, memory_order_relaxed))
 		return 1;
-	if (await_owner(e, busy, owner, deadline) == 0)
+	if (await_owner(e, busy, owner, deadline) == 0) {
+		/* Each revocation makes the next bias harder to get. */
+		uint32_t n = atomic_load_explicit(&l->revoked, memory_order_relaxed);
+		if (n < BIAS_BACKOFF_MAX)
+			atomic_store_explicit(&l->revoked, n + 1, memory_order_relaxed);
 		return 0;
+	}
 	/* Out of time: give the bias back, and wake whoever queued on us. */
 	int err = errno;
 	uint32_t old = atomic_exchange_explicit(&l->word, cur, memory_order_release);
@@ -421,7 +427,10 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 		atomic_store_explicit(&l->last, me, memory_order_relaxed);
 		e->streak = 0;
 	}
-	if (++e->streak >= BIAS_AFTER && rp__light_publish &&
+	uint32_t backoff = atomic_load_explicit(&l->revoked, memory_order_relaxed);
+	if (backoff > BIAS_BACKOFF_MAX)
+		backoff = BIAS_BACKOFF_MAX;     /* shared memory: never trusted */
+	if (++e->streak >= (uint32_t)BIAS_AFTER << backoff && rp__light_publish &&
 	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
 		int slot = claim_slot(e, l, me);
 		if (slot < 0)

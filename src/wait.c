@@ -453,18 +453,6 @@ static void nudge_writers(struct rp_end *e)
 }
 
 /*
- * A non-blocking reader found the ring empty: make rp_fileno exact for
- * poll(2).  Under the writers' lock no data can be published, so if the
- * ring is still empty every token in the bell is stale: drain them, and
- * arm, so that the next publisher drops exactly one.  If a writer keeps
- * the lock for long (a reservation) we cannot tell, and leave the tokens
- * (a spurious wakeup at worst, never a lost one).  A lock biased to a
- * writer is not taken (that would revoke the bias at every empty ring):
- * we drain without it, arm, and wait for a writer inside to leave (see
- * armed_past_writer()); a writer inside may still drop a token for data
- * we already read, one spurious wakeup.
- */
-/*
  * Armed without the writers' lock, because it is biased to a writer: as
  * if we had taken it, let a writer inside finish (bounded, as the lock
  * wait is), so that every publish from now on starts after the arm and
@@ -481,6 +469,18 @@ static bool armed_past_writer(struct rp_end *e)
 	return rp__has_data(e);
 }
 
+/*
+ * A non-blocking reader found the ring empty: make rp_fileno exact for
+ * poll(2).  Under the writers' lock no data can be published, so if the
+ * ring is still empty every token in the bell is stale: drain them, and
+ * arm, so that the next publisher drops exactly one.  If a writer keeps
+ * the lock for long (a reservation) we cannot tell, and leave the tokens
+ * (a spurious wakeup at worst, never a lost one).  A lock biased to a
+ * writer is not taken (that would revoke the bias at every empty ring):
+ * we drain without it, arm, and wait for a writer inside to leave (see
+ * armed_past_writer()); a writer inside may still drop a token for data
+ * we already read, one spurious wakeup.
+ */
 int rp__poll_arm_reader(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
