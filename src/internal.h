@@ -122,6 +122,10 @@ int rp__map(struct rp_end *e, int fd);
 void rp__unmap(struct rp_end *e);
 uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
 
+/* Inlined even where the compiler would rather not: the lock's fast paths
+ * are on every call, and a call costs as much as they do. */
+#define RP_HOT __attribute__((always_inline))
+
 /* lock.c: the writers' and readers' locks in shared memory. */
 /* Take the lock; give up (ETIMEDOUT) after budget_ns (0: never). */
 int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns);
@@ -141,7 +145,7 @@ static inline _Atomic uint32_t *rp__bias_in(struct rp_end *e, const struct rp_lo
 
 /* Leaving a biased lock entered with word w: clear our busy flag; a
  * revoker that changed the word meanwhile may sleep on it: wake it. */
-static inline __attribute__((always_inline)) void rp__bias_leave(struct rp_lockword *l, uint32_t w)
+static inline RP_HOT void rp__bias_leave(struct rp_lockword *l, uint32_t w)
 {
 	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
 	atomic_store_explicit(busy, 0, memory_order_release);
@@ -153,7 +157,7 @@ static inline __attribute__((always_inline)) void rp__bias_leave(struct rp_lockw
 /* Entering a lock biased to us (word w): set our busy flag, then make
  * sure the bias still stands.  A revoker's membarrier orders our store
  * before our load (lock.c), so no fence here. */
-static inline __attribute__((always_inline)) bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint32_t w)
+static inline RP_HOT bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint32_t w)
 {
 	/* The depth counts us in before busy is set and out after it is
 	 * clear, so a signal handler that finds busy set and the depth 0
@@ -173,7 +177,7 @@ static inline __attribute__((always_inline)) bool rp__bias_enter(struct rp_end *
 }
 
 /* 0, or -1 EDEADLK.  The uncontended cases inline: they are on every call. */
-static inline __attribute__((always_inline)) int rp__lock(struct rp_end *e, struct rp_lockword *l)
+static inline RP_HOT int rp__lock(struct rp_end *e, struct rp_lockword *l)
 {
 	uint32_t me = rp__tid_cache;
 	uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
@@ -188,7 +192,7 @@ static inline __attribute__((always_inline)) int rp__lock(struct rp_end *e, stru
 	return rp__lock_within(e, l, 0);
 }
 
-static inline __attribute__((always_inline)) void rp__unlock(struct rp_end *e, struct rp_lockword *l)
+static inline RP_HOT void rp__unlock(struct rp_end *e, struct rp_lockword *l)
 {
 	_Atomic uint32_t *in = rp__bias_in(e, l);
 	uint32_t w = atomic_load_explicit(in, memory_order_relaxed);
