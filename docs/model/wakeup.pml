@@ -58,6 +58,13 @@
  *                       returns; a buffered store also lands by itself at
  *                       any later point (store_buffer), a killed writer's too
  *   NO_FENCE            with ASYM_FENCE: the reader does not call it
+ *   ASYM_READER         (biased locks since layout 6, src/lock.c; NR == 1)
+ *                       the mirror: the reader's publish of tail may sit in
+ *                       its store buffer (its unlock, biased, drains
+ *                       nothing) while it loads the writers' count; a
+ *                       writer, after counting itself in, calls
+ *                       membarrier(2); the reader sees its own store
+ *   NO_FENCE_R          with ASYM_READER: the writer does not call it
  * Changes to wait.c (README, "Findings"):
  *   RESET_ALL           ring_bell() resets the whole sleeper count when
  *                       the token pipe is full and FIONREAD shows at least
@@ -158,6 +165,12 @@ byte pend[NW];                /* a writer's publish of head still in its
 #else
 #define LANDED(p) 1
 #endif
+#ifdef ASYM_READER
+byte rpend;                   /* the reader's publish of tail still in its
+                               * store buffer: the bytes it consumed */
+#define RDRAIN if :: rpend > 0 -> tail = (tail + rpend) % MOD; rpend = 0 \
+                  :: else fi
+#endif
 byte need[NW];                /* the writer's call: bytes it waits room for
                                * (write_iov's need = want: an atomic write) */
 byte kills;
@@ -191,6 +204,11 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 /* ---- derived ----------------------------------------------------------- */
 #define USED      ((head + MOD - tail) % MOD)   /* rp_ring_used() */
 #define HAS_DATA  (head != tail)                /* rp__has_data(): readable() */
+#ifdef ASYM_READER
+#define RHAS_DATA (head != (tail + rpend) % MOD)  /* the reader's own view */
+#else
+#define RHAS_DATA HAS_DATA
+#endif
 #define ROOM      (CAP - USED)                  /* free_space() */
 #define WRITABLE  (ROOM >= need[_pid])         /* writable(e, need) */
 
@@ -397,7 +415,18 @@ inline wait_for(READY_COND, fd, holders, sleepers)
 	:: atomic { READY_COND -> r = READY }           /* the spin saw it */
 	:: else ->                                      /* it did not */
 sleep_on:
-		atomic { sleepers++; counted[_pid] = 1 }  /* count_in */
+		atomic { sleepers++; counted[_pid] = 1    /* count_in */
+#ifdef ASYM_READER
+			 ; if :: !IS_WRITER(_pid) -> RDRAIN  /* a locked instruction */
+			      :: else fi
+#endif
+		}
+#if defined(ASYM_READER) && !defined(NO_FENCE_R)
+		if                                        /* rp__fence_peers */
+		:: IS_WRITER(_pid) -> atomic { RDRAIN }
+		:: else
+		fi;
+#endif
 #if defined(ASYM_FENCE) && !defined(NO_FENCE)
 		if                                        /* rp__fence_for_writers */
 		:: !IS_WRITER(_pid) ->
@@ -559,20 +588,24 @@ again:
 		if
 		/* e->peer = load(head); used > 0; store(tail + 1): merged as
 		 * the writer's are, head only grows */
+#ifdef ASYM_READER
+		:: atomic { RHAS_DATA -> rpend++; window[_pid] = 1 }
+#else
 		:: atomic { HAS_DATA -> tail = (tail + 1) % MOD; window[_pid] = 1 }
+#endif
 			rlock = 0;                     /* rp__unlock(&sh->rlock) */
 			wake_writers(1)                /* rp__wake_writers(e) */
-		:: atomic { !HAS_DATA && r == GONE -> rlock = 0 };
+		:: atomic { !RHAS_DATA && r == GONE -> rlock = 0 };
 			break                          /* writers_gone: EOF, and
 			                                * the reader stops */
-		:: !HAS_DATA && r != GONE ->           /* empty */
+		:: !RHAS_DATA && r != GONE ->          /* empty */
 			/* rp__wait_readable(e, true) */
 #ifndef NO_NUDGE
 			wake_writers(0);               /* the nudge */
 #endif
 			atomic { n = 0; rlock = 0 };   /* rp__unlock(&sh->rlock) */
 			/* r == GONE is read_iov()'s writers_gone */
-			wait_for(HAS_DATA, bell, bell_wr_ends, rd_sleepers);
+			wait_for(RHAS_DATA, bell, bell_wr_ends, rd_sleepers);
 			rp_lock(rlock);
 			goto again
 		fi
@@ -592,15 +625,20 @@ again:
 #define KILL(p) dead[p] = 1; kills++; at_read[p] = 0; window[p] = 0; holding[p] = 0; \
 	if :: IS_WRITER(p) -> bell_wr_ends-- :: else -> wake_wr_ends-- fi
 
-#ifdef ASYM_FENCE
+#if defined(ASYM_FENCE) || defined(ASYM_READER)
 /* A buffered store lands by itself, whatever its writer does meanwhile. */
 active proctype store_buffer()
 {
 end_store_buffer:
 	do
+#ifdef ASYM_FENCE
 	:: atomic { pend[0] > 0 -> DRAIN(0) }
 #if NW > 1
 	:: atomic { pend[1] > 0 -> DRAIN(1) }
+#endif
+#endif
+#ifdef ASYM_READER
+	:: atomic { rpend > 0 -> RDRAIN }
 #endif
 	od
 }
