@@ -207,15 +207,6 @@ static inline RP_HOT void rp__unlock(struct rp_end *e, struct rp_lockword *l)
 	rp__unlock_held(e, l);
 }
 
-/* Is somebody inside the lock?  (A snapshot, for hints.) */
-static inline bool rp__lock_busy(struct rp_lockword *l)
-{
-	uint32_t w = atomic_load_explicit(&l->word, memory_order_seq_cst);
-	return (w & RP_LOCK_BIASED) ?
-	       atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_seq_cst) != 0 :
-	       w != 0;
-}
-
 /* Nobody (alive) holds it: free, or held by a dead process. */
 bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l);
 /* Writes v in decimal at dst (no stdio: signal handlers get here); returns

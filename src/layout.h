@@ -87,6 +87,23 @@ static inline unsigned rp_lock_slot(uint32_t w)
 	return (w & RP_LOCK_SLOT) >> RP_LOCK_SLOT_SHIFT;
 }
 
+/* No holder writes slot bits without the bias bit: such a word is garbage. */
+static inline int rp_lock_garbage(uint32_t w)
+{
+	return !(w & RP_LOCK_BIASED) && (w & RP_LOCK_SLOT);
+}
+
+/* Who is inside the lock (a snapshot): the word's TID, or for a lock biased
+ * to a thread, that thread while its busy flag is set; 0 if nobody. */
+static inline uint32_t rp_lock_holder(const struct rp_lockword *l)
+{
+	struct rp_lockword *m = (struct rp_lockword *)l;  /* loads only */
+	uint32_t w = atomic_load(&m->word);
+	if ((w & RP_LOCK_BIASED) && !atomic_load(&m->busy[rp_lock_slot(w)]))
+		return 0;
+	return w & RP_LOCK_TID;
+}
+
 struct rp_shared {
 	/* Identity: written once by the creator.  These fields keep their
 	 * place in every layout version, so that `ringpipe ls` can name a

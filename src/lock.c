@@ -33,8 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOCK_WAITERS    RP_LOCK_WAITERS
-#define LOCK_TID        RP_LOCK_TID
 #define LOCK_RECHECK_NS 20000000L
 #define BIAS_AFTER      256         /* uncontended acquisitions in a row, */
 #define BIAS_BACKOFF_MAX 12         /* doubled per revocation, up to 2^20 */
@@ -46,7 +44,7 @@ __thread uint32_t rp__bias_depth;
 static uint32_t self(void)
 {
 	if (!rp__tid_cache)
-		rp__tid_cache = (uint32_t)syscall(SYS_gettid) & LOCK_TID;
+		rp__tid_cache = (uint32_t)syscall(SYS_gettid) & RP_LOCK_TID;
 	return rp__tid_cache;
 }
 
@@ -266,7 +264,7 @@ static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 		       uint32_t me, uint64_t deadline)
 {
-	uint32_t owner = cur & LOCK_TID;
+	uint32_t owner = cur & RP_LOCK_TID;
 	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(cur)];
 	if (owner == me) {
 		/* Ours, with busy set: this thread is inside (a signal handler
@@ -292,7 +290,7 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 	/* Out of time: give the bias back, and wake whoever queued on us. */
 	int err = errno;
 	uint32_t old = atomic_exchange_explicit(&l->word, cur, memory_order_release);
-	if (old & LOCK_WAITERS)
+	if (old & RP_LOCK_WAITERS)
 		futex(&l->word, FUTEX_WAKE, INT32_MAX, NULL);
 	errno = err;
 	return -1;
@@ -317,14 +315,13 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 			cur = atomic_load_explicit(word, memory_order_relaxed);
 			continue;
 		}
-		if ((cur & LOCK_TID) == me) {
+		if ((cur & RP_LOCK_TID) == me) {
 			errno = EDEADLK;
 			return -1;
 		}
-		if (cur & RP_LOCK_SLOT) {
-			/* No holder writes a slot without the bias bit: garbage. */
+		if (rp_lock_garbage(cur)) {
 			if (atomic_compare_exchange_weak_explicit(word, &cur,
-					me | LOCK_WAITERS, memory_order_acquire,
+					me | RP_LOCK_WAITERS, memory_order_acquire,
 					memory_order_relaxed))
 				return 0;
 			continue;
@@ -332,34 +329,34 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 		if (cur == 0) {
 			/* Keep the waiters bit: others may still sleep. */
 			if (atomic_compare_exchange_weak_explicit(word, &cur,
-					me | LOCK_WAITERS, memory_order_acquire,
+					me | RP_LOCK_WAITERS, memory_order_acquire,
 					memory_order_relaxed))
 				return 0;
 			continue;
 		}
-		if (!(cur & LOCK_WAITERS) &&
+		if (!(cur & RP_LOCK_WAITERS) &&
 		    !atomic_compare_exchange_weak_explicit(word, &cur,
-				cur | LOCK_WAITERS, memory_order_relaxed,
+				cur | RP_LOCK_WAITERS, memory_order_relaxed,
 				memory_order_relaxed))
 			continue;
 		struct timespec ts;
 		bool last;
 		if (next_sleep(deadline, &ts, &last) < 0)
 			return -1;
-		long r = futex(word, FUTEX_WAIT, cur | LOCK_WAITERS, &ts);
+		long r = futex(word, FUTEX_WAIT, cur | RP_LOCK_WAITERS, &ts);
 		/* Every full recheck interval, and before giving up: is the
 		 * holder still there? */
 		if (r < 0 && errno == ETIMEDOUT &&
 		    (last || ts.tv_nsec == LOCK_RECHECK_NS)) {
 			uint32_t held = atomic_load(word);
-			uint32_t tid = held & LOCK_TID;
-			if ((held & ~LOCK_WAITERS) == (cur & ~LOCK_WAITERS) &&
+			uint32_t tid = held & RP_LOCK_TID;
+			if ((held & ~RP_LOCK_WAITERS) == (cur & ~RP_LOCK_WAITERS) &&
 			    (holder_dead(tid) ||
 			     !holder_maps_ring(tid, e->ring_dev, e->ring_ino))) {
 				/* Take over from the dead (or an impostor): one
 				 * waiter wins the CAS. */
 				if (atomic_compare_exchange_strong(word, &held,
-						me | LOCK_WAITERS))
+						me | RP_LOCK_WAITERS))
 					return 0;
 			}
 		}
@@ -373,12 +370,12 @@ bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l)
 	if ((w & RP_LOCK_BIASED) &&
 	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_acquire))
 		return true;
-	return (!(w & RP_LOCK_BIASED) && (w & RP_LOCK_SLOT)) || rp__tid_gone(e, w);
+	return rp_lock_garbage(w) || rp__tid_gone(e, w);
 }
 
 bool rp__tid_gone(struct rp_end *e, uint32_t tid)
 {
-	tid &= LOCK_TID;
+	tid &= RP_LOCK_TID;
 	return tid == 0 || holder_dead(tid) ||
 	       !holder_maps_ring(tid, e->ring_dev, e->ring_ino);
 }
@@ -441,7 +438,7 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 			return;
 	}
 	uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
-	if (old & LOCK_WAITERS) {
+	if (old & RP_LOCK_WAITERS) {
 		e->streak = 0;
 		futex(&l->word, FUTEX_WAKE, 1, NULL);
 	}

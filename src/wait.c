@@ -464,7 +464,7 @@ static bool armed_past_writer(struct rp_end *e)
 {
 	rp__fence_peers(e);
 	uint64_t until = rp__now_ns() + ARM_LOCK_NS;
-	while (rp__lock_busy(&e->sh->wlock) && rp__now_ns() < until)
+	while (rp_lock_holder(&e->sh->wlock) && rp__now_ns() < until)
 		sched_yield();
 	return rp__has_data(e);
 }
@@ -541,7 +541,7 @@ void rp__reader_emptied(struct rp_end *e)
 	/* Armed, and no writer inside its lock: no token is in the bell or
 	 * on its way (writers drop tokens only while holding the lock). */
 	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst) &&
-	    !rp__lock_busy(&e->sh->wlock))
+	    !rp_lock_holder(&e->sh->wlock))
 		return;
 	int saved = errno;
 	rp__poll_arm_reader(e);

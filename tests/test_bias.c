@@ -90,6 +90,28 @@ static uint32_t check_recs(rp_end *r, uint32_t nwriters)
 	}
 }
 
+/* A child that reads records from r until EOF (checking them); *total
+ * (shared) gets how many.  The child closes its copy of the write end. */
+static pid_t fork_checker(rp_end *r, rp_end *w, uint32_t nwriters, uint32_t **total)
+{
+	*total = shared_mem(sizeof **total);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rp_close(w);
+		**total = check_recs(r, nwriters);
+		_exit(0);
+	}
+	return pid;
+}
+
+/* The writers' lock is biased to this thread, where biasing is possible. */
+static void check_wlock_biased_to_me(const struct hp *h)
+{
+	if (bias_expected())
+		CHECK((peek32(h->shm, OFF(wlock.word)) & ~RP_LOCK_SLOT) ==
+		      (RP_LOCK_BIASED | my_tid()));
+}
+
 /* A named pipe with both ends open (the reader non-blocking at first). */
 static void open_pair(struct hp *h, size_t cap, rp_end **r, rp_end **w)
 {
@@ -143,19 +165,12 @@ TEST(writers_revoking_a_bias_keep_every_write_whole)
 	rp_end *r, *w;
 	open_pair(&h, 16384, &r, &w);
 	CHECK(rp_set_nonblock(r, 0) == 0);
-	uint32_t *total = shared_mem(sizeof *total);
-	pid_t reader = fork_child();
-	if (reader == 0) {
-		rp_close(w);
-		*total = check_recs(r, 3);
-		_exit(0);
-	}
+	uint32_t *total;
+	pid_t reader = fork_checker(r, w, 3, &total);
 	CHECK(rp_close(r) == 0);
 	enum { N = 4000 };
 	write_recs(w, 0, 0, 1000);
-	if (bias_expected())
-		CHECK((peek32(h.shm, OFF(wlock.word)) & ~RP_LOCK_SLOT) ==
-		      (RP_LOCK_BIASED | my_tid()));
+	check_wlock_biased_to_me(&h);
 	pid_t kids[2];
 	for (uint32_t k = 0; k < 2; k++) {
 		kids[k] = fork_child();
@@ -236,13 +251,9 @@ TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
 	CHECK(rp_set_nonblock(r, 0) == 0);
-	uint32_t *total = shared_mem(sizeof *total);
 	take_both_alone(r, w);
 	write_recs(w, 0, 0, 20);
-	bool biased = bias_expected();
-	if (biased)
-		CHECK((peek32(h.shm, OFF(wlock.word)) & ~RP_LOCK_SLOT) ==
-		      (RP_LOCK_BIASED | my_tid()));
+	check_wlock_biased_to_me(&h);
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		refuse_membarrier();
@@ -250,15 +261,11 @@ TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 		_exit(0);
 	}
 	rp_wait_ok(pid);
-	if (biased)
+	if (bias_expected())
 		CHECK(peek32(h.shm, OFF(heavy_publish)) == 1);
 	write_recs(w, 0, 20, 20);
-	pid_t reader = fork_child();
-	if (reader == 0) {
-		rp_close(w);
-		*total = check_recs(r, 2);
-		_exit(0);
-	}
+	uint32_t *total;
+	pid_t reader = fork_checker(r, w, 2, &total);
 	CHECK(rp_close(w) == 0);
 	rp_wait_ok(reader);
 	CHECK(*total == 60);

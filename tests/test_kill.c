@@ -234,16 +234,6 @@ static UNUSED void record_reader(rp_end *r, unsigned maxwriter, uint32_t *seen,
 
 /* --- locating the holder of a ring lock (named pipes only) --- */
 
-/* Who is inside a lock (0: nobody): the word's TID, or for a lock biased
- * to a thread, that thread while it has busy set (layout.h). */
-static UNUSED pid_t lock_holder(const struct rp_lockword *l)
-{
-	uint32_t w = atomic_load((_Atomic uint32_t *)&l->word);
-	if ((w & RP_LOCK_BIASED) &&
-	    !atomic_load((_Atomic uint32_t *)&l->busy[rp_lock_slot(w)]))
-		return 0;
-	return (pid_t)(w & RP_LOCK_TID);
-}
 
 static UNUSED struct rp_shared *map_header(const char *path)
 {
@@ -282,7 +272,7 @@ static UNUSED pid_t stop_lock_holder(const struct rp_lockword *lockw, const pid_
 	double now = rp_now_ms(), end = now + ms, next_sample = now;
 	unsigned rr = 0;
 	while ((now = rp_now_ms()) < end) {
-		pid_t tid = lock_holder(lockw), v = -1;
+		pid_t tid = (pid_t)rp_lock_holder(lockw), v = -1;
 		for (int i = 0; i < n && tid; i++)
 			if (cand[i] == tid)
 				v = tid;
@@ -293,7 +283,7 @@ static UNUSED pid_t stop_lock_holder(const struct rp_lockword *lockw, const pid_
 		if (v < 0)
 			continue;
 		stop_child(v);
-		if (lock_holder(lockw) == v)
+		if ((pid_t)rp_lock_holder(lockw) == v)
 			return v;
 		CHECK(kill(v, SIGCONT) == 0);
 	}
@@ -740,7 +730,7 @@ static pid_t catch_lock_holder(const struct rp_lockword *lockw, const pid_t *can
 	double end = rp_now_ms() + rp_ms(5000);
 	while (rp_now_ms() < end) {
 		v = atomic_load(&hold_req->holder);
-		if (v > 0 && lock_holder(lockw) == v)
+		if (v > 0 && (pid_t)rp_lock_holder(lockw) == v)
 			break;
 		v = -1;
 		sleep_ms(1);
