@@ -215,20 +215,18 @@ TEST(an_owner_killed_inside_its_biased_lock_is_taken_over)
 		for (;;)
 			pause();
 	}
-	char m[64];
-	for (int i = 0; i < 1000; i++) {
-		ssize_t k;
-		while ((k = rp_read(r, m, sizeof m)) < 0 && errno == EAGAIN)
-			sleep_ms(1);
-		CHECK(k == (ssize_t)sizeof m);
-	}
+	/* The 1000 records fit the ring, so we read nothing until the child
+	 * is inside: an empty read of ours would arm the bell under the
+	 * writers' lock and break the child's streak (which under valgrind
+	 * kept it from ever reaching the bias). */
 	while (!atomic_load(owner))
 		sleep_ms(1);
-	/* Unbiased, the word may carry the waiters bit: our empty reads
-	 * waited for the lock to arm the bell. */
+	char m[64];
+	for (int i = 0; i < 1000; i++)
+		CHECK(rp_read(r, m, sizeof m) == (ssize_t)sizeof m);
 	uint32_t want = bias_expected() ? RP_LOCK_BIASED | atomic_load(owner)
 					: atomic_load(owner);
-	CHECK((peek32(h.shm, OFF(wlock.word)) & ~(RP_LOCK_WAITERS | RP_LOCK_SLOT)) == want);
+	CHECK((peek32(h.shm, OFF(wlock.word)) & ~RP_LOCK_SLOT) == want);
 	CHECK(kill(pid, SIGKILL) == 0);
 	CHECK(waitpid(pid, NULL, 0) == pid);
 	CHECK(rp_write(w, "after", 5) == 5);
