@@ -14,13 +14,12 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
-#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #define POOL_SLOTS 65536
 
-static struct rp_end *pool;
-static size_t pool_top;                 /* slots ever handed out */
+struct rp_end *rp__pool;
+size_t rp__pool_top;                    /* slots ever handed out */
 static struct rp_end *free_list;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -57,8 +56,8 @@ static void atfork_child(void)
 	rp__lock_atfork_child();
 	if (rp__light_publish)
 		rp__fence_register();   /* a new address space: register it too */
-	for (size_t i = 0; i < pool_top; i++) {
-		struct rp_end *e = &pool[i];
+	for (size_t i = 0; i < rp__pool_top; i++) {
+		struct rp_end *e = &rp__pool[i];
 		uint32_t st = atomic_load(&e->state);
 		if (st == RP_OPEN) {
 			atomic_store(&e->refs, 1);
@@ -78,7 +77,7 @@ static void pool_init(void)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return;
-	pool = p;
+	rp__pool = p;
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
@@ -87,7 +86,7 @@ struct rp_end *rp__end_alloc(void)
 	struct rp_end *e = NULL;
 
 	pthread_once(&pool_once, pool_init);
-	if (!pool) {
+	if (!rp__pool) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -95,8 +94,8 @@ struct rp_end *rp__end_alloc(void)
 	if (free_list) {
 		e = free_list;
 		free_list = e->next_free;
-	} else if (pool_top < POOL_SLOTS) {
-		e = &pool[pool_top++];
+	} else if (rp__pool_top < POOL_SLOTS) {
+		e = &rp__pool[rp__pool_top++];
 	}
 	pthread_mutex_unlock(&pool_mu);
 	if (!e) {
@@ -112,25 +111,8 @@ struct rp_end *rp__end_alloc(void)
 _Static_assert((sizeof(struct rp_end) & (sizeof(struct rp_end) - 1)) == 0,
 	       "a handle's slot is found with a mask");
 
-struct rp_end *rp__end_get(rp_end *h, int role)
+struct rp_end *rp__end_ref(struct rp_end *e)
 {
-	uintptr_t off = (uintptr_t)h - (uintptr_t)pool;
-
-	if (!h || !pool || off >= pool_top * sizeof(struct rp_end) ||
-	    (off & (sizeof(struct rp_end) - 1))) {
-		errno = EBADF;
-		return NULL;
-	}
-	struct rp_end *e = h;
-	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN ||
-	    (role && e->role != role)) {
-		errno = EBADF;
-		return NULL;
-	}
-	/* A process with one thread cannot close an end under its own call
-	 * (glibc tells us so for free): skip the two atomics per call. */
-	if (__libc_single_threaded)
-		return e;
 	/* Never revive a slot whose last reference is gone (refs == 0). */
 	uint32_t r = atomic_load_explicit(&e->refs, memory_order_relaxed);
 	do {
@@ -153,12 +135,6 @@ void rp__end_unref(struct rp_end *e)
 {
 	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
 		release(e);
-}
-
-void rp__end_put(struct rp_end *e)
-{
-	if (!__libc_single_threaded)
-		rp__end_unref(e);
 }
 
 int rp__end_close(struct rp_end *e)

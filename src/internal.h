@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -37,6 +38,11 @@
 #include "ring.h"
 
 enum rp_role { RP_READER = 1, RP_WRITER = 2 };
+
+/* Inlined even where the compiler would rather not: the fast paths
+ * are on every call, and a call costs as much as they do. */
+#define RP_HOT __attribute__((always_inline))
+
 enum rp_state { RP_FREE = 0, RP_OPEN = 1, RP_CLOSED = 2 };
 
 /* A power of two in size, so that checking a handle is a mask, not a
@@ -107,9 +113,36 @@ static inline bool rp__has_data(const struct rp_end *e)
 
 /* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
 struct rp_end *rp__end_alloc(void);
-struct rp_end *rp__end_get(rp_end *e, int role);   /* ref++, or NULL+EBADF */
-void rp__end_put(struct rp_end *e);                 /* undo rp__end_get */
+extern struct rp_end *rp__pool;             /* mapped once, never moved */
+extern size_t rp__pool_top;                 /* slots ever handed out */
+struct rp_end *rp__end_ref(struct rp_end *e);       /* ref++, or NULL+EBADF */
 void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
+
+/* The handle behind h, checked (EBADF), and referenced while other
+ * threads could close it.  Inline: it begins every call. */
+static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
+{
+	uintptr_t off = (uintptr_t)h - (uintptr_t)rp__pool;
+
+	if (!h || !rp__pool || off >= rp__pool_top * sizeof(struct rp_end) ||
+	    (off & (sizeof(struct rp_end) - 1)) ||
+	    atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN ||
+	    (role && h->role != role)) {
+		errno = EBADF;
+		return NULL;
+	}
+	/* A process with one thread cannot close an end under its own call
+	 * (glibc tells us so for free): skip the two atomics per call. */
+	if (__libc_single_threaded)
+		return h;
+	return rp__end_ref(h);
+}
+
+static inline RP_HOT void rp__end_put(struct rp_end *e)     /* undo rp__end_get */
+{
+	if (!__libc_single_threaded)
+		rp__end_unref(e);
+}
 int rp__end_close(struct rp_end *e);
 int rp__end_open(struct rp_end *e, int role, int flags); /* anon.c */
 void rp__end_discard(struct rp_end *e);
@@ -121,10 +154,6 @@ int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
 int rp__map(struct rp_end *e, int fd);
 void rp__unmap(struct rp_end *e);
 uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
-
-/* Inlined even where the compiler would rather not: the lock's fast paths
- * are on every call, and a call costs as much as they do. */
-#define RP_HOT __attribute__((always_inline))
 
 /* lock.c: the writers' and readers' locks in shared memory. */
 /* Take the lock; give up (ETIMEDOUT) after budget_ns (0: never). */
