@@ -69,7 +69,7 @@ struct rp_end {
 	uint64_t next_reap_ns;      /* wait.c: reap() at most this often */
 	int widowed;                  /* last probe found no reader */
 	_Atomic uint32_t bias_in[2];  /* inside the writers' [0] or readers'
-	                               * [1] lock by its bias (rp__bias_in()) */
+	                               * [1] lock by its bias (rp__side()) */
 	uint32_t streak;              /* lock.c: uncontended acquisitions */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
@@ -164,12 +164,20 @@ void rp__bias_revoked(_Atomic uint32_t *busy);
 void rp__unlock_held(struct rp_end *e, struct rp_lockword *l);
 
 /* An end may hold both locks at once (a writer closing the gate holds
- * the readers' lock too), each by its bias or not: 0, or the biased word
- * it entered with.  Only the thread that holds the end's own side's lock
- * changes these. */
-static inline _Atomic uint32_t *rp__bias_in(struct rp_end *e, const struct rp_lockword *l)
+ * the readers' lock too), each by its bias or not: bias_in[side] is 0, or
+ * the biased word it entered with.  Only the thread that holds the end's
+ * own side's lock changes these.  The side is 0 for the writers' lock, 1
+ * for the readers'; callers that know it pass it as a constant (the
+ * fast paths), which saves working it out twice per call. */
+enum { RP_WSIDE = 0, RP_RSIDE = 1 };
+static inline int rp__side(const struct rp_end *e, const struct rp_lockword *l)
 {
-	return &e->bias_in[l != &e->sh->wlock];
+	return l != &e->sh->wlock;
+}
+
+static inline struct rp_lockword *rp__side_lock(const struct rp_end *e, int side)
+{
+	return side == RP_WSIDE ? &e->sh->wlock : &e->sh->rlock;
 }
 
 /* Leaving a biased lock entered with word w: clear our busy flag; a
@@ -186,7 +194,8 @@ static inline RP_HOT void rp__bias_leave(struct rp_lockword *l, uint32_t w)
 /* Entering a lock biased to us (word w): set our busy flag, then make
  * sure the bias still stands.  A revoker's membarrier orders our store
  * before our load (lock.c), so no fence here. */
-static inline RP_HOT bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l, uint32_t w)
+static inline RP_HOT bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l,
+					 int side, uint32_t w)
 {
 	/* The depth counts us in before busy is set and out after it is
 	 * clear, so a signal handler that finds busy set and the depth 0
@@ -196,7 +205,7 @@ static inline RP_HOT bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l
 	atomic_store_explicit(&l->busy[rp_lock_slot(w)], 1, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&l->word, memory_order_acquire) == w) {
-		atomic_store_explicit(rp__bias_in(e, l), w, memory_order_relaxed);
+		atomic_store_explicit(&e->bias_in[side], w, memory_order_relaxed);
 		return true;
 	}
 	rp__bias_leave(l, w);
@@ -206,13 +215,13 @@ static inline RP_HOT bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l
 }
 
 /* 0, or -1 EDEADLK.  The uncontended cases inline: they are on every call. */
-static inline RP_HOT int rp__lock(struct rp_end *e, struct rp_lockword *l)
+static inline RP_HOT int rp__lock_at(struct rp_end *e, struct rp_lockword *l, int side)
 {
 	uint32_t me = rp__tid_cache;
 	uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
 	if (me && (w & ~RP_LOCK_SLOT) == (RP_LOCK_BIASED | me) &&
 	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_relaxed) &&
-	    rp__bias_enter(e, l, w))
+	    rp__bias_enter(e, l, side, w))
 		return 0;
 	if (me && w == 0 &&
 	    atomic_compare_exchange_strong_explicit(&l->word, &w, me,
@@ -221,9 +230,9 @@ static inline RP_HOT int rp__lock(struct rp_end *e, struct rp_lockword *l)
 	return rp__lock_within(e, l, 0);
 }
 
-static inline RP_HOT void rp__unlock(struct rp_end *e, struct rp_lockword *l)
+static inline RP_HOT void rp__unlock_at(struct rp_end *e, struct rp_lockword *l, int side)
 {
-	_Atomic uint32_t *in = rp__bias_in(e, l);
+	_Atomic uint32_t *in = &e->bias_in[side];
 	uint32_t w = atomic_load_explicit(in, memory_order_relaxed);
 	if (w) {
 		atomic_store_explicit(in, 0, memory_order_relaxed);
@@ -234,6 +243,16 @@ static inline RP_HOT void rp__unlock(struct rp_end *e, struct rp_lockword *l)
 		return;
 	}
 	rp__unlock_held(e, l);
+}
+
+static inline RP_HOT int rp__lock(struct rp_end *e, struct rp_lockword *l)
+{
+	return rp__lock_at(e, l, rp__side(e, l));
+}
+
+static inline RP_HOT void rp__unlock(struct rp_end *e, struct rp_lockword *l)
+{
+	rp__unlock_at(e, l, rp__side(e, l));
 }
 
 /* Nobody (alive) holds it: free, or held by a dead process. */

@@ -275,7 +275,7 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 			errno = EDEADLK;
 			return -1;
 		}
-		return rp__bias_enter(e, l, cur) ? 0 : 1;
+		return rp__bias_enter(e, l, rp__side(e, l), cur) ? 0 : 1;
 	}
 	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, me,
 			memory_order_acquire, memory_order_relaxed))

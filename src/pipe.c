@@ -74,17 +74,17 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
 	return (ssize_t)total;
 }
 
-/* Enter the side's lock l for a plain write or read.  It cancels this
+/* Enter the side's lock for a plain write or read.  It cancels this
  * thread's uncommitted reservation or releases its peek (which hold the
  * lock already); another thread's makes us wait for its commit or
  * consume.  0, or -1 EDEADLK. */
-static inline RP_HOT int side_enter(struct rp_end *e, struct rp_lockword *l)
+static inline RP_HOT int side_enter(struct rp_end *e, int side)
 {
 	if (rp__held_by_me(e)) {
 		e->held = 0;
 		return 0;
 	}
-	return rp__lock(e, l);
+	return rp__lock_at(e, rp__side_lock(e, side), side);
 }
 
 static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
@@ -176,7 +176,7 @@ fail_unlocked:
 static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			 size_t total)
 {
-	if (side_enter(e, &e->sh->wlock) < 0)
+	if (side_enter(e, RP_WSIDE) < 0)
 		return -1;
 	return write_locked(e, iov, cnt, total);
 }
@@ -194,7 +194,7 @@ static ssize_t write_small(struct rp_end *e, const void *buf, size_t n)
 	struct rp_shared *sh = e->sh;
 	const uint64_t cap = e->ring.cap;
 
-	if (side_enter(e, &e->sh->wlock) < 0)
+	if (side_enter(e, RP_WSIDE) < 0)
 		return -1;
 	if (__builtin_expect(!rp__readers_gone_hint(e), 1)) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
@@ -207,7 +207,7 @@ static ssize_t write_small(struct rp_end *e, const void *buf, size_t n)
 			memcpy(e->data + rp_ring_off(&e->ring, head), buf, n);
 			rp__publish_head(e, head + n, RP_PUBLISH);
 			rp__wake_readers(e);
-			rp__unlock(e, &sh->wlock);
+			rp__unlock_at(e, &sh->wlock, RP_WSIDE);
 			return (ssize_t)n;
 		}
 	}
@@ -273,7 +273,7 @@ static ssize_t read_locked(struct rp_end *e, const struct iovec *iov, int cnt,
 static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 			size_t total)
 {
-	if (side_enter(e, &e->sh->rlock) < 0)
+	if (side_enter(e, RP_RSIDE) < 0)
 		return -1;
 	return read_locked(e, iov, cnt, total);
 }
@@ -285,7 +285,7 @@ static ssize_t read_small(struct rp_end *e, void *buf, size_t n)
 	struct rp_shared *sh = e->sh;
 	const uint64_t cap = e->ring.cap;
 
-	if (side_enter(e, &e->sh->rlock) < 0)
+	if (side_enter(e, RP_RSIDE) < 0)
 		return -1;
 	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
 	uint64_t used = e->peer - tail;
@@ -300,7 +300,7 @@ static ssize_t read_small(struct rp_end *e, void *buf, size_t n)
 		rp__publish_tail(e, tail + k, RP_PUBLISH_UNLOCKED);
 		if (k == used)
 			rp__reader_emptied(e);
-		rp__unlock(e, &sh->rlock);
+		rp__unlock_at(e, &sh->rlock, RP_RSIDE);
 		rp__mb_after_unlock(e);
 		rp__wake_writers(e);
 		return (ssize_t)k;

@@ -1081,6 +1081,24 @@ TEST(mkfifo_at_path_of_removed_pipe_in_use_is_independent)
 	tmp_clean(&t);
 }
 
+/* Remove every symlink in /dev/shm that points to victim. */
+static void sweep_planted(const char *victim)
+{
+	DIR *d = opendir("/dev/shm");
+	CHECK(d != NULL);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char p[300];
+		snprintf(p, sizeof p, "/dev/shm/%s", de->d_name);
+		char target[200];
+		ssize_t n = readlink(p, target, sizeof target - 1);
+		if (n > 0 && (size_t)n == strlen(victim) &&
+		    memcmp(target, victim, (size_t)n) == 0)
+			unlink(p);
+	}
+	closedir(d);
+}
+
 /*
  * /dev/shm is world-writable and the names of a pipe's files there follow
  * from the FIFO's inode, so a hostile process can see the FIFO appear
@@ -1155,23 +1173,11 @@ TEST(mkfifo_never_follows_symlinks_planted_in_dev_shm)
 			refused++;
 			CHECK(lstat(t.path, &st) != 0);
 		}
-		/* clear what the attacker left for this inode */
-		DIR *d = opendir("/dev/shm");
-		CHECK(d != NULL);
-		struct dirent *de;
-		while ((de = readdir(d)) != NULL) {
-			char p[300];
-			snprintf(p, sizeof p, "/dev/shm/%s", de->d_name);
-			char target[200];
-			ssize_t n = readlink(p, target, sizeof target - 1);
-			if (n > 0 && (size_t)n == strlen(victim) &&
-			    memcmp(target, victim, (size_t)n) == 0)
-				unlink(p);
-		}
-		closedir(d);
+		sweep_planted(victim);    /* what the attacker left for this inode */
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	sweep_planted(victim);            /* and planted after our last sweep */
 	fprintf(stderr, "300 races: %d created, %d refused (EEXIST), %d symlinks planted\n",
 		ok, refused, atomic_load(&sh->planted));
 	CHECK(atomic_load(&sh->planted) > 0);  /* the attacker did get in */
