@@ -23,8 +23,10 @@
  * (fence.c), which a reader of any earlier version would not do; 5, the
  * locks moved off the index lines; 6 (82f0ac8), a lock may be biased to
  * one thread (lock.c), which a process of an earlier version would take
- * as held; 7, the lock counts its revocations (the bias backs off). */
-#define RP_LAYOUT_VERSION 7u
+ * as held; 7, the lock counts its revocations (the bias backs off); 8,
+ * the lock keeps the time of its last revocation instead (no bias for a
+ * while after one). */
+#define RP_LAYOUT_VERSION 8u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -66,7 +68,8 @@ static inline uint64_t rp_sleeper_count(uint64_t w)
 struct rp_lockword {
 	_Atomic uint32_t word;
 	_Atomic uint32_t last;        /* the TID that last held it by the word */
-	_Atomic uint32_t revoked;     /* revocations so far (lock holders only) */
+	_Atomic uint32_t revoked_ms;  /* CLOCK_MONOTONIC_COARSE ms of the last
+	                               * revocation, 0 for none (lock.c) */
 	_Atomic uint32_t owner[RP_BIAS_SLOTS];
 	_Atomic uint32_t busy[RP_BIAS_SLOTS];
 };
@@ -75,7 +78,7 @@ static inline void rp_lockword_reset(struct rp_lockword *l)
 {
 	atomic_store(&l->word, 0);
 	atomic_store(&l->last, 0);
-	atomic_store(&l->revoked, 0);
+	atomic_store(&l->revoked_ms, 0);
 	for (int i = 0; i < RP_BIAS_SLOTS; i++) {
 		atomic_store(&l->owner[i], 0);
 		atomic_store(&l->busy[i], 0);

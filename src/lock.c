@@ -34,8 +34,8 @@
 #include <unistd.h>
 
 #define LOCK_RECHECK_NS 20000000L
-#define BIAS_AFTER      256         /* uncontended acquisitions in a row, */
-#define BIAS_BACKOFF_MAX 12         /* doubled per revocation, up to 2^20 */
+#define BIAS_AFTER      256         /* uncontended acquisitions in a row */
+#define BIAS_COOLDOWN_MS 1000       /* no new bias this long after a revocation */
 #define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
 
 __thread uint32_t rp__tid_cache;
@@ -260,6 +260,27 @@ static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 	}
 }
 
+static uint32_t now_ms(void)
+{
+	uint32_t ms = (uint32_t)(rp__coarse_ns() / 1000000);
+	return ms ? ms : 1;                 /* 0 means "never revoked" */
+}
+
+/*
+ * May this lock be biased again?  Not within BIAS_COOLDOWN_MS of its last
+ * revocation: a revocation means another thread wanted the lock, and
+ * threads that take turns by the millisecond (eight writer processes
+ * sharing a CPU) would pay a membarrier at each turn.  They did worse than
+ * unbiased, too, for a reason not found (DESIGN.md, "Many writers").
+ * Whatever another process writes there delays a bias by at most
+ * BIAS_COOLDOWN_MS.
+ */
+static bool cooled_down(struct rp_lockword *l)
+{
+	uint32_t t = atomic_load_explicit(&l->revoked_ms, memory_order_relaxed);
+	return !t || now_ms() - t >= BIAS_COOLDOWN_MS;
+}
+
 /* The lock's word is `cur`, biased.  0 (ours), -1 (errno), or 1: look again. */
 static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 		       uint32_t me, uint64_t deadline)
@@ -281,10 +302,7 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 			memory_order_acquire, memory_order_relaxed))
 		return 1;
 	if (await_owner(e, busy, owner, deadline) == 0) {
-		/* Each revocation makes the next bias harder to get. */
-		uint32_t n = atomic_load_explicit(&l->revoked, memory_order_relaxed);
-		if (n < BIAS_BACKOFF_MAX)
-			atomic_store_explicit(&l->revoked, n + 1, memory_order_relaxed);
+		atomic_store_explicit(&l->revoked_ms, now_ms(), memory_order_relaxed);
 		return 0;
 	}
 	/* Out of time: give the bias back, and wake whoever queued on us. */
@@ -424,14 +442,11 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 		atomic_store_explicit(&l->last, me, memory_order_relaxed);
 		e->streak = 0;
 	}
-	uint32_t backoff = atomic_load_explicit(&l->revoked, memory_order_relaxed);
-	if (backoff > BIAS_BACKOFF_MAX)
-		backoff = BIAS_BACKOFF_MAX;     /* shared memory: never trusted */
-	if (++e->streak >= (uint32_t)BIAS_AFTER << backoff && rp__light_publish &&
+	if (++e->streak >= BIAS_AFTER && rp__light_publish &&
 	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
-		int slot = claim_slot(e, l, me);
+		int slot = cooled_down(l) ? claim_slot(e, l, me) : -1;
 		if (slot < 0)
-			e->streak = 0;          /* all taken: ask again later */
+			e->streak = 0;          /* ask again BIAS_AFTER later */
 		else if (atomic_compare_exchange_strong_explicit(&l->word, &me,
 				RP_LOCK_BIASED | (uint32_t)slot << RP_LOCK_SLOT_SHIFT | me,
 				memory_order_seq_cst, memory_order_relaxed))
