@@ -288,9 +288,10 @@ int rp__take_token(int fd, int nbfd, bool partial,
 		   uint64_t arg);
 /* Called holding the side's lock; unlock: release it before sleeping. */
 int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers), -1 */
-/* partial: the caller has moved some bytes, so any signal handler ends the
- * wait (-1 EINTR), SA_RESTART or not, as it ends a kernel pipe's write. */
-int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial); /* READY, GONE, -1 */
+/* READY, GONE, -1.  partial: the caller has moved some bytes, so any
+ * signal handler ends the wait (-1 EINTR), SA_RESTART or not, as it ends a
+ * kernel pipe's write. */
+int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial);
 /* Wake whoever sleeps on (or polls) the other side.  Inline because every
  * call passes here and almost always finds nobody: two loads of a line
  * that stays cached on both sides. */
