@@ -317,7 +317,7 @@ TEST(last_reader_close_wakes_blocked_writer_with_epipe)
  */
 TEST(last_reader_close_race_no_lost_wakeup)
 {
-	alarm(20);
+	alarm((unsigned)(rp_ms(20000) / 1000));
 	struct { _Atomic int ready; double t_ret; long res; int err; } *sh = shared_mem(sizeof *sh);
 	for (int round = 0; round < 150; round++) {
 		memset((void *)sh, 0, sizeof *sh);
@@ -346,7 +346,7 @@ TEST(last_reader_close_race_no_lost_wakeup)
 		double t_close = rp_now_ms();
 		CHECK(rp_close(e[0]) == 0);
 		rp_wait_ok(pid);
-		if (sh->res != -1 || sh->err != EPIPE || sh->t_ret - t_close >= 100) {
+		if (sh->res != -1 || sh->err != EPIPE || sh->t_ret - t_close >= rp_ms(100)) {
 			fprintf(stderr, "round %d: res=%ld err=%d woke after %.1f ms\n",
 				round, sh->res, sh->err, sh->t_ret - t_close);
 			CHECK(0);
