@@ -18,8 +18,10 @@
 
 #define POOL_SLOTS 65536
 
-struct rp_end *rp__pool;
-size_t rp__pool_top;                    /* slots ever handed out */
+/* Atomic because rp__end_get() reads them without the lock (relaxed: on
+ * x86 the same plain loads as before, but no data race with an alloc). */
+_Atomic(struct rp_end *) rp__pool;
+_Atomic size_t rp__pool_top;            /* slots ever handed out */
 static struct rp_end *free_list;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -56,14 +58,16 @@ static void atfork_child(void)
 	rp__lock_atfork_child();
 	if (rp__light_publish)
 		rp__fence_register();   /* a new address space: register it too */
-	for (size_t i = 0; i < rp__pool_top; i++) {
-		struct rp_end *e = &rp__pool[i];
+	struct rp_end *pool = atomic_load(&rp__pool);
+	size_t top = atomic_load(&rp__pool_top);
+	for (size_t i = 0; i < top; i++) {
+		struct rp_end *e = &pool[i];
 		uint32_t st = atomic_load(&e->state);
 		if (st == RP_OPEN) {
 			atomic_store(&e->refs, 1);
 			e->held = 0;
 			e->bias_in[0] = e->bias_in[1] = 0;
-			e->streak = 0;
+			atomic_store(&e->streak, 0);
 		} else if (st == RP_CLOSED) {
 			release(e);
 		}
@@ -77,7 +81,7 @@ static void pool_init(void)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return;
-	rp__pool = p;
+	atomic_store(&rp__pool, p);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
@@ -86,7 +90,8 @@ struct rp_end *rp__end_alloc(void)
 	struct rp_end *e = NULL;
 
 	pthread_once(&pool_once, pool_init);
-	if (!rp__pool) {
+	struct rp_end *pool = atomic_load(&rp__pool);
+	if (!pool) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -94,8 +99,12 @@ struct rp_end *rp__end_alloc(void)
 	if (free_list) {
 		e = free_list;
 		free_list = e->next_free;
-	} else if (rp__pool_top < POOL_SLOTS) {
-		e = &rp__pool[rp__pool_top++];
+	} else {
+		size_t top = atomic_load_explicit(&rp__pool_top, memory_order_relaxed);
+		if (top < POOL_SLOTS) {
+			e = &pool[top];
+			atomic_store_explicit(&rp__pool_top, top + 1, memory_order_relaxed);
+		}
 	}
 	pthread_mutex_unlock(&pool_mu);
 	if (!e) {

@@ -70,7 +70,8 @@ struct rp_end {
 	int widowed;                  /* last probe found no reader */
 	_Atomic uint32_t bias_in[2];  /* inside the writers' [0] or readers'
 	                               * [1] lock by its bias (rp__side()) */
-	uint32_t streak;              /* lock.c: uncontended acquisitions */
+	_Atomic uint32_t streak;      /* lock.c: uncontended acquisitions (a
+	                               * hint: the end's threads may race on it) */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
 	_Atomic uint32_t held_tid;          /* the thread that reserved or peeked */
@@ -113,8 +114,8 @@ static inline bool rp__has_data(const struct rp_end *e)
 
 /* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
 struct rp_end *rp__end_alloc(void);
-extern struct rp_end *rp__pool;             /* mapped once, never moved */
-extern size_t rp__pool_top;                 /* slots ever handed out */
+extern _Atomic(struct rp_end *) rp__pool;  /* mapped once, never moved */
+extern _Atomic size_t rp__pool_top;         /* slots ever handed out */
 struct rp_end *rp__end_ref(struct rp_end *e);       /* ref++, or NULL+EBADF */
 void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
 
@@ -122,9 +123,11 @@ void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
  * threads could close it.  Inline: it begins every call. */
 static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
 {
-	uintptr_t off = (uintptr_t)h - (uintptr_t)rp__pool;
+	struct rp_end *pool = atomic_load_explicit(&rp__pool, memory_order_relaxed);
+	size_t top = atomic_load_explicit(&rp__pool_top, memory_order_relaxed);
+	uintptr_t off = (uintptr_t)h - (uintptr_t)pool;
 
-	if (!h || !rp__pool || off >= rp__pool_top * sizeof(struct rp_end) ||
+	if (!h || !pool || off >= top * sizeof(struct rp_end) ||
 	    (off & (sizeof(struct rp_end) - 1)) ||
 	    atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN ||
 	    (role && h->role != role)) {

@@ -321,7 +321,8 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 	uint32_t cur = 0;
 	uint64_t deadline = budget_ns ? mono_ns() + budget_ns : 0;
 
-	e->streak = 0;                  /* we met somebody, or the bias went */
+	/* We met somebody, or the bias went. */
+	atomic_store_explicit(&e->streak, 0, memory_order_relaxed);
 	if (atomic_compare_exchange_strong_explicit(word, &cur, me,
 			memory_order_acquire, memory_order_relaxed))
 		return 0;
@@ -440,13 +441,15 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 	 * revocation costs a membarrier). */
 	if (atomic_load_explicit(&l->last, memory_order_relaxed) != me) {
 		atomic_store_explicit(&l->last, me, memory_order_relaxed);
-		e->streak = 0;
+		atomic_store_explicit(&e->streak, 0, memory_order_relaxed);
 	}
-	if (++e->streak >= BIAS_AFTER && rp__light_publish &&
+	uint32_t streak = atomic_load_explicit(&e->streak, memory_order_relaxed) + 1;
+	atomic_store_explicit(&e->streak, streak, memory_order_relaxed);
+	if (streak >= BIAS_AFTER && rp__light_publish &&
 	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
 		int slot = cooled_down(l) ? claim_slot(e, l, me) : -1;
 		if (slot < 0)
-			e->streak = 0;          /* ask again BIAS_AFTER later */
+			atomic_store_explicit(&e->streak, 0, memory_order_relaxed);
 		else if (atomic_compare_exchange_strong_explicit(&l->word, &me,
 				RP_LOCK_BIASED | (uint32_t)slot << RP_LOCK_SLOT_SHIFT | me,
 				memory_order_seq_cst, memory_order_relaxed))
@@ -454,7 +457,7 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 	}
 	uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
 	if (old & RP_LOCK_WAITERS) {
-		e->streak = 0;
+		atomic_store_explicit(&e->streak, 0, memory_order_relaxed);
 		futex(&l->word, FUTEX_WAKE, 1, NULL);
 	}
 }

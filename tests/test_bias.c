@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "shmfile.h"
 #include "procs.h"
+#include "records.h"
 
 #include <linux/membarrier.h>
 #include <stdbool.h>
@@ -34,60 +35,6 @@ static bool bias_expected(void)
 static uint32_t my_tid(void)
 {
 	return (uint32_t)syscall(SYS_gettid);
-}
-
-/* A record: writer id, sequence number, length, then len bytes that both
- * determine.  At most RP_PIPE_BUF in all, so each write is atomic. */
-struct rec { uint32_t id, seq, len; };
-
-static size_t rec_fill(unsigned char *buf, uint32_t id, uint32_t seq)
-{
-	struct rec h = { id, seq, 1 + (id * 131 + seq * 7) % (RP_PIPE_BUF - sizeof h) };
-	memcpy(buf, &h, sizeof h);
-	for (uint32_t i = 0; i < h.len; i++)
-		buf[sizeof h + i] = (unsigned char)(id * 31 + seq + i);
-	return sizeof h + h.len;
-}
-
-static void write_recs(rp_end *w, uint32_t id, uint32_t from, uint32_t n)
-{
-	unsigned char buf[RP_PIPE_BUF];
-	for (uint32_t s = from; s < from + n; s++) {
-		size_t len = rec_fill(buf, id, s);
-		CHECK(rp_write(w, buf, len) == (ssize_t)len);
-	}
-}
-
-static void read_exact(rp_end *r, void *p, size_t n)
-{
-	for (size_t got = 0; got < n;) {
-		ssize_t k = rp_read(r, (char *)p + got, n - got);
-		CHECK(k > 0);
-		got += (size_t)k;
-	}
-}
-
-/* Read records until EOF: each whole, each writer's in order.  Returns
- * how many. */
-static uint32_t check_recs(rp_end *r, uint32_t nwriters)
-{
-	uint32_t next[8] = { 0 }, total = 0;
-	unsigned char buf[RP_PIPE_BUF], want[RP_PIPE_BUF];
-	struct rec h;
-	for (;;) {
-		ssize_t k = rp_read(r, &h, sizeof h);
-		if (k == 0)
-			return total;
-		CHECK(k > 0);
-		read_exact(r, (char *)&h + k, sizeof h - (size_t)k);
-		CHECK(h.id < nwriters && h.seq == next[h.id]);
-		CHECK(h.len <= RP_PIPE_BUF - sizeof h);
-		read_exact(r, buf, h.len);
-		rec_fill(want, h.id, h.seq);
-		CHECK(memcmp(buf, want + sizeof h, h.len) == 0);
-		next[h.id]++;
-		total++;
-	}
 }
 
 /* A child that reads records from r until EOF (checking them); *total
