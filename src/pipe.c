@@ -185,11 +185,12 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
  * The common write on its own: at most PIPE_BUF bytes (n >= 1) that fit
  * at once.  It is write_locked()'s first round without the iovec walk,
  * the quarter-ring split and the loop, and with fewer registers to save:
- * a 64-byte write and read cost 392 instructions instead of 567, 30-33
- * ns instead of 42 in one process (DESIGN.md, "Small writes").
- * Anything else goes the general way, still locked.
+ * a 64-byte write and read cost 385 instructions instead of 567 (and,
+ * when it came, 30-33 ns instead of 42 in one process: DESIGN.md, "Small
+ * writes").  rp_write, and rp_writev of one buffer, come here; anything
+ * else goes the general way, still locked.
  */
-static ssize_t write_small(struct rp_end *e, const void *buf, size_t n)
+static inline RP_HOT ssize_t write_small(struct rp_end *e, const void *buf, size_t n)
 {
 	struct rp_shared *sh = e->sh;
 	const uint64_t cap = e->ring.cap;
@@ -280,7 +281,7 @@ static ssize_t read_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 
 /* The common read on its own (n >= 1): whatever is queued, up to n, as
  * read_locked()'s first round; an empty ring goes the general way. */
-static ssize_t read_small(struct rp_end *e, void *buf, size_t n)
+static inline RP_HOT ssize_t read_small(struct rp_end *e, void *buf, size_t n)
 {
 	struct rp_shared *sh = e->sh;
 	const uint64_t cap = e->ring.cap;
@@ -324,25 +325,31 @@ static ssize_t buf_total(const void *buf, size_t n)
 	return (ssize_t)n;
 }
 
-static ssize_t do_write(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
+/* One buffer, the common case, takes the small paths; total is -1 when
+ * the arguments were refused (errno set). */
+static inline RP_HOT ssize_t do_write(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
 {
 	struct rp_end *e = rp__end_get(h, RP_WRITER);
 	if (!e)
 		return -1;
 	ssize_t r = total;
-	if (r > 0)
+	if (cnt == 1 && (size_t)r - 1 < RP_PIPE_BUF)
+		r = write_small(e, iov->iov_base, (size_t)r);
+	else if (r > 0)
 		r = write_iov(e, iov, cnt, (size_t)r);
 	rp__end_put(e);
 	return r;
 }
 
-static ssize_t do_read(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
+static inline RP_HOT ssize_t do_read(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
 {
 	struct rp_end *e = rp__end_get(h, RP_READER);
 	if (!e)
 		return -1;
 	ssize_t r = total;
-	if (r > 0)
+	if (cnt == 1 && r > 0)
+		r = read_small(e, iov->iov_base, (size_t)r);
+	else if (r > 0)
 		r = read_iov(e, iov, cnt, (size_t)r);
 	rp__end_put(e);
 	return r;
@@ -350,30 +357,14 @@ static ssize_t do_read(rp_end *h, const struct iovec *iov, int cnt, ssize_t tota
 
 ssize_t rp_write(rp_end *h, const void *buf, size_t n)
 {
-	if (n - 1 >= RP_PIPE_BUF || !buf) {
-		struct iovec v = { (void *)buf, n };
-		return do_write(h, &v, 1, buf_total(buf, n));
-	}
-	struct rp_end *e = rp__end_get(h, RP_WRITER);
-	if (!e)
-		return -1;
-	ssize_t r = write_small(e, buf, n);
-	rp__end_put(e);
-	return r;
+	struct iovec v = { (void *)buf, n };
+	return do_write(h, &v, 1, buf_total(buf, n));
 }
 
 ssize_t rp_read(rp_end *h, void *buf, size_t n)
 {
-	if (n - 1 >= SSIZE_MAX || !buf) {
-		struct iovec v = { buf, n };
-		return do_read(h, &v, 1, buf_total(buf, n));
-	}
-	struct rp_end *e = rp__end_get(h, RP_READER);
-	if (!e)
-		return -1;
-	ssize_t r = read_small(e, buf, n);
-	rp__end_put(e);
-	return r;
+	struct iovec v = { buf, n };
+	return do_read(h, &v, 1, buf_total(buf, n));
 }
 
 ssize_t rp_writev(rp_end *h, const struct iovec *iov, int cnt)
