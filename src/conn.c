@@ -22,6 +22,10 @@
 
 struct rp_conn {
 	_Atomic uint32_t state;
+	/* The open connection's, and one per call in a threaded process, as
+	 * an end's (end.c): rp_conn_close frees nothing under another
+	 * thread's call. */
+	_Atomic uint32_t refs;
 	rp_end *rd, *wr;
 	uint64_t max_msg;
 	/* A message that a signal interrupted, kept for the next call. */
@@ -30,9 +34,10 @@ struct rp_conn {
 	struct rp_conn *next_free;
 };
 
-/* Slots are never unmapped, for the same reason as the ends' (end.c). */
-static struct rp_conn *pool;
-static size_t pool_top;
+/* Slots are never unmapped, for the same reason as the ends' (end.c).
+ * Atomic because conn_get() reads them without the lock. */
+static _Atomic(struct rp_conn *) pool;
+static _Atomic size_t pool_top;
 static struct rp_conn *free_list;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -47,9 +52,22 @@ static void pool_unlock(void)
 	pthread_mutex_unlock(&pool_mu);
 }
 
+static void conn_release(struct rp_conn *c);
+
+/* The child has one thread: every open connection is back to its own
+ * reference, and one that a parent thread closed under its call goes. */
 static void pool_child(void)
 {
 	pthread_mutex_init(&pool_mu, NULL);
+	struct rp_conn *p = atomic_load(&pool);
+	size_t top = atomic_load(&pool_top);
+	for (size_t i = 0; i < top; i++) {
+		uint32_t st = atomic_load(&p[i].state);
+		if (st == RP_OPEN)
+			atomic_store(&p[i].refs, 1);
+		else if (st == RP_CLOSED)
+			conn_release(&p[i]);
+	}
 }
 
 static void pool_init(void)
@@ -59,7 +77,7 @@ static void pool_init(void)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return;
-	pool = p;
+	atomic_store(&pool, p);
 	pthread_atfork(pool_lock, pool_unlock, pool_child);
 }
 
@@ -68,22 +86,26 @@ static struct rp_conn *conn_alloc(void)
 	struct rp_conn *c = NULL;
 
 	pthread_once(&pool_once, pool_init);
-	if (!pool) {
+	struct rp_conn *p = atomic_load(&pool);
+	if (!p) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	pool_lock();
+	size_t top = atomic_load_explicit(&pool_top, memory_order_relaxed);
 	if (free_list) {
 		c = free_list;
 		free_list = c->next_free;
-	} else if (pool_top < CONN_SLOTS) {
-		c = &pool[pool_top++];
+	} else if (top < CONN_SLOTS) {
+		c = &p[top];
+		atomic_store_explicit(&pool_top, top + 1, memory_order_relaxed);
 	}
 	pool_unlock();
 	if (!c) {
 		errno = EMFILE;
 		return NULL;
 	}
+	atomic_store(&c->refs, 1);
 	c->rd = c->wr = NULL;
 	c->max_msg = RP_DEFAULT_MAX_MESSAGE;
 	c->stage = NULL;
@@ -91,16 +113,58 @@ static struct rp_conn *conn_alloc(void)
 	return c;
 }
 
-static struct rp_conn *conn_get(rp_conn *h)
+/* Back on the free list, with what the connection owned. */
+static void conn_release(struct rp_conn *c)
 {
-	uintptr_t off = (uintptr_t)h - (uintptr_t)pool;
-	if (!h || !pool || off >= pool_top * sizeof(struct rp_conn) ||
+	int err = errno;
+	free(c->stage);
+	c->stage = NULL;
+	pool_lock();
+	atomic_store(&c->state, RP_FREE);
+	c->next_free = free_list;
+	free_list = c;
+	pool_unlock();
+	errno = err;
+}
+
+static void conn_unref(struct rp_conn *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		conn_release(c);
+}
+
+/* The connection behind h, checked (EBADF), and referenced for the call
+ * while other threads could close it; conn_put() when done. */
+static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
+{
+	struct rp_conn *p = atomic_load_explicit(&pool, memory_order_relaxed);
+	size_t top = atomic_load_explicit(&pool_top, memory_order_relaxed);
+	uintptr_t off = (uintptr_t)h - (uintptr_t)p;
+	if (!h || !p || off >= top * sizeof(struct rp_conn) ||
 	    off % sizeof(struct rp_conn) ||
 	    atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN) {
 		errno = EBADF;
 		return NULL;
 	}
+	if (__libc_single_threaded)
+		return h;
+	if (!rp__ref_take(&h->refs)) {
+		errno = EBADF;
+		return NULL;
+	}
+	/* A close may have slipped in between the check and the reference. */
+	if (atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN) {
+		conn_unref(h);
+		errno = EBADF;
+		return NULL;
+	}
 	return h;
+}
+
+static inline RP_HOT void conn_put(struct rp_conn *c)
+{
+	if (!__libc_single_threaded)
+		conn_unref(c);
 }
 
 rp_conn *rp_conn_from_ends(rp_end *rd, rp_end *wr)
@@ -149,14 +213,7 @@ int rp_conn_pipe(rp_conn *conns[2], int duplex)
 		goto fail;
 	conns[1] = rp_conn_from_ends(duplex ? b[0] : NULL, a[1]);
 	if (!conns[1]) {
-		int err = errno;
-		struct rp_conn *c = conns[0];
-		atomic_store(&c->state, RP_FREE);
-		pool_lock();
-		c->next_free = free_list;
-		free_list = c;
-		pool_unlock();
-		errno = err;
+		conn_release(conns[0]);     /* its ends go below */
 		goto fail;
 	}
 	return 0;
@@ -175,8 +232,11 @@ fail:;
 int rp_conn_close(rp_conn *h)
 {
 	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
 	uint32_t open = RP_OPEN;
-	if (!c || !atomic_compare_exchange_strong(&c->state, &open, RP_CLOSED)) {
+	if (!atomic_compare_exchange_strong(&c->state, &open, RP_CLOSED)) {
+		conn_put(c);            /* another thread's close came first */
 		errno = EBADF;
 		return -1;
 	}
@@ -185,13 +245,8 @@ int rp_conn_close(rp_conn *h)
 		r = -1;
 	if (c->wr && rp_close(c->wr) < 0)
 		r = -1;
-	free(c->stage);
-	c->stage = NULL;
-	pool_lock();
-	atomic_store(&c->state, RP_FREE);
-	c->next_free = free_list;
-	free_list = c;
-	pool_unlock();
+	conn_unref(c);              /* the open connection's own reference */
+	conn_put(c);
 	return r;
 }
 
@@ -201,6 +256,7 @@ int rp_conn_set_max_message(rp_conn *h, size_t max)
 	if (!c)
 		return -1;
 	c->max_msg = max;
+	conn_put(c);
 	return 0;
 }
 
@@ -209,7 +265,9 @@ int rp_conn_fileno(rp_conn *h)
 	struct rp_conn *c = conn_get(h);
 	if (!c)
 		return -1;
-	return rp_fileno(c->rd ? c->rd : c->wr);
+	int fd = rp_fileno(c->rd ? c->rd : c->wr);
+	conn_put(c);
+	return fd;
 }
 
 /* ---- sending ---- */
@@ -304,11 +362,8 @@ fail:
 	return -1;
 }
 
-int rp_send(rp_conn *h, const void *msg, size_t len)
+static inline RP_HOT int send_conn(struct rp_conn *c, const void *msg, size_t len)
 {
-	struct rp_conn *c = conn_get(h);
-	if (!c)
-		return -1;
 	if (!c->wr) {
 		errno = EBADF;
 		return -1;
@@ -326,6 +381,16 @@ int rp_send(rp_conn *h, const void *msg, size_t len)
 		return -1;
 	int r = send_msg(e, msg, len);
 	rp__end_put(e);
+	return r;
+}
+
+int rp_send(rp_conn *h, const void *msg, size_t len)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	int r = send_conn(c, msg, len);
+	conn_put(c);
 	return r;
 }
 
@@ -586,11 +651,8 @@ fail:
 	return -1;
 }
 
-static ssize_t recv_common(rp_conn *h, void *buf, size_t cap, void **out)
+static inline RP_HOT ssize_t recv_conn(struct rp_conn *c, void *buf, size_t cap, void **out)
 {
-	struct rp_conn *c = conn_get(h);
-	if (!c)
-		return -1;
 	if (!c->rd) {
 		errno = EBADF;
 		return -1;
@@ -604,6 +666,16 @@ static ssize_t recv_common(rp_conn *h, void *buf, size_t cap, void **out)
 		return -1;
 	ssize_t r = recv_msg(c, e, buf, cap, out);
 	rp__end_put(e);
+	return r;
+}
+
+static ssize_t recv_common(rp_conn *h, void *buf, size_t cap, void **out)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	ssize_t r = recv_conn(c, buf, cap, out);
+	conn_put(c);
 	return r;
 }
 
@@ -629,11 +701,8 @@ static int64_t now_ms(void)
 	return (int64_t)(rp__now_ns() / 1000000);
 }
 
-int rp_poll(rp_conn *h, int timeout_ms)
+static int poll_conn(struct rp_conn *c, int timeout_ms)
 {
-	struct rp_conn *c = conn_get(h);
-	if (!c)
-		return -1;
 	if (!c->rd) {
 		errno = EBADF;
 		return -1;
@@ -684,5 +753,15 @@ int rp_poll(rp_conn *h, int timeout_ms)
 			recheck = rp__recheck_ms(recheck);
 	}
 	rp__end_put(e);
+	return r;
+}
+
+int rp_poll(rp_conn *h, int timeout_ms)
+{
+	struct rp_conn *c = conn_get(h);
+	if (!c)
+		return -1;
+	int r = poll_conn(c, timeout_ms);
+	conn_put(c);
 	return r;
 }

@@ -8,7 +8,9 @@
  * way instead of being dereferenced.
  *
  * Each open end holds one reference; every call holds another while it
- * runs, so rp_close never unmaps under a thread still blocked in the end.
+ * runs, so rp_close never unmaps or closes descriptors under a thread
+ * still blocked in the end: as with a kernel pipe, the end closes for its
+ * peers when that call returns.
  */
 #include "internal.h"
 
@@ -26,8 +28,20 @@ static struct rp_end *free_list;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
+/*
+ * The last reference is gone: now the end closes for its peers.  Not at
+ * rp_close, when another thread may still be blocked in the end: a call
+ * blocked in a pipe keeps its open file until it returns (close(2)
+ * NOTES), and that call still sleeps on these descriptors, whose numbers
+ * must not be reused under it.
+ */
 static void release(struct rp_end *e)
 {
+	bool opened = e->shm_fd >= 0;        /* not a half-made end's discard */
+	rp__close_fds(e);
+	if (opened && e->role == RP_READER && e->sh)
+		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
+					  memory_order_release);
 	rp__unmap(e);
 	pthread_mutex_lock(&pool_mu);
 	atomic_store(&e->state, RP_FREE);
@@ -122,15 +136,10 @@ _Static_assert((sizeof(struct rp_end) & (sizeof(struct rp_end) - 1)) == 0,
 
 struct rp_end *rp__end_ref(struct rp_end *e)
 {
-	/* Never revive a slot whose last reference is gone (refs == 0). */
-	uint32_t r = atomic_load_explicit(&e->refs, memory_order_relaxed);
-	do {
-		if (r == 0) {
-			errno = EBADF;
-			return NULL;
-		}
-	} while (!atomic_compare_exchange_weak_explicit(&e->refs, &r, r + 1,
-			memory_order_acquire, memory_order_relaxed));
+	if (!rp__ref_take(&e->refs)) {
+		errno = EBADF;
+		return NULL;
+	}
 	/* A close may have slipped in between the check and the reference. */
 	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN) {
 		rp__end_put(e);
@@ -158,11 +167,8 @@ int rp__end_close(struct rp_end *e)
 		e->held = 0;
 		rp__unlock(e, e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
 	}
-	/* Closing the kernel ends is the close: that is what peers observe. */
-	rp__close_fds(e);
-	if (e->role == RP_READER)
-		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
-					  memory_order_release);
+	/* Closing the kernel ends is the close that peers observe: release()
+	 * does it when no call is left in the end. */
 	rp__end_unref(e);              /* the open end's own reference */
 	return 0;
 }

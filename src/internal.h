@@ -112,6 +112,19 @@ static inline bool rp__has_data(const struct rp_end *e)
 	       atomic_load_explicit(&e->sh->tail, memory_order_seq_cst);
 }
 
+/* One more reference to a slot (an end's or a connection's), unless its
+ * last one is gone (refs == 0): such a slot is never revived. */
+static inline bool rp__ref_take(_Atomic uint32_t *refs)
+{
+	uint32_t r = atomic_load_explicit(refs, memory_order_relaxed);
+	do {
+		if (r == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(refs, &r, r + 1,
+			memory_order_acquire, memory_order_relaxed));
+	return true;
+}
+
 /* end.c: the handle pool.  rp_end pointers stay valid memory forever. */
 struct rp_end *rp__end_alloc(void);
 extern _Atomic(struct rp_end *) rp__pool;  /* mapped once, never moved */

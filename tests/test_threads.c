@@ -10,6 +10,7 @@
 #include <ringpipe.h>
 #include "records.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -102,4 +103,191 @@ TEST(pipes_opened_and_closed_beside_a_busy_pipe)
 	}
 	CHECK(pthread_join(t, NULL) == 0);
 	CHECK(rp_close(e[1]) == 0 && rp_close(e[0]) == 0);
+}
+
+/*
+ * A thread blocked in a call on an end that another thread closes, as
+ * close(2) NOTES have it for a kernel pipe: the call keeps the end open
+ * until it returns, so it still gets what comes (data, or EOF), the end
+ * closes for its peers only then, and its descriptors' numbers are not
+ * handed out again under it.
+ */
+struct blocked {
+	rp_end *e;
+	rp_conn *c;
+	char buf[64];
+	size_t len;
+	ssize_t r;
+	int err;
+	atomic_int done;
+	pthread_t t;
+};
+
+static void *read_once(void *p)
+{
+	struct blocked *b = p;
+	b->r = rp_read(b->e, b->buf, sizeof b->buf);
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *write_once(void *p)
+{
+	struct blocked *b = p;
+	b->r = rp_write(b->e, b->buf, b->len);
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *recv_once(void *p)
+{
+	struct blocked *b = p;
+	b->r = rp_recv(b->c, b->buf, sizeof b->buf);
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/* Start fn in a thread and give it time to block. */
+static void start_blocked(struct blocked *b, void *(*fn)(void *))
+{
+	CHECK(pthread_create(&b->t, NULL, fn, b) == 0);
+	usleep(100 * 1000);
+	CHECK(!atomic_load(&b->done));       /* still inside its call */
+}
+
+/* The blocked call returned within a few seconds (not a hang). */
+static void joined(struct blocked *b)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(rp_ms(5000) / 1000);
+	CHECK(pthread_timedjoin_np(b->t, NULL, &ts) == 0);
+}
+
+/* A pipe whose read end another thread closes while b's thread is
+ * blocked reading it. */
+static void read_blocked_then_closed(rp_end *e[2], struct blocked *b)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	CHECK(rp_pipe(e) == 0);
+	memset(b, 0, sizeof(*b));
+	b->e = e[0];
+	start_blocked(b, read_once);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+TEST(read_blocked_in_an_end_closed_by_another_thread_gets_later_data)
+{
+	rp_end *e[2];
+	struct blocked b;
+	read_blocked_then_closed(e, &b);
+	CHECK(rp_write(e[1], "later", 5) == 5);     /* a reader is still in */
+	joined(&b);
+	CHECK(b.r == 5 && memcmp(b.buf, "later", 5) == 0);
+	CHECK(rp_close(e[1]) == 0);
+}
+
+TEST(read_blocked_in_an_end_closed_by_another_thread_gets_eof)
+{
+	rp_end *e[2];
+	struct blocked b;
+	read_blocked_then_closed(e, &b);
+	CHECK(rp_close(e[1]) == 0);
+	joined(&b);
+	CHECK(b.r == 0);
+}
+
+TEST(end_closed_under_a_blocked_read_closes_for_writers_when_it_returns)
+{
+	rp_end *e[2];
+	struct blocked b;
+	read_blocked_then_closed(e, &b);
+	signal(SIGPIPE, SIG_IGN);
+	CHECK(rp_write(e[1], "x", 1) == 1);
+	joined(&b);
+	CHECK(b.r == 1);
+	CHECK_ERR(rp_write(e[1], "y", 1), EPIPE);
+	CHECK(rp_close(e[1]) == 0);
+}
+
+/* Kernel pipes opened after the close (which take the lowest free
+ * descriptor numbers) keep their bytes: the blocked read took none. */
+TEST(descriptors_of_an_end_closed_under_a_blocked_read_are_not_reused)
+{
+	rp_end *e[2];
+	struct blocked b;
+	read_blocked_then_closed(e, &b);
+	enum { NP = 16 };
+	int p[NP][2];
+	for (int i = 0; i < NP; i++) {
+		CHECK(pipe2(p[i], O_NONBLOCK) == 0);
+		CHECK(write(p[i][1], "kernel", 6) == 6);
+	}
+	usleep(300 * 1000);          /* the blocked reader's later looks */
+	CHECK(rp_close(e[1]) == 0);
+	joined(&b);
+	CHECK(b.r == 0);
+	for (int i = 0; i < NP; i++) {
+		char buf[8];
+		CHECK(read(p[i][0], buf, sizeof buf) == 6);
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+}
+
+TEST(write_blocked_in_an_end_closed_by_another_thread_completes)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	static char fill[4096];
+	CHECK(rp_write(e[1], fill, sizeof fill) == (ssize_t)sizeof fill);
+	struct blocked b = { .e = e[1], .len = 10 };
+	memcpy(b.buf, "0123456789", 10);
+	start_blocked(&b, write_once);
+	CHECK(rp_close(e[1]) == 0);
+	char got[4096];
+	read_exact(e[0], got, sizeof got);       /* room: the write goes on */
+	joined(&b);
+	CHECK(b.r == 10);
+	read_exact(e[0], got, 10);
+	CHECK(memcmp(got, "0123456789", 10) == 0);
+	CHECK(rp_read(e[0], got, sizeof got) == 0);   /* then it closed: EOF */
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/* The same for a connection whose receiving side another thread closes. */
+static void recv_blocked_then_closed(rp_conn *c[2], struct blocked *b)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	CHECK(rp_conn_pipe(c, 0) == 0);
+	memset(b, 0, sizeof(*b));
+	b->c = c[0];
+	start_blocked(b, recv_once);
+	CHECK(rp_conn_close(c[0]) == 0);
+}
+
+TEST(recv_blocked_in_a_connection_closed_by_another_thread_gets_later_message)
+{
+	rp_conn *c[2];
+	struct blocked b;
+	recv_blocked_then_closed(c, &b);
+	CHECK(rp_send(c[1], "message", 7) == 0);
+	joined(&b);
+	CHECK(b.r == 7 && memcmp(b.buf, "message", 7) == 0);
+	CHECK_ERR(rp_recv(c[0], b.buf, sizeof b.buf), EBADF);
+	CHECK(rp_conn_close(c[1]) == 0);
+}
+
+TEST(recv_blocked_in_a_connection_closed_by_another_thread_gets_eof)
+{
+	rp_conn *c[2];
+	struct blocked b;
+	recv_blocked_then_closed(c, &b);
+	CHECK(rp_conn_close(c[1]) == 0);
+	joined(&b);
+	CHECK(b.r == -1 && b.err == ENODATA);
 }
