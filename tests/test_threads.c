@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum { NWRITERS = 4, NRECS = 2000 };
@@ -119,13 +120,20 @@ struct blocked {
 	size_t len;
 	ssize_t r;
 	int err;
-	atomic_int done;
+	atomic_int tid;                      /* set just before the call */
+	atomic_int done;                     /* set when it returned */
 	pthread_t t;
 };
+
+static void entering(struct blocked *b)
+{
+	atomic_store(&b->tid, (int)gettid());
+}
 
 static void *read_once(void *p)
 {
 	struct blocked *b = p;
+	entering(b);
 	b->r = rp_read(b->e, b->buf, sizeof b->buf);
 	b->err = errno;
 	atomic_store(&b->done, 1);
@@ -135,6 +143,7 @@ static void *read_once(void *p)
 static void *write_once(void *p)
 {
 	struct blocked *b = p;
+	entering(b);
 	b->r = rp_write(b->e, b->buf, b->len);
 	b->err = errno;
 	atomic_store(&b->done, 1);
@@ -144,17 +153,39 @@ static void *write_once(void *p)
 static void *recv_once(void *p)
 {
 	struct blocked *b = p;
+	entering(b);
 	b->r = rp_recv(b->c, b->buf, sizeof b->buf);
 	b->err = errno;
 	atomic_store(&b->done, 1);
 	return NULL;
 }
 
-/* Start fn in a thread and give it time to block. */
+/* Is thread tid of this process asleep (state S in /proc)? */
+static bool asleep(int tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* Start fn in a thread and wait until it sleeps inside its call (under
+ * valgrind a thread may take long to get there). */
 static void start_blocked(struct blocked *b, void *(*fn)(void *))
 {
 	CHECK(pthread_create(&b->t, NULL, fn, b) == 0);
-	usleep(100 * 1000);
+	double until = rp_now_ms() + rp_ms(5000);
+	while (!atomic_load(&b->tid) || !asleep(atomic_load(&b->tid))) {
+		CHECK(rp_now_ms() < until);
+		usleep(1000);
+	}
+	usleep((useconds_t)(rp_ms(50) * 1000));
 	CHECK(!atomic_load(&b->done));       /* still inside its call */
 }
 
