@@ -37,7 +37,7 @@ test-release: build
 	cd build && $(CTEST) $(CTEST_ARGS)
 
 test-asan: asan
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:suppressions=$(CURDIR)/tests/asan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) $(CTEST_ARGS) -LE stress
 
 test-tsan: tsan

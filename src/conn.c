@@ -133,6 +133,11 @@ static void conn_unref(struct rp_conn *c)
 		conn_release(c);
 }
 
+static void conn_unref_any(void *c)
+{
+	conn_unref(c);
+}
+
 /* The connection behind h, checked (EBADF), and referenced for the call
  * while other threads could close it; conn_put() when done. */
 static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
@@ -158,13 +163,37 @@ static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
 		errno = EBADF;
 		return NULL;
 	}
+	rp__call_enter(h, conn_unref_any);
 	return h;
 }
 
 static inline RP_HOT void conn_put(struct rp_conn *c)
 {
-	if (!__libc_single_threaded)
+	if (!__libc_single_threaded) {
 		conn_unref(c);
+		rp__call_leave();
+	}
+}
+
+static void call_cancelled(void *unused)
+{
+	(void)unused;
+	rp__call_cancelled();
+}
+
+/* poll(2) where the call may be cancelled, as poll(2) may (end.c). */
+static int cancellable_poll(struct pollfd *p, int ms)
+{
+	bool cancel = rp__call_cancellable();
+	int n;
+	pthread_cleanup_push(call_cancelled, NULL);
+	if (cancel)
+		rp__cancel_window(true);
+	n = poll(p, 1, ms);
+	if (cancel)
+		rp__cancel_window(false);
+	pthread_cleanup_pop(0);
+	return n;
 }
 
 rp_conn *rp_conn_from_ends(rp_end *rd, rp_end *wr)
@@ -743,7 +772,7 @@ static int poll_conn(struct rp_conn *c, int timeout_ms)
 		if (recheck >= 0 && (wait < 0 || wait > recheck))
 			wait = recheck;
 		struct pollfd p = { .fd = e->bell, .events = POLLIN };
-		int n = poll(&p, 1, wait);
+		int n = cancellable_poll(&p, wait);
 		if (n < 0) {
 			r = -1;             /* EINTR too, as poll(2) gives it */
 			break;

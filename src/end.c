@@ -37,6 +37,7 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
  */
 static void release(struct rp_end *e)
 {
+	int err = errno;                     /* the call's result stands */
 	bool opened = e->shm_fd >= 0;        /* not a half-made end's discard */
 	rp__close_fds(e);
 	if (opened && e->role == RP_READER && e->sh)
@@ -48,6 +49,7 @@ static void release(struct rp_end *e)
 	e->next_free = free_list;
 	free_list = e;
 	pthread_mutex_unlock(&pool_mu);
+	errno = err;
 }
 
 static void atfork_prepare(void)
@@ -134,6 +136,17 @@ struct rp_end *rp__end_alloc(void)
 _Static_assert((sizeof(struct rp_end) & (sizeof(struct rp_end) - 1)) == 0,
 	       "a handle's slot is found with a mask");
 
+void rp__end_unref(struct rp_end *e)
+{
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+		release(e);
+}
+
+static void end_unref(void *e)
+{
+	rp__end_unref(e);
+}
+
 struct rp_end *rp__end_ref(struct rp_end *e)
 {
 	if (!rp__ref_take(&e->refs)) {
@@ -142,17 +155,79 @@ struct rp_end *rp__end_ref(struct rp_end *e)
 	}
 	/* A close may have slipped in between the check and the reference. */
 	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN) {
-		rp__end_put(e);
+		rp__end_unref(e);
 		errno = EBADF;
 		return NULL;
 	}
+	rp__call_enter(e, end_unref);
 	return e;
 }
 
-void rp__end_unref(struct rp_end *e)
+void rp__end_put_ref(struct rp_end *e)
 {
-	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
-		release(e);
+	rp__end_unref(e);           /* may close descriptors: not cancellable */
+	rp__call_leave();
+}
+
+/*
+ * The calls of this thread in flight, for pthread_cancel(3).  A call that
+ * holds references runs with cancellation disabled, so that no system
+ * call inside the library acts on a cancel and leaves a reference, a
+ * sleeper count or a half-done operation behind.  It may be cancelled
+ * only where it sleeps (rp__cancel_window()), as read(2) may; the sleep's
+ * cleanup gives back what the calls hold (rp__call_cancelled()).  Deeper
+ * nesting than CALL_NEST (signal handlers calling in, within handlers)
+ * still works, but those calls are not cancellable.
+ */
+#define CALL_NEST 8
+static __thread struct { void *slot; void (*unref)(void *); } held[CALL_NEST];
+static __thread int depth;
+static __thread int caller_state;       /* the cancel state to restore */
+static __thread int caller_type;
+
+void rp__call_enter(void *slot, void (*unref)(void *))
+{
+	if (depth == 0)
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &caller_state);
+	if (depth < CALL_NEST)
+		held[depth].slot = slot, held[depth].unref = unref;
+	depth++;
+}
+
+void rp__call_leave(void)
+{
+	if (depth > 0 && --depth == 0)
+		pthread_setcancelstate(caller_state, NULL);
+}
+
+bool rp__call_cancellable(void)
+{
+	return depth > 0 && depth <= CALL_NEST &&
+	       caller_state == PTHREAD_CANCEL_ENABLE;
+}
+
+void rp__cancel_window(bool open)
+{
+	int err = errno;
+	if (open) {
+		/* Deferred, whatever the caller's type: acted on only in the
+		 * sleeping system call, whose cleanup is registered. */
+		pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &caller_type);
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	} else {
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		pthread_setcanceltype(caller_type, NULL);
+	}
+	errno = err;
+}
+
+void rp__call_cancelled(void)
+{
+	while (depth > 0) {
+		depth--;
+		if (depth < CALL_NEST)
+			held[depth].unref(held[depth].slot);
+	}
 }
 
 int rp__end_close(struct rp_end *e)

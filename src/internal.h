@@ -129,8 +129,21 @@ static inline bool rp__ref_take(_Atomic uint32_t *refs)
 struct rp_end *rp__end_alloc(void);
 extern _Atomic(struct rp_end *) rp__pool;  /* mapped once, never moved */
 extern _Atomic size_t rp__pool_top;         /* slots ever handed out */
-struct rp_end *rp__end_ref(struct rp_end *e);       /* ref++, or NULL+EBADF */
+struct rp_end *rp__end_ref(struct rp_end *e);       /* a call's ref, or NULL+EBADF */
+void rp__end_put_ref(struct rp_end *e);             /* its end */
 void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
+
+/*
+ * Calls in flight and pthread_cancel(3) (end.c): a call holding a
+ * reference disables cancellation until it leaves; its sleeps open a
+ * window (deferred cancellation in the sleeping system call only) whose
+ * cleanup calls rp__call_cancelled() to give every reference back.
+ */
+void rp__call_enter(void *slot, void (*unref)(void *));
+void rp__call_leave(void);
+bool rp__call_cancellable(void);
+void rp__cancel_window(bool open);
+void rp__call_cancelled(void);
 
 /* The handle behind h, checked (EBADF), and referenced while other
  * threads could close it.  Inline: it begins every call. */
@@ -157,7 +170,7 @@ static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
 static inline RP_HOT void rp__end_put(struct rp_end *e)     /* undo rp__end_get */
 {
 	if (!__libc_single_threaded)
-		rp__end_unref(e);
+		rp__end_put_ref(e);
 }
 int rp__end_close(struct rp_end *e);
 int rp__end_open(struct rp_end *e, int role, int flags); /* anon.c */

@@ -199,8 +199,14 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 			struct pollfd fds[2] = { { .fd = fd, .events = POLLIN },
 						 { .fd = p->sfd, .events = POLLIN } };
 			struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+			/* The one place a call may be cancelled (end.c). */
+			bool cancel = rp__call_cancellable();
+			if (cancel)
+				rp__cancel_window(true);
 			int n = ppoll(fds, p->sfd >= 0 ? 2 : 1, ms < 0 ? NULL : &ts,
 				      p->maskp);
+			if (cancel)
+				rp__cancel_window(false);
 			if (n == 0 && ready(e, arg))
 				return RP_WAIT_READY;
 			if (n == 0)
@@ -226,6 +232,18 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 	}
 }
 
+/* The plan's signalfd goes, on return or cancellation. */
+static void plan_done(void *arg)
+{
+	struct plan *p = arg;
+	if (p->sfd >= 0) {
+		int err = errno;
+		close(p->sfd);
+		p->sfd = -1;
+		errno = err;
+	}
+}
+
 int rp__take_token(int fd, int nbfd, bool partial,
 		   bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
 		   uint64_t arg)
@@ -234,11 +252,9 @@ int rp__take_token(int fd, int nbfd, bool partial,
 	/* A write that has moved bytes ends at any handler: no plan needed. */
 	if (!partial)
 		plan_sleep(&p, false);
-	int r = take(fd, nbfd, partial, &p, ready, e, arg);
-	if (p.sfd >= 0) {
-		int err = errno;
-		close(p.sfd);
-		errno = err;
-	}
+	int r;
+	pthread_cleanup_push(plan_done, &p);
+	r = take(fd, nbfd, partial, &p, ready, e, arg);
+	pthread_cleanup_pop(1);
 	return r;
 }

@@ -31,6 +31,8 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -197,6 +199,17 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
+/* A sleep cancelled (pthread_cancel): count ourselves out and give back
+ * what the call holds, as the call's return would have. */
+struct asleep { _Atomic uint64_t *sleepers; _Atomic uint32_t *who; int slot; };
+
+static void sleep_cancelled(void *p)
+{
+	struct asleep *a = p;
+	count_out(a->sleepers, a->who, a->slot);
+	rp__call_cancelled();
+}
+
 static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
 		    bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
@@ -209,15 +222,17 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 		e->nb_cache = 1;
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
-	int slot = count_in(sleepers, who, needs, arg);
+	struct asleep a = { sleepers, who, count_in(sleepers, who, needs, arg) };
+	pthread_cleanup_push(sleep_cancelled, &a);
 	/* Supply the barrier that the other side's publishes leave out. */
 	rp__fence_peers(e);
 	if (ready(e, arg))
 		r = RP_WAIT_READY;
 	else
 		r = rp__take_token(fd, nbfd, partial, ready, e, arg);
+	pthread_cleanup_pop(0);
 	int err = errno;
-	count_out(sleepers, who, slot);
+	count_out(sleepers, who, a.slot);
 	errno = err;
 	return r;
 }

@@ -322,3 +322,144 @@ TEST(recv_blocked_in_a_connection_closed_by_another_thread_gets_eof)
 	joined(&b);
 	CHECK(b.r == -1 && b.err == ENODATA);
 }
+
+/*
+ * pthread_cancel(3) of a thread asleep in a call, as of one asleep in
+ * read(2) or poll(2): the call is cancelled there, and gives back what it
+ * held, so that the end (or connection) still closes for its peers.
+ */
+static void *poll_once(void *p)
+{
+	struct blocked *b = p;
+	entering(b);
+	b->r = rp_poll(b->c, -1);
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/* Cancel b's thread and see it end cancelled, inside its call. */
+static void cancelled(struct blocked *b)
+{
+	CHECK(pthread_cancel(b->t) == 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(rp_ms(5000) / 1000);
+	void *ret = NULL;
+	CHECK(pthread_timedjoin_np(b->t, &ret, &ts) == 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(!atomic_load(&b->done));
+}
+
+TEST(read_cancelled_in_its_sleep_leaves_the_end_closable)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	signal(SIGPIPE, SIG_IGN);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	struct blocked b = { .e = e[0] };
+	start_blocked(&b, read_once);
+	cancelled(&b);
+	CHECK(rp_close(e[0]) == 0);
+	CHECK_ERR(rp_write(e[1], "x", 1), EPIPE);
+	CHECK(rp_close(e[1]) == 0);
+}
+
+TEST(write_cancelled_in_its_sleep_leaves_the_end_closable)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	static char fill[4096];
+	CHECK(rp_write(e[1], fill, sizeof fill) == (ssize_t)sizeof fill);
+	struct blocked b = { .e = e[1], .len = 10 };
+	start_blocked(&b, write_once);
+	cancelled(&b);
+	CHECK(rp_close(e[1]) == 0);
+	char got[4096];
+	read_exact(e[0], got, sizeof got);
+	CHECK(rp_read(e[0], got, sizeof got) == 0);   /* nothing of it: EOF */
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/* fn (a receive or a poll) cancelled asleep on the receiving side; once
+ * that side is closed, a send finds no receiver. */
+static void receiver_cancelled_then_closed(void *(*fn)(void *))
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	signal(SIGPIPE, SIG_IGN);
+	rp_conn *c[2];
+	CHECK(rp_conn_pipe(c, 0) == 0);
+	struct blocked b = { .c = c[0] };
+	start_blocked(&b, fn);
+	cancelled(&b);
+	CHECK(rp_conn_close(c[0]) == 0);
+	CHECK_ERR(rp_send(c[1], "m", 1), EPIPE);
+	CHECK(rp_conn_close(c[1]) == 0);
+}
+
+TEST(recv_cancelled_in_its_sleep_leaves_the_connection_closable)
+{
+	receiver_cancelled_then_closed(recv_once);
+}
+
+TEST(poll_cancelled_in_its_sleep_leaves_the_connection_closable)
+{
+	receiver_cancelled_then_closed(poll_once);
+}
+
+/* A thread that turned cancellation off is not cancelled in its sleep:
+ * the call goes on and returns what comes. */
+static void *read_uncancellable(void *p)
+{
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	return read_once(p);
+}
+
+TEST(read_in_a_thread_with_cancellation_disabled_is_not_cancelled)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	struct blocked b = { .e = e[0] };
+	start_blocked(&b, read_uncancellable);
+	CHECK(pthread_cancel(b.t) == 0);
+	usleep((useconds_t)(rp_ms(100) * 1000));
+	CHECK(!atomic_load(&b.done));
+	CHECK(rp_write(e[1], "z", 1) == 1);
+	joined(&b);
+	CHECK(b.r == 1 && b.buf[0] == 'z');
+	CHECK(rp_close(e[0]) == 0 && rp_close(e[1]) == 0);
+}
+
+static void *send_big(void *p)
+{
+	struct blocked *b = p;
+	static char big[1 << 20];
+	entering(b);
+	b->r = rp_send(b->c, big, sizeof big);
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/* A sender cancelled asleep inside a message bigger than the ring (it
+ * sleeps holding the writers' lock): the next sender takes the lock over,
+ * and the receiver gets its message whole, not the cut one. */
+TEST(send_cancelled_inside_a_message_lets_the_next_message_through_whole)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_conn *c[2];
+	CHECK(rp_conn_pipe(c, 0) == 0);
+	struct blocked b = { .c = c[1] };
+	start_blocked(&b, send_big);
+	cancelled(&b);
+	struct blocked r = { .c = c[0] };
+	CHECK(pthread_create(&r.t, NULL, recv_once, &r) == 0);
+	CHECK(rp_send(c[1], "whole", 5) == 0);
+	CHECK(rp_conn_close(c[1]) == 0);
+	joined(&r);
+	CHECK(r.r == 5 && memcmp(r.buf, "whole", 5) == 0);
+	CHECK_ERR(rp_recv(c[0], r.buf, sizeof r.buf), ENODATA);
+	CHECK(rp_conn_close(c[0]) == 0);
+}
