@@ -117,9 +117,9 @@ static struct rp_conn *conn_alloc(void)
 static void conn_release(struct rp_conn *c)
 {
 	int err = errno;
+	pool_lock();                /* a fork sees it all done or not begun */
 	free(c->stage);
 	c->stage = NULL;
-	pool_lock();
 	atomic_store(&c->state, RP_FREE);
 	c->next_free = free_list;
 	free_list = c;

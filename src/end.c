@@ -33,18 +33,20 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
  * rp_close, when another thread may still be blocked in the end: a call
  * blocked in a pipe keeps its open file until it returns (close(2)
  * NOTES), and that call still sleeps on these descriptors, whose numbers
- * must not be reused under it.
+ * must not be reused under it.  All under the pool's lock, which fork
+ * takes first (atfork_prepare): a child never sees a release half done,
+ * whose descriptor numbers it would close again, reused or not.
  */
 static void release(struct rp_end *e)
 {
 	int err = errno;                     /* the call's result stands */
+	pthread_mutex_lock(&pool_mu);
 	bool opened = e->shm_fd >= 0;        /* not a half-made end's discard */
 	rp__close_fds(e);
 	if (opened && e->role == RP_READER && e->sh)
 		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
 					  memory_order_release);
 	rp__unmap(e);
-	pthread_mutex_lock(&pool_mu);
 	atomic_store(&e->state, RP_FREE);
 	e->next_free = free_list;
 	free_list = e;
@@ -242,6 +244,11 @@ int rp__end_close(struct rp_end *e)
 		e->held = 0;
 		rp__unlock(e, e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
 	}
+	/* A call in another thread may keep the descriptors open a while
+	 * (release()): a program exec'd meanwhile (posix_spawn runs no fork
+	 * handler) must not inherit them, or peers would miss the close. */
+	if (!__libc_single_threaded)
+		rp__close_on_exec(e);
 	/* Closing the kernel ends is the close that peers observe: release()
 	 * does it when no call is left in the end. */
 	rp__end_unref(e);              /* the open end's own reference */

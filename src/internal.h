@@ -445,5 +445,6 @@ int rp__reopen(int fd);                     /* a new OFD for the same file */
 int rp__reopen_fifo(int fd, int flags);
 int rp__swap_rdwr(int *fd);
 void rp__close_fds(struct rp_end *e);
+void rp__close_on_exec(struct rp_end *e);   /* FD_CLOEXEC on each */
 
 #endif

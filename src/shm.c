@@ -135,6 +135,14 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+void rp__close_on_exec(struct rp_end *e)
+{
+	int fds[] = { e->bell, e->wake, e->gate, e->drain, e->shm_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+}
+
 void rp__close_fds(struct rp_end *e)
 {
 	close_fd(&e->bell);

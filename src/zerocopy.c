@@ -9,6 +9,20 @@
  */
 #include "internal.h"
 
+/*
+ * Another thread closed the end while we slept for room (or data): no
+ * commit (consume) could follow, and the span would be unmapped when we
+ * return, so there is none to hand out: EBADF, as for any call on a
+ * closed end.
+ */
+static bool closed_meanwhile(struct rp_end *e)
+{
+	if (atomic_load_explicit(&e->state, memory_order_acquire) == RP_OPEN)
+		return false;
+	errno = EBADF;
+	return true;
+}
+
 void *rp_write_reserve(rp_end *h, size_t n)
 {
 	struct rp_end *e = rp__end_get(h, RP_WRITER);
@@ -42,6 +56,8 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			continue;
 		}
 		if (e->ring.cap - (uint64_t)used >= n) {
+			if (closed_meanwhile(e))
+				break;
 			e->held = 1;
 			e->held_tid = rp__self_tid();
 			e->held_pos = head;
@@ -120,6 +136,8 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 			break;
 		}
 		if (used > 0) {
+			if (closed_meanwhile(e))
+				break;
 			e->held = 1;
 			e->held_tid = rp__self_tid();
 			e->held_pos = tail;

@@ -12,10 +12,13 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+extern char **environ;
 
 enum { NWRITERS = 4, NRECS = 2000 };
 
@@ -462,4 +465,104 @@ TEST(send_cancelled_inside_a_message_lets_the_next_message_through_whole)
 	CHECK(r.r == 5 && memcmp(r.buf, "whole", 5) == 0);
 	CHECK_ERR(rp_recv(c[0], r.buf, sizeof r.buf), ENODATA);
 	CHECK(rp_conn_close(c[0]) == 0);
+}
+
+static void *reserve_once(void *p)
+{
+	struct blocked *b = p;
+	entering(b);
+	void *span = rp_write_reserve(b->e, 16);
+	b->r = span ? 16 : -1;
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *peek_once(void *p)
+{
+	struct blocked *b = p;
+	size_t n;
+	entering(b);
+	const void *span = rp_read_peek(b->e, &n);
+	b->r = span ? (ssize_t)n : -1;
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/* A reserve waiting for room in an end that another thread closes gets
+ * no span (it could not be committed, and is unmapped at the return) and
+ * leaves the writers' lock free: a forked copy of the end writes. */
+TEST(reserve_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	static char fill[4096];
+	CHECK(rp_write(e[1], fill, sizeof fill) == (ssize_t)sizeof fill);
+	int go[2];
+	CHECK(pipe(go) == 0);
+	pid_t kid = fork();
+	CHECK(kid >= 0);
+	if (kid == 0) {
+		char c;
+		close(go[1]);
+		_exit(read(go[0], &c, 1) == 1 && rp_write(e[1], "kid", 3) == 3 ? 0 : 1);
+	}
+	close(go[0]);
+	struct blocked b = { .e = e[1] };
+	start_blocked(&b, reserve_once);
+	CHECK(rp_close(e[1]) == 0);
+	char got[4096];
+	read_exact(e[0], got, sizeof got);       /* room: the reserve wakes */
+	joined(&b);
+	CHECK(b.r == -1 && b.err == EBADF);
+	CHECK(write(go[1], "g", 1) == 1);
+	read_exact(e[0], got, 3);
+	CHECK(memcmp(got, "kid", 3) == 0);
+	rp_wait_ok(kid);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+TEST(peek_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	signal(SIGPIPE, SIG_IGN);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	struct blocked b = { .e = e[0] };
+	start_blocked(&b, peek_once);
+	CHECK(rp_close(e[0]) == 0);
+	CHECK(rp_write(e[1], "hello", 5) == 5);
+	joined(&b);
+	CHECK(b.r == -1 && b.err == EBADF);
+	CHECK_ERR(rp_write(e[1], "x", 1), EPIPE);
+	CHECK(rp_close(e[1]) == 0);
+}
+
+/* posix_spawn runs no fork handler: a program it starts while a closed
+ * end's call is still in flight must not inherit the end's descriptors,
+ * or the writer would not see the reader go until that program exits. */
+TEST(program_spawned_under_a_blocked_call_does_not_hold_the_closed_end)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	signal(SIGPIPE, SIG_IGN);
+	rp_end *e[2];
+	struct blocked b;
+	read_blocked_then_closed(e, &b);
+	pid_t kid;
+	char *argv[] = { "sleep", "10", NULL };
+	posix_spawn_file_actions_t fa;      /* not ctest's output pipe */
+	CHECK(posix_spawn_file_actions_init(&fa) == 0);
+	CHECK(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) == 0);
+	CHECK(posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) == 0);
+	CHECK(posix_spawnp(&kid, "sleep", &fa, NULL, argv, environ) == 0);
+	posix_spawn_file_actions_destroy(&fa);
+	CHECK(rp_write(e[1], "x", 1) == 1);
+	joined(&b);
+	CHECK(b.r == 1);
+	CHECK_ERR(rp_write(e[1], "y", 1), EPIPE);
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	CHECK(rp_close(e[1]) == 0);
 }
