@@ -353,21 +353,26 @@ bool rp__fence_peers(struct rp_end *e);
  * An unlock by exchange is one on x86 (every locked instruction is), so
  * nothing is needed there (as the kernel's smp_mb__after_atomic()); a
  * biased unlock is a plain store, and then the peers going to sleep fence
- * for us (fence.c) unless one could not.  Elsewhere, and under
- * ThreadSanitizer (which knows nothing of x86), a seq_cst fence.
+ * for us (fence.c) unless one could not.  Under ThreadSanitizer nothing is
+ * biased (fence.c), so every unlock is an exchange; and TSan models no
+ * fence (GCC refuses one when optimising).  Elsewhere, a seq_cst fence.
  */
 static inline void rp__mb_after_unlock(struct rp_end *e)
 {
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(RP_TSAN)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(RP_TSAN)
+	(void)e;
+	atomic_signal_fence(memory_order_seq_cst);
+#elif defined(__x86_64__) || defined(__i386__)
 	if (rp__light_publish &&
 	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
 		atomic_signal_fence(memory_order_seq_cst);
 		return;
 	}
+	atomic_thread_fence(memory_order_seq_cst);
 #else
 	(void)e;
-#endif
 	atomic_thread_fence(memory_order_seq_cst);
+#endif
 }
 void rp__gate_open(struct rp_end *e);
 /*
