@@ -64,7 +64,7 @@ int rp_pipe(rp_end *ends[2])
 	return rp_pipe2(ends, 0, 0);
 }
 
-int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
+static int make_pipe(rp_end *ends[2], int flags, size_t capacity)
 {
 	int bell[2] = { -1, -1 }, wake[2] = { -1, -1 }, gate[2] = { -1, -1 };
 	struct rp_end *r = NULL, *w = NULL;
@@ -114,4 +114,12 @@ fail:;
 	rp__end_discard(w);
 	errno = err;
 	return -1;
+}
+
+int rp_pipe2(rp_end *ends[2], int flags, size_t capacity)
+{
+	int c = rp__cancel_off();
+	int r = make_pipe(ends, flags, capacity);
+	rp__cancel_back(c);
+	return r;
 }

@@ -117,9 +117,11 @@ static struct rp_conn *conn_alloc(void)
 static void conn_release(struct rp_conn *c)
 {
 	int err = errno;
-	pool_lock();                /* a fork sees it all done or not begun */
-	free(c->stage);
-	c->stage = NULL;
+	unsigned char *stage = c->stage;
+	c->stage = NULL;            /* forgotten first: a fork frees it once */
+	atomic_signal_fence(memory_order_seq_cst);
+	free(stage);
+	pool_lock();
 	atomic_store(&c->state, RP_FREE);
 	c->next_free = free_list;
 	free_list = c;
@@ -175,24 +177,19 @@ static inline RP_HOT void conn_put(struct rp_conn *c)
 	}
 }
 
-static void call_cancelled(void *unused)
-{
-	(void)unused;
-	rp__call_cancelled();
-}
-
-/* poll(2) where the call may be cancelled, as poll(2) may (end.c). */
+/* poll(2) where the call may be cancelled, as poll(2) may (end.c): it
+ * holds nothing that its references' release would not undo. */
 static int cancellable_poll(struct pollfd *p, int ms)
 {
 	bool cancel = rp__call_cancellable();
-	int n;
-	pthread_cleanup_push(call_cancelled, NULL);
 	if (cancel)
 		rp__cancel_window(true);
-	n = poll(p, 1, ms);
-	if (cancel)
+	int n = poll(p, 1, ms);
+	if (cancel) {
+		int err = errno;
 		rp__cancel_window(false);
-	pthread_cleanup_pop(0);
+		errno = err;
+	}
 	return n;
 }
 
@@ -223,7 +220,7 @@ rp_conn *rp_conn_from_ends(rp_end *rd, rp_end *wr)
 	return c;
 }
 
-int rp_conn_pipe(rp_conn *conns[2], int duplex)
+static int make_conn_pipe(rp_conn *conns[2], int duplex)
 {
 	rp_end *a[2] = { NULL, NULL }, *b[2] = { NULL, NULL };
 
@@ -256,6 +253,14 @@ fail:;
 	}
 	errno = err;
 	return -1;
+}
+
+int rp_conn_pipe(rp_conn *conns[2], int duplex)
+{
+	int c = rp__cancel_off();
+	int r = make_conn_pipe(conns, duplex);
+	rp__cancel_back(c);
+	return r;
 }
 
 int rp_conn_close(rp_conn *h)
@@ -300,6 +305,33 @@ int rp_conn_fileno(rp_conn *h)
 }
 
 /* ---- sending ---- */
+
+/*
+ * A sender cancelled (pthread_cancel) asleep inside a message, holding
+ * the writers' lock: give the message up and the lock back, as the error
+ * path does, so that the receivers drop the part sent and the next sender
+ * goes on (a biased lock is left by its owner only: end.c).
+ */
+struct sending { struct rp_end *e; bool multi; };
+
+static void send_cancelled(void *arg)
+{
+	struct sending *s = arg;
+	if (s->multi)
+		atomic_store_explicit(&s->e->sh->msg_start, RP_NO_MSG,
+				      memory_order_seq_cst);
+	rp__unlock(s->e, &s->e->sh->wlock);
+}
+
+static int wait_room_in_message(struct rp_end *e, uint64_t need, bool multi)
+{
+	struct sending s = { e, multi };
+	int r;
+	pthread_cleanup_push(send_cancelled, &s);
+	r = rp__wait_writable(e, need, false, false);
+	pthread_cleanup_pop(0);
+	return r;
+}
 
 static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 {
@@ -348,7 +380,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 				goto fail;
 			}
 			/* Sleep with the lock held: the next sender must wait. */
-			int r = rp__wait_writable(e, need, false, false);
+			int r = wait_room_in_message(e, need, multi);
 			if (r == RP_WAIT_GONE)
 				goto epipe;
 			if (r < 0) {
@@ -405,11 +437,11 @@ static inline RP_HOT int send_conn(struct rp_conn *c, const void *msg, size_t le
 		errno = EMSGSIZE;
 		return -1;
 	}
-	struct rp_end *e = rp__end_get(c->wr, RP_WRITER);
+	struct rp_end *e = rp__end_get_in_call(c->wr, RP_WRITER);
 	if (!e)
 		return -1;
 	int r = send_msg(e, msg, len);
-	rp__end_put(e);
+	rp__end_put_in(e);
 	return r;
 }
 
@@ -542,6 +574,28 @@ static int rx_begin(struct rp_conn *c, struct rx *x, uint64_t total, void *ubuf,
 	return 0;
 }
 
+/* A receiver cancelled asleep inside a message, holding the readers'
+ * lock: keep what it has for the next call, as a signal's EINTR does,
+ * and give the lock back. */
+struct receiving { struct rp_conn *c; struct rp_end *e; struct rx *x; };
+
+static void recv_cancelled(void *arg)
+{
+	struct receiving *r = arg;
+	rx_stash(r->c, r->x);
+	rp__unlock(r->e, &r->e->sh->rlock);
+}
+
+static int wait_data_in_message(struct rp_conn *c, struct rp_end *e, struct rx *x)
+{
+	struct receiving rc = { c, e, x };
+	int r;
+	pthread_cleanup_push(recv_cancelled, &rc);
+	r = rp__wait_readable(e, false);
+	pthread_cleanup_pop(0);
+	return r;
+}
+
 static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 			size_t cap, void **out)
 {
@@ -601,7 +655,8 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				goto fail;
 			}
 			/* Between messages, let other receivers in while we wait. */
-			int r = rp__wait_readable(e, !x.in_msg);
+			int r = x.in_msg ? wait_data_in_message(c, e, &x) :
+					   rp__wait_readable(e, true);
 			err = errno;
 			if (!x.in_msg && rp__lock(e, &sh->rlock) < 0)
 				return -1;
@@ -690,11 +745,11 @@ static inline RP_HOT ssize_t recv_conn(struct rp_conn *c, void *buf, size_t cap,
 		errno = EFAULT;
 		return -1;
 	}
-	struct rp_end *e = rp__end_get(c->rd, RP_READER);
+	struct rp_end *e = rp__end_get_in_call(c->rd, RP_READER);
 	if (!e)
 		return -1;
 	ssize_t r = recv_msg(c, e, buf, cap, out);
-	rp__end_put(e);
+	rp__end_put_in(e);
 	return r;
 }
 
@@ -736,7 +791,7 @@ static int poll_conn(struct rp_conn *c, int timeout_ms)
 		errno = EBADF;
 		return -1;
 	}
-	struct rp_end *e = rp__end_get(c->rd, RP_READER);
+	struct rp_end *e = rp__end_get_in_call(c->rd, RP_READER);
 	if (!e)
 		return -1;
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
@@ -781,7 +836,7 @@ static int poll_conn(struct rp_conn *c, int timeout_ms)
 		if (n == 0 && recheck >= 0)
 			recheck = rp__recheck_ms(recheck);
 	}
-	rp__end_put(e);
+	rp__end_put_in(e);
 	return r;
 }
 

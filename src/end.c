@@ -33,20 +33,22 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
  * rp_close, when another thread may still be blocked in the end: a call
  * blocked in a pipe keeps its open file until it returns (close(2)
  * NOTES), and that call still sleeps on these descriptors, whose numbers
- * must not be reused under it.  All under the pool's lock, which fork
- * takes first (atfork_prepare): a child never sees a release half done,
- * whose descriptor numbers it would close again, reused or not.
+ * must not be reused under it.  Each descriptor, and the mapping, is
+ * forgotten before it is closed (shm.c): a child forked meanwhile finishes
+ * what is left (atfork_child) and never closes a number or unmaps a range
+ * twice.  Not under the pool's lock, which a signal handler's call could
+ * want while its thread is here.
  */
 static void release(struct rp_end *e)
 {
 	int err = errno;                     /* the call's result stands */
-	pthread_mutex_lock(&pool_mu);
 	bool opened = e->shm_fd >= 0;        /* not a half-made end's discard */
 	rp__close_fds(e);
 	if (opened && e->role == RP_READER && e->sh)
 		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
 					  memory_order_release);
 	rp__unmap(e);
+	pthread_mutex_lock(&pool_mu);
 	atomic_store(&e->state, RP_FREE);
 	e->next_free = free_list;
 	free_list = e;
@@ -149,18 +151,26 @@ static void end_unref(void *e)
 	rp__end_unref(e);
 }
 
-struct rp_end *rp__end_ref(struct rp_end *e)
+/* A reference to an end that is still open, or EBADF. */
+static bool ref_open(struct rp_end *e)
 {
 	if (!rp__ref_take(&e->refs)) {
 		errno = EBADF;
-		return NULL;
+		return false;
 	}
 	/* A close may have slipped in between the check and the reference. */
 	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN) {
 		rp__end_unref(e);
 		errno = EBADF;
-		return NULL;
+		return false;
 	}
+	return true;
+}
+
+struct rp_end *rp__end_ref(struct rp_end *e)
+{
+	if (!ref_open(e))
+		return NULL;
 	rp__call_enter(e, end_unref);
 	return e;
 }
@@ -176,36 +186,96 @@ void rp__end_put_ref(struct rp_end *e)
  * holds references runs with cancellation disabled, so that no system
  * call inside the library acts on a cancel and leaves a reference, a
  * sleeper count or a half-done operation behind.  It may be cancelled
- * only where it sleeps (rp__cancel_window()), as read(2) may; the sleep's
- * cleanup gives back what the calls hold (rp__call_cancelled()).  Deeper
- * nesting than CALL_NEST (signal handlers calling in, within handlers)
- * still works, but those calls are not cancellable.
+ * only where it sleeps for data or room (rp__cancel_window()), as read(2)
+ * may; the sleep's cleanup handlers undo what the sleep holds, and the
+ * references of the calls are given back when the cancelled thread exits
+ * (calls_abandoned(), a thread-specific destructor: it runs after every
+ * cleanup handler, which may still use the ends).
+ *
+ * One level per public call (a connection's call attaches its end's
+ * reference to its own level); a second level is a call made by a signal
+ * handler that interrupted the first, which may be anywhere, so only a
+ * call at the first level is ever cancellable.  Each level keeps the
+ * cancel state it found: depth moves first and the level is written
+ * after, so a handler calling in at any instant saves and restores its
+ * own.  Deeper nesting than CALL_NEST works, without the bookkeeping.
  */
 #define CALL_NEST 8
-static __thread struct { void *slot; void (*unref)(void *); } held[CALL_NEST];
-static __thread int depth;
-static __thread int caller_state;       /* the cancel state to restore */
-static __thread int caller_type;
+struct call {
+	void *slot[2];
+	void (*unref[2])(void *);
+	int n, state, type;
+};
+static __thread struct call held[CALL_NEST];
+static __thread volatile int depth;
+static __thread bool exit_hook;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void calls_abandoned(void *unused)
+{
+	(void)unused;
+	while (depth > 0) {
+		int d = --depth;
+		for (int i = d < CALL_NEST ? held[d].n : 0; i-- > 0;)
+			held[d].unref[i](held[d].slot[i]);
+	}
+}
+
+static void exit_key_init(void)
+{
+	pthread_key_create(&exit_key, calls_abandoned);
+}
 
 void rp__call_enter(void *slot, void (*unref)(void *))
 {
-	if (depth == 0)
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &caller_state);
-	if (depth < CALL_NEST)
-		held[depth].slot = slot, held[depth].unref = unref;
-	depth++;
+	int d = depth;
+	int state;
+
+	depth = d + 1;
+	atomic_signal_fence(memory_order_seq_cst);  /* a handler: level d+1 */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+	if (d < CALL_NEST)
+		held[d] = (struct call){ { slot }, { unref }, 1, state, 0 };
+	if (!exit_hook) {
+		/* Once per thread: a non-NULL value makes the destructor run. */
+		pthread_once(&exit_once, exit_key_init);
+		exit_hook = pthread_setspecific(exit_key, &exit_hook) == 0;
+	}
 }
 
 void rp__call_leave(void)
 {
-	if (depth > 0 && --depth == 0)
-		pthread_setcancelstate(caller_state, NULL);
+	int d = depth - 1;
+	if (d < 0)
+		return;
+	int state = d < CALL_NEST ? held[d].state : PTHREAD_CANCEL_DISABLE;
+	atomic_signal_fence(memory_order_seq_cst);  /* read before a handler */
+	depth = d;                                   /* may take level d */
+	if (d < CALL_NEST)
+		pthread_setcancelstate(state, NULL);
+}
+
+/* A second reference for the current level (a connection's end). */
+static void call_attach(void *slot, void (*unref)(void *))
+{
+	int d = depth - 1;
+	if (d >= 0 && d < CALL_NEST && held[d].n < 2) {
+		held[d].slot[held[d].n] = slot;
+		held[d].unref[held[d].n++] = unref;
+	}
+}
+
+static void call_detach(void)
+{
+	int d = depth - 1;
+	if (d >= 0 && d < CALL_NEST && held[d].n > 1)
+		held[d].n--;
 }
 
 bool rp__call_cancellable(void)
 {
-	return depth > 0 && depth <= CALL_NEST &&
-	       caller_state == PTHREAD_CANCEL_ENABLE;
+	return depth == 1 && held[0].state == PTHREAD_CANCEL_ENABLE;
 }
 
 void rp__cancel_window(bool open)
@@ -214,22 +284,28 @@ void rp__cancel_window(bool open)
 	if (open) {
 		/* Deferred, whatever the caller's type: acted on only in the
 		 * sleeping system call, whose cleanup is registered. */
-		pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &caller_type);
+		pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &held[0].type);
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 	} else {
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-		pthread_setcanceltype(caller_type, NULL);
+		pthread_setcanceltype(held[0].type, NULL);
 	}
 	errno = err;
 }
 
-void rp__call_cancelled(void)
+/* The end of a connection's call: its reference joins the call's level. */
+struct rp_end *rp__end_ref_in_call(struct rp_end *e)
 {
-	while (depth > 0) {
-		depth--;
-		if (depth < CALL_NEST)
-			held[depth].unref(held[depth].slot);
-	}
+	if (!ref_open(e))
+		return NULL;
+	call_attach(e, end_unref);
+	return e;
+}
+
+void rp__end_put_in_call(struct rp_end *e)
+{
+	rp__end_unref(e);
+	call_detach();
 }
 
 int rp__end_close(struct rp_end *e)

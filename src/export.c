@@ -45,7 +45,7 @@ static bool fd_is(int fd, mode_t type, int acc)
 	       (fl & O_ACCMODE) == acc;
 }
 
-rp_end *rp_import(const char *token)
+static rp_end *import_end(const char *token)
 {
 	int shm, bell, wake, gate, drain, used = 0;
 	char role;
@@ -80,5 +80,13 @@ rp_end *rp_import(const char *token)
 		rp__end_discard(e);
 		return NULL;
 	}
+	return e;
+}
+
+rp_end *rp_import(const char *token)
+{
+	int c = rp__cancel_off();
+	rp_end *e = import_end(token);
+	rp__cancel_back(c);
 	return e;
 }

@@ -19,6 +19,8 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
+
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -117,7 +119,7 @@ static int open_companion_wronly(const char *path)
 	return fd;
 }
 
-int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
+static int make_fifo(const char *path, mode_t mode, size_t capacity)
 {
 	uint64_t cap = rp__capacity_round(capacity);
 	struct stat st;
@@ -166,6 +168,14 @@ fail_fifo:
 	return -1;
 }
 
+int rp_mkfifo(const char *path, mode_t mode, size_t capacity)
+{
+	int c = rp__cancel_off();
+	int r = make_fifo(path, mode, capacity);
+	rp__cancel_back(c);
+	return r;
+}
+
 /* Stat `path` and check it is a ringpipe: 0, or -1 with errno. */
 static int lookup(const char *path, struct stat *st, struct names *n)
 {
@@ -194,7 +204,7 @@ static int lookup(const char *path, struct stat *st, struct names *n)
  * anyone once ours is gone may get: hold the inode (O_PATH) until its files
  * are gone, or we could remove that newcomer's.
  */
-int rp_unlink(const char *path)
+static int unlink_fifo(const char *path)
 {
 	struct stat st, held;
 	struct names n;
@@ -216,6 +226,14 @@ int rp_unlink(const char *path)
 	int err = errno;
 	close(pin);
 	errno = err;
+	return r;
+}
+
+int rp_unlink(const char *path)
+{
+	int c = rp__cancel_off();
+	int r = unlink_fifo(path);
+	rp__cancel_back(c);
 	return r;
 }
 
@@ -277,7 +295,36 @@ static int clear_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
-rp_end *rp_open(const char *path, int flags)
+static void open_cancelled(void *e)
+{
+	rp__end_discard(e);
+}
+
+/*
+ * The open of the path, which may block for a partner as a FIFO's open(2)
+ * does: a cancellation point there, as open(2) is, if the caller allows
+ * one (nowhere else in rp_open); the half-made end goes with the cancel.
+ */
+static int open_path(struct rp_end *e, const char *path, int oflags, bool cancellable)
+{
+	int fd, type = 0;
+	pthread_cleanup_push(open_cancelled, e);
+	if (cancellable) {
+		pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	}
+	fd = open(path, oflags);
+	if (cancellable) {
+		int err = errno;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		pthread_setcanceltype(type, NULL);
+		errno = err;
+	}
+	pthread_cleanup_pop(0);
+	return fd;
+}
+
+static rp_end *open_fifo(const char *path, int flags, bool cancellable)
 {
 	int acc = flags & O_ACCMODE;
 	int nb = flags & O_NONBLOCK;
@@ -313,7 +360,7 @@ rp_end *rp_open(const char *path, int flags)
 		e->gate = open_companion(n.gate, O_RDONLY | O_NONBLOCK);
 		if (e->wake < 0 || e->gate < 0)
 			goto fail;
-		e->bell = open(path, O_RDONLY | O_CLOEXEC | nb);
+		e->bell = open_path(e, path, O_RDONLY | O_CLOEXEC | nb, cancellable);
 		if (e->bell < 0 || (nb && clear_nonblock(e->bell) < 0))
 			goto fail;
 	} else {
@@ -324,7 +371,7 @@ rp_end *rp_open(const char *path, int flags)
 		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
 		/* O_WRONLY first, for the FIFO's open rules; then O_RDWR, as
 		 * every token sender holds its pipe (see internal.h). */
-		e->bell = open(path, O_WRONLY | O_CLOEXEC | nb);
+		e->bell = open_path(e, path, O_WRONLY | O_CLOEXEC | nb, cancellable);
 		if (e->bell < 0 || rp__swap_rdwr(&e->bell) < 0)
 			goto fail;
 	}
@@ -334,4 +381,12 @@ rp_end *rp_open(const char *path, int flags)
 fail:
 	rp__end_discard(e);
 	return NULL;
+}
+
+rp_end *rp_open(const char *path, int flags)
+{
+	int c = rp__cancel_off();
+	rp_end *e = open_fifo(path, flags, c == PTHREAD_CANCEL_ENABLE);
+	rp__cancel_back(c);
+	return e;
 }

@@ -26,6 +26,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -136,18 +137,32 @@ void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
 /*
  * Calls in flight and pthread_cancel(3) (end.c): a call holding a
  * reference disables cancellation until it leaves; its sleeps open a
- * window (deferred cancellation in the sleeping system call only) whose
- * cleanup calls rp__call_cancelled() to give every reference back.
+ * window (deferred cancellation in the sleeping system call only), with
+ * cleanup handlers for what the sleep holds; the references go when the
+ * cancelled thread exits.
  */
 void rp__call_enter(void *slot, void (*unref)(void *));
+/* Calls that make or remove a pipe are no cancellation point at all (a
+ * cancel inside would leak what they half made): the caller's state. */
+static inline int rp__cancel_off(void)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+static inline void rp__cancel_back(int old)
+{
+	int err = errno;
+	pthread_setcancelstate(old, NULL);
+	errno = err;
+}
 void rp__call_leave(void);
 bool rp__call_cancellable(void);
 void rp__cancel_window(bool open);
-void rp__call_cancelled(void);
 
-/* The handle behind h, checked (EBADF), and referenced while other
- * threads could close it.  Inline: it begins every call. */
-static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
+/* Is h an open end (of that role, if role)?  EBADF if not.  Inline: it
+ * begins every call. */
+static inline RP_HOT bool rp__end_valid(rp_end *h, int role)
 {
 	struct rp_end *pool = atomic_load_explicit(&rp__pool, memory_order_relaxed);
 	size_t top = atomic_load_explicit(&rp__pool_top, memory_order_relaxed);
@@ -158,8 +173,17 @@ static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
 	    atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN ||
 	    (role && h->role != role)) {
 		errno = EBADF;
-		return NULL;
+		return false;
 	}
+	return true;
+}
+
+/* The handle behind h, checked (EBADF), and referenced while other
+ * threads could close it. */
+static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
+{
+	if (!rp__end_valid(h, role))
+		return NULL;
 	/* A process with one thread cannot close an end under its own call
 	 * (glibc tells us so for free): skip the two atomics per call. */
 	if (__libc_single_threaded)
@@ -171,6 +195,24 @@ static inline RP_HOT void rp__end_put(struct rp_end *e)     /* undo rp__end_get 
 {
 	if (!__libc_single_threaded)
 		rp__end_put_ref(e);
+}
+
+/* The same for the end of a connection within the connection's call. */
+struct rp_end *rp__end_ref_in_call(struct rp_end *e);
+void rp__end_put_in_call(struct rp_end *e);
+static inline RP_HOT struct rp_end *rp__end_get_in_call(rp_end *h, int role)
+{
+	if (!rp__end_valid(h, role))
+		return NULL;
+	if (__libc_single_threaded)
+		return h;
+	return rp__end_ref_in_call(h);
+}
+
+static inline RP_HOT void rp__end_put_in(struct rp_end *e)
+{
+	if (!__libc_single_threaded)
+		rp__end_put_in_call(e);
 }
 int rp__end_close(struct rp_end *e);
 int rp__end_open(struct rp_end *e, int role, int flags); /* anon.c */

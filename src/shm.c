@@ -120,19 +120,25 @@ invalid:
 	return -1;
 }
 
+/* Forget, then undo (end.c, release()): a fork in between leaves the
+ * child the undoing, never a second one. */
 void rp__unmap(struct rp_end *e)
 {
-	if (e->sh)
-		munmap(e->sh, e->map_len);
+	void *sh = e->sh;
 	e->sh = NULL;
 	e->data = NULL;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (sh)
+		munmap(sh, e->map_len);
 }
 
-static void close_fd(int *fd)
+static void close_fd(int *p)
 {
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
+	int fd = *p;
+	*p = -1;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (fd >= 0)
+		close(fd);
 }
 
 void rp__close_on_exec(struct rp_end *e)

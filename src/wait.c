@@ -199,15 +199,14 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-/* A sleep cancelled (pthread_cancel): count ourselves out and give back
- * what the call holds, as the call's return would have. */
+/* A sleep cancelled (pthread_cancel): count ourselves out, as the return
+ * would have (the call's references go when the thread exits: end.c). */
 struct asleep { _Atomic uint64_t *sleepers; _Atomic uint32_t *who; int slot; };
 
 static void sleep_cancelled(void *p)
 {
 	struct asleep *a = p;
 	count_out(a->sleepers, a->who, a->slot);
-	rp__call_cancelled();
 }
 
 static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,

@@ -163,11 +163,10 @@ static void *recv_once(void *p)
 	return NULL;
 }
 
-/* Is thread tid of this process asleep (state S in /proc)? */
-static bool asleep(int tid)
+/* Does the stat file at path (in /proc) show state c? */
+static bool state_is(const char *path, char c)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	char buf[512];
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return false;
@@ -175,7 +174,15 @@ static bool asleep(int tid)
 	fclose(f);
 	buf[n] = 0;
 	const char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] == 'S';
+	return p && p[1] == ' ' && p[2] == c;
+}
+
+/* Is thread tid of this process asleep (state S in /proc)? */
+static bool asleep(int tid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	return state_is(path, 'S');
 }
 
 /* Start fn in a thread and wait until it sleeps inside its call (under
@@ -540,6 +547,21 @@ TEST(peek_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
 	CHECK(rp_close(e[1]) == 0);
 }
 
+/* Has process pid exec'd `prog` and gone to sleep in it?  Then its exec,
+ * which closes the close-on-exec descriptors, is over. */
+static bool asleep_in(pid_t pid, const char *prog)
+{
+	char path[64], exe[256];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, exe, sizeof exe - 1);
+	if (n < 0)
+		return false;
+	exe[n] = 0;
+	const char *base = strrchr(exe, '/');
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	return base && !strcmp(base + 1, prog) && state_is(path, 'S');
+}
+
 /* posix_spawn runs no fork handler: a program it starts while a closed
  * end's call is still in flight must not inherit the end's descriptors,
  * or the writer would not see the reader go until that program exits. */
@@ -558,6 +580,13 @@ TEST(program_spawned_under_a_blocked_call_does_not_hold_the_closed_end)
 	CHECK(posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) == 0);
 	CHECK(posix_spawnp(&kid, "sleep", &fa, NULL, argv, environ) == 0);
 	posix_spawn_file_actions_destroy(&fa);
+	/* posix_spawn returns before the exec has closed the close-on-exec
+	 * descriptors (the kernel wakes the parent first): wait for it. */
+	double until = rp_now_ms() + rp_ms(5000);
+	while (!asleep_in(kid, "sleep")) {
+		CHECK(rp_now_ms() < until);
+		usleep(1000);
+	}
 	CHECK(rp_write(e[1], "x", 1) == 1);
 	joined(&b);
 	CHECK(b.r == 1);
@@ -565,4 +594,271 @@ TEST(program_spawned_under_a_blocked_call_does_not_hold_the_closed_end)
 	kill(kid, SIGKILL);
 	waitpid(kid, NULL, 0);
 	CHECK(rp_close(e[1]) == 0);
+}
+
+/* A sender whose writers' lock is biased to it (hundreds of sends in a
+ * row) and that is cancelled asleep inside a message: the next senders,
+ * in other threads of the process, get the lock (the cancelled one's
+ * cleanup left its bias), and the receiver gets their messages. */
+static atomic_int draining;
+
+static void *drain(void *p)
+{
+	rp_conn *c = p;
+	while (atomic_load(&draining)) {
+		void *m;
+		if (rp_poll(c, 10) == 1 && rp_recv_alloc(c, &m) >= 0)
+			free(m);
+	}
+	return NULL;
+}
+
+static void *warm_then_big(void *p)
+{
+	struct blocked *b = p;
+	for (int i = 0; i < 1000; i++)
+		CHECK(rp_send(b->c, "warm", 4) == 0);
+	atomic_store(&draining, 0);
+	return send_big(p);
+}
+
+static void *recv_after_warm(void *p)
+{
+	struct blocked *b = p;
+	do
+		b->r = rp_recv(b->c, b->buf, sizeof b->buf);
+	while (b->r == 4 && !memcmp(b->buf, "warm", 4));
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *send_whole(void *p)
+{
+	struct blocked *b = p;
+	b->r = rp_send(b->c, "whole", 5);
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+TEST(biased_sender_cancelled_inside_a_message_leaves_the_lock_to_others)
+{
+	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_conn *c[2];
+	CHECK(rp_conn_pipe(c, 0) == 0);
+	pthread_t d;
+	atomic_store(&draining, 1);
+	CHECK(pthread_create(&d, NULL, drain, c[0]) == 0);
+	struct blocked b = { .c = c[1] };
+	start_blocked(&b, warm_then_big);
+	CHECK(pthread_join(d, NULL) == 0);
+	cancelled(&b);
+	struct blocked r = { .c = c[0] };
+	CHECK(pthread_create(&r.t, NULL, recv_after_warm, &r) == 0);
+	struct blocked s1 = { .c = c[1] }, s2 = { .c = c[1] };
+	CHECK(pthread_create(&s1.t, NULL, send_whole, &s1) == 0);
+	joined(&s1);
+	CHECK(s1.r == 0);
+	joined(&r);
+	CHECK(r.r == 5 && memcmp(r.buf, "whole", 5) == 0);
+	CHECK(pthread_create(&s2.t, NULL, send_whole, &s2) == 0);
+	joined(&s2);
+	CHECK(s2.r == 0);
+	CHECK(rp_conn_close(c[1]) == 0 && rp_conn_close(c[0]) == 0);
+}
+
+/* A receiver cancelled asleep inside a message (its sender, a process,
+ * stopped halfway) keeps the part it has for the next receive, as a
+ * signal's EINTR does: the next receive gets the message whole. */
+static void *recv_big(void *p)
+{
+	struct blocked *b = p;
+	void *m = NULL;
+	entering(b);
+	b->r = rp_recv_alloc(b->c, &m);
+	b->err = errno;
+	free(m);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+TEST(recv_cancelled_inside_a_message_leaves_it_to_the_next_receive)
+{
+	alarm((unsigned)(rp_ms(60000) / 1000));
+	enum { BIG = 1 << 20 };
+	rp_conn *c[2];
+	CHECK(rp_conn_pipe(c, 0) == 0);
+	pid_t kid = fork();
+	CHECK(kid >= 0);
+	if (kid == 0) {
+		static char big[BIG];
+		memset(big, 'm', sizeof big);
+		_exit(rp_send(c[1], big, sizeof big) == 0 ? 0 : 1);
+	}
+	CHECK(rp_conn_close(c[1]) == 0);
+	usleep((useconds_t)(rp_ms(200) * 1000));      /* the ring is full */
+	CHECK(kill(kid, SIGSTOP) == 0);
+	struct blocked r = { .c = c[0] };
+	start_blocked(&r, recv_big);    /* took the ring's part, waits for more */
+	cancelled(&r);
+	CHECK(kill(kid, SIGCONT) == 0);
+	void *m = NULL;
+	CHECK(rp_recv_alloc(c[0], &m) == BIG);
+	for (size_t i = 0; i < BIG; i++)
+		CHECK(((char *)m)[i] == 'm');
+	free(m);
+	rp_wait_ok(kid);
+	CHECK(rp_conn_close(c[0]) == 0);
+}
+
+/* rp_open waiting for a partner can be cancelled there, as open(2) of a
+ * FIFO can, and leaves nothing behind: the end it was making does not
+ * keep the pipe open (a writer whose reader goes gets EPIPE). */
+static char fifo_path[64];
+
+static void *open_reader(void *p)
+{
+	struct blocked *b = p;
+	entering(b);
+	b->e = rp_open(fifo_path, O_RDONLY);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+TEST(open_cancelled_waiting_for_a_partner_leaves_nothing_open)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(fifo_path, sizeof fifo_path, "/tmp/rp_threads_%d", (int)getpid());
+	unlink(fifo_path);
+	CHECK(rp_mkfifo(fifo_path, 0600, 4096) == 0);
+	struct blocked b = { 0 };
+	start_blocked(&b, open_reader);
+	cancelled(&b);
+	struct blocked r = { 0 };
+	CHECK(pthread_create(&r.t, NULL, open_reader, &r) == 0);
+	rp_end *w = rp_open(fifo_path, O_WRONLY);
+	CHECK(w != NULL);
+	joined(&r);
+	CHECK(r.e != NULL);
+	CHECK(rp_close(r.e) == 0);
+	CHECK_ERR(rp_write(w, "x", 1), EPIPE);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_unlink(fifo_path) == 0);
+}
+
+/* A cancel already pending does not act inside rp_pipe or rp_conn_pipe,
+ * which would leak what they half made: they return whole. */
+static void *make_with_cancel_pending(void *p)
+{
+	struct blocked *b = p;
+	rp_end *e[2];
+	rp_conn *c[2];
+	pthread_cancel(pthread_self());
+	b->r = rp_pipe(e) == 0 && rp_conn_pipe(c, 1) == 0 &&
+	       rp_close(e[0]) == 0 && rp_close(e[1]) == 0 &&
+	       rp_conn_close(c[0]) == 0 && rp_conn_close(c[1]) == 0;
+	atomic_store(&b->done, 1);
+	pthread_testcancel();
+	return NULL;
+}
+
+TEST(pipe_made_with_a_cancel_pending_is_made_whole)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct blocked b = { 0 };
+	CHECK(pthread_create(&b.t, NULL, make_with_cancel_pending, &b) == 0);
+	void *ret = NULL;
+	CHECK(pthread_join(b.t, &ret) == 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(atomic_load(&b.done) && b.r == 1);
+}
+
+/* A signal handler calling in while its thread is inside (or entering,
+ * or leaving) a call: the thread comes out with the cancel state and
+ * type it had, whatever the interleaving. */
+static rp_end *sig_end[2];
+
+static void call_in_handler(int sig)
+{
+	int err = errno;
+	(void)sig;
+	rp_nread(sig_end[0]);
+	errno = err;
+}
+
+static void *call_in_a_loop(void *p)
+{
+	struct blocked *b = p;
+	b->r = 0;
+	for (long i = 0; !atomic_load(&b->done); i++) {
+		rp_nread(sig_end[0]);
+		int state, type;
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &state);
+		pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+		if (state != PTHREAD_CANCEL_ENABLE || type != PTHREAD_CANCEL_DEFERRED)
+			b->r++;
+	}
+	return NULL;
+}
+
+TEST(calls_from_signal_handlers_leave_the_cancel_state_as_found)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct sigaction sa = { .sa_handler = call_in_handler, .sa_flags = SA_RESTART };
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	CHECK(rp_pipe(sig_end) == 0);
+	struct blocked b = { 0 };
+	CHECK(pthread_create(&b.t, NULL, call_in_a_loop, &b) == 0);
+	double until = rp_now_ms() + 1000;
+	while (rp_now_ms() < until)
+		for (int i = 0; i < 1000; i++)
+			pthread_kill(b.t, SIGUSR1);
+	atomic_store(&b.done, 1);
+	CHECK(pthread_join(b.t, NULL) == 0);
+	CHECK(b.r == 0);
+	CHECK(rp_close(sig_end[0]) == 0 && rp_close(sig_end[1]) == 0);
+}
+
+/* A handler that sleeps in a call while its thread sleeps in another:
+ * the thread's own call still returns with its deferred type. */
+static rp_end *outer[2], *inner[2];
+
+static void sleep_in_handler(int sig)
+{
+	int err = errno;
+	char ch;
+	(void)sig;
+	rp_read(inner[0], &ch, 1);
+	errno = err;
+}
+
+static void *read_keeping_type(void *p)
+{
+	struct blocked *b = p;
+	char buf[8];
+	int type;
+	entering(b);
+	b->r = rp_read(outer[0], buf, sizeof buf);
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+	b->err = type;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+TEST(call_sleeping_in_a_signal_handler_keeps_the_outer_cancel_type)
+{
+	alarm((unsigned)(rp_ms(30000) / 1000));
+	struct sigaction sa = { .sa_handler = sleep_in_handler, .sa_flags = SA_RESTART };
+	CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+	CHECK(rp_pipe(outer) == 0 && rp_pipe(inner) == 0);
+	struct blocked b = { 0 };
+	start_blocked(&b, read_keeping_type);
+	CHECK(pthread_kill(b.t, SIGUSR2) == 0);
+	usleep((useconds_t)(rp_ms(200) * 1000));      /* the handler sleeps */
+	CHECK(rp_write(inner[1], "i", 1) == 1);
+	usleep((useconds_t)(rp_ms(200) * 1000));      /* back in the outer sleep */
+	CHECK(rp_write(outer[1], "o", 1) == 1);
+	joined(&b);
+	CHECK(b.r == 1 && b.err == PTHREAD_CANCEL_DEFERRED);
 }
