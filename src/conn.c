@@ -576,17 +576,18 @@ static int rx_begin(struct rp_conn *c, struct rx *x, uint64_t total, void *ubuf,
 
 /* A receiver cancelled asleep inside a message, holding the readers'
  * lock: keep what it has for the next call, as a signal's EINTR does,
- * and give the lock back. */
-struct receiving { struct rp_conn *c; struct rp_end *e; struct rx *x; };
+ * and give the lock back.  x comes by value, so that the receiver's own
+ * stays in registers: a cancelled call never goes back to it. */
+struct receiving { struct rp_conn *c; struct rp_end *e; struct rx x; };
 
 static void recv_cancelled(void *arg)
 {
 	struct receiving *r = arg;
-	rx_stash(r->c, r->x);
+	rx_stash(r->c, &r->x);
 	rp__unlock(r->e, &r->e->sh->rlock);
 }
 
-static int wait_data_in_message(struct rp_conn *c, struct rp_end *e, struct rx *x)
+static int wait_data_in_message(struct rp_conn *c, struct rp_end *e, struct rx x)
 {
 	struct receiving rc = { c, e, x };
 	int r;
@@ -655,7 +656,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 				goto fail;
 			}
 			/* Between messages, let other receivers in while we wait. */
-			int r = x.in_msg ? wait_data_in_message(c, e, &x) :
+			int r = x.in_msg ? wait_data_in_message(c, e, x) :
 					   rp__wait_readable(e, true);
 			err = errno;
 			if (!x.in_msg && rp__lock(e, &sh->rlock) < 0)
