@@ -199,7 +199,7 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 			struct pollfd fds[2] = { { .fd = fd, .events = POLLIN },
 						 { .fd = p->sfd, .events = POLLIN } };
 			struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-			/* The one place a call may be cancelled (end.c). */
+			/* Asleep, a call may be cancelled (end.c). */
 			bool cancel = rp__call_cancellable();
 			if (cancel)
 				rp__cancel_window(true);
