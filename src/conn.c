@@ -155,23 +155,27 @@ static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
 	}
 	if (__libc_single_threaded)
 		return h;
+	rp__call_enter();
 	if (!rp__ref_take(&h->refs)) {
+		rp__call_leave();
 		errno = EBADF;
 		return NULL;
 	}
 	/* A close may have slipped in between the check and the reference. */
 	if (atomic_load_explicit(&h->state, memory_order_acquire) != RP_OPEN) {
 		conn_unref(h);
+		rp__call_leave();
 		errno = EBADF;
 		return NULL;
 	}
-	rp__call_enter(h, conn_unref_any);
+	rp__call_hold(h, conn_unref_any);
 	return h;
 }
 
 static inline RP_HOT void conn_put(struct rp_conn *c)
 {
 	if (!__libc_single_threaded) {
+		rp__call_drop();
 		conn_unref(c);
 		rp__call_leave();
 	}

@@ -169,14 +169,18 @@ static bool ref_open(struct rp_end *e)
 
 struct rp_end *rp__end_ref(struct rp_end *e)
 {
-	if (!ref_open(e))
+	rp__call_enter();
+	if (!ref_open(e)) {
+		rp__call_leave();
 		return NULL;
-	rp__call_enter(e, end_unref);
+	}
+	rp__call_hold(e, end_unref);
 	return e;
 }
 
 void rp__end_put_ref(struct rp_end *e)
 {
+	rp__call_drop();
 	rp__end_unref(e);           /* may close descriptors: not cancellable */
 	rp__call_leave();
 }
@@ -192,13 +196,16 @@ void rp__end_put_ref(struct rp_end *e)
  * (calls_abandoned(), a thread-specific destructor: it runs after every
  * cleanup handler, which may still use the ends).
  *
- * One level per public call (a connection's call attaches its end's
- * reference to its own level); a second level is a call made by a signal
+ * One level per public call (a connection's call holds its end's
+ * reference in its own level); a second level is a call made by a signal
  * handler that interrupted the first, which may be anywhere, so only a
- * call at the first level is ever cancellable.  Each level keeps the
- * cancel state it found: depth moves first and the level is written
- * after, so a handler calling in at any instant saves and restores its
- * own.  Deeper nesting than CALL_NEST works, without the bookkeeping.
+ * call at the first level is ever cancellable.  Cancellation is disabled
+ * before a level opens and its references are taken, and restored after
+ * they are given back and it closes, so that even the asynchronous type
+ * cannot act in between; each level keeps the state it found, and depth
+ * moves before the level is written, so a handler calling in at any
+ * instant saves and restores its own.  Deeper nesting than CALL_NEST
+ * works, without the bookkeeping.
  */
 #define CALL_NEST 8
 struct call {
@@ -227,16 +234,15 @@ static void exit_key_init(void)
 	pthread_key_create(&exit_key, calls_abandoned);
 }
 
-void rp__call_enter(void *slot, void (*unref)(void *))
+void rp__call_enter(void)
 {
-	int d = depth;
 	int state;
-
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+	int d = depth;
 	depth = d + 1;
 	atomic_signal_fence(memory_order_seq_cst);  /* a handler: level d+1 */
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	if (d < CALL_NEST)
-		held[d] = (struct call){ { slot }, { unref }, 1, state, 0 };
+		held[d] = (struct call){ .n = 0, .state = state };
 	if (!exit_hook) {
 		/* Once per thread: a non-NULL value makes the destructor run. */
 		pthread_once(&exit_once, exit_key_init);
@@ -249,27 +255,32 @@ void rp__call_leave(void)
 	int d = depth - 1;
 	if (d < 0)
 		return;
+	int err = errno;
 	int state = d < CALL_NEST ? held[d].state : PTHREAD_CANCEL_DISABLE;
 	atomic_signal_fence(memory_order_seq_cst);  /* read before a handler */
 	depth = d;                                   /* may take level d */
 	if (d < CALL_NEST)
 		pthread_setcancelstate(state, NULL);
+	errno = err;
 }
 
-/* A second reference for the current level (a connection's end). */
-static void call_attach(void *slot, void (*unref)(void *))
+/* A reference the current level holds (the call's, a connection's end). */
+void rp__call_hold(void *slot, void (*unref)(void *))
 {
 	int d = depth - 1;
 	if (d >= 0 && d < CALL_NEST && held[d].n < 2) {
 		held[d].slot[held[d].n] = slot;
-		held[d].unref[held[d].n++] = unref;
+		held[d].unref[held[d].n] = unref;
+		atomic_signal_fence(memory_order_seq_cst);
+		held[d].n++;
 	}
 }
 
-static void call_detach(void)
+/* The last one held is about to be given back. */
+void rp__call_drop(void)
 {
 	int d = depth - 1;
-	if (d >= 0 && d < CALL_NEST && held[d].n > 1)
+	if (d >= 0 && d < CALL_NEST && held[d].n > 0)
 		held[d].n--;
 }
 
@@ -298,14 +309,14 @@ struct rp_end *rp__end_ref_in_call(struct rp_end *e)
 {
 	if (!ref_open(e))
 		return NULL;
-	call_attach(e, end_unref);
+	rp__call_hold(e, end_unref);
 	return e;
 }
 
 void rp__end_put_in_call(struct rp_end *e)
 {
+	rp__call_drop();
 	rp__end_unref(e);
-	call_detach();
 }
 
 int rp__end_close(struct rp_end *e)

@@ -141,7 +141,9 @@ void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
  * cleanup handlers for what the sleep holds; the references go when the
  * cancelled thread exits.
  */
-void rp__call_enter(void *slot, void (*unref)(void *));
+void rp__call_enter(void);                          /* a level, cancel off */
+void rp__call_hold(void *slot, void (*unref)(void *)); /* a reference in it */
+void rp__call_drop(void);                           /* before giving it back */
 /* Calls that make or remove a pipe are no cancellation point at all (a
  * cancel inside would leak what they half made): the caller's state. */
 static inline int rp__cancel_off(void)
