@@ -133,34 +133,34 @@ static void entering(struct blocked *b)
 	atomic_store(&b->tid, (int)gettid());
 }
 
+/* The call in b's thread returned r: record it (and errno), then done. */
+static void *returned(struct blocked *b, ssize_t r)
+{
+	b->r = r;
+	b->err = errno;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
 static void *read_once(void *p)
 {
 	struct blocked *b = p;
 	entering(b);
-	b->r = rp_read(b->e, b->buf, sizeof b->buf);
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, rp_read(b->e, b->buf, sizeof b->buf));
 }
 
 static void *write_once(void *p)
 {
 	struct blocked *b = p;
 	entering(b);
-	b->r = rp_write(b->e, b->buf, b->len);
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, rp_write(b->e, b->buf, b->len));
 }
 
 static void *recv_once(void *p)
 {
 	struct blocked *b = p;
 	entering(b);
-	b->r = rp_recv(b->c, b->buf, sizeof b->buf);
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, rp_recv(b->c, b->buf, sizeof b->buf));
 }
 
 /* Does the stat file at path (in /proc) show state c? */
@@ -342,10 +342,7 @@ static void *poll_once(void *p)
 {
 	struct blocked *b = p;
 	entering(b);
-	b->r = rp_poll(b->c, -1);
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, rp_poll(b->c, -1));
 }
 
 /* Cancel b's thread and see it end cancelled, inside its call. */
@@ -447,10 +444,7 @@ static void *send_big(void *p)
 	struct blocked *b = p;
 	static char big[1 << 20];
 	entering(b);
-	b->r = rp_send(b->c, big, sizeof big);
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, rp_send(b->c, big, sizeof big));
 }
 
 /* A sender cancelled asleep inside a message bigger than the ring (it
@@ -479,10 +473,7 @@ static void *reserve_once(void *p)
 	struct blocked *b = p;
 	entering(b);
 	void *span = rp_write_reserve(b->e, 16);
-	b->r = span ? 16 : -1;
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, span ? 16 : -1);
 }
 
 static void *peek_once(void *p)
@@ -491,10 +482,7 @@ static void *peek_once(void *p)
 	size_t n;
 	entering(b);
 	const void *span = rp_read_peek(b->e, &n);
-	b->r = span ? (ssize_t)n : -1;
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, span ? (ssize_t)n : -1);
 }
 
 /* A reserve waiting for room in an end that another thread closes gets
@@ -635,10 +623,7 @@ static void *recv_after_warm(void *p)
 static void *send_whole(void *p)
 {
 	struct blocked *b = p;
-	b->r = rp_send(b->c, "whole", 5);
-	b->err = errno;
-	atomic_store(&b->done, 1);
-	return NULL;
+	return returned(b, rp_send(b->c, "whole", 5));
 }
 
 TEST(biased_sender_cancelled_inside_a_message_leaves_the_lock_to_others)
