@@ -199,54 +199,6 @@ static uint64_t free_space(struct rp_end *e)
 	return used < 0 ? e->ring.cap : e->ring.cap - (uint64_t)used;
 }
 
-/* A sleep cancelled (pthread_cancel): count ourselves out, as the return
- * would have (the call's references go when the thread exits: end.c). */
-struct asleep { _Atomic uint64_t *sleepers; _Atomic uint32_t *who; int slot; };
-
-static void sleep_cancelled(void *p)
-{
-	struct asleep *a = p;
-	count_out(a->sleepers, a->who, a->slot);
-}
-
-static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
-		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
-		    bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
-		    uint64_t arg, bool partial)
-{
-	int r;
-
-	/* Made non-blocking through another copy of the end meanwhile? */
-	if (!e->nb_cache && rp__nonblocking(e)) {
-		e->nb_cache = 1;
-		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
-	}
-	struct asleep a = { sleepers, who, count_in(sleepers, who, needs, arg) };
-	pthread_cleanup_push(sleep_cancelled, &a);
-	/* Supply the barrier that the other side's publishes leave out. */
-	rp__fence_peers(e);
-	if (ready(e, arg))
-		r = RP_WAIT_READY;
-	else
-		r = rp__take_token(fd, nbfd, partial, ready, e, arg);
-	pthread_cleanup_pop(0);
-	int err = errno;
-	count_out(sleepers, who, a.slot);
-	errno = err;
-	return r;
-}
-
-static bool readable(struct rp_end *e, uint64_t unused)
-{
-	(void)unused;
-	return rp__has_data(e);
-}
-
-static bool writable(struct rp_end *e, uint64_t need)
-{
-	return free_space(e) >= need;
-}
-
 /*
  * Writers hold the wake pipe read-only, so that read(2) there returns 0 when
  * the last reader goes; to hand a token back one opens a write end for the
@@ -278,12 +230,13 @@ static void hand_back(struct rp_end *e)
 {
 	struct rp_shared *sh = e->sh;
 	uint64_t room = free_space(e);
+	uint32_t me = rp__self_tid();   /* sleep_on() calls us counted in */
 	uint32_t bits = (uint32_t)atomic_load_explicit(&sh->wr_sleepers,
 						       memory_order_seq_cst);
 	for (; bits; bits &= bits - 1) {
 		unsigned i = (unsigned)__builtin_ctz(bits);
 		uint32_t t = atomic_load_explicit(&sh->wr_who[i], memory_order_relaxed);
-		if (!t || (t & SLOT_REAPING) ||
+		if (!t || t == me || (t & SLOT_REAPING) ||
 		    atomic_load_explicit(&sh->wr_need[i], memory_order_relaxed) > room ||
 		    rp__tid_gone(e, t))
 			continue;
@@ -296,6 +249,64 @@ static void hand_back(struct rp_end *e)
 			sched_yield();
 		return;
 	}
+}
+
+/* A sleep cancelled (pthread_cancel): count ourselves out, as the return
+ * would have (the call's references go when the thread exits: end.c). */
+struct asleep { _Atomic uint64_t *sleepers; _Atomic uint32_t *who; int slot; };
+
+static void sleep_cancelled(void *p)
+{
+	struct asleep *a = p;
+	count_out(a->sleepers, a->who, a->slot);
+}
+
+static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
+		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
+		    bool (*ready)(struct rp_end *, uint64_t), struct rp_end *e,
+		    uint64_t arg, bool partial)
+{
+	int r;
+
+	/* Made non-blocking through another copy of the end meanwhile? */
+	if (!e->nb_cache && rp__nonblocking(e)) {
+		e->nb_cache = 1;
+		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
+	}
+	struct asleep a = { sleepers, who, count_in(sleepers, who, needs, arg) };
+	pthread_cleanup_push(sleep_cancelled, &a);
+	/* Supply the barrier that the other side's publishes leave out. */
+	rp__fence_peers(e);
+	/* A token with nothing behind it is stale: left for a sleeper that
+	 * was killed, or one of several dropped by publishes while we were
+	 * waking (eight writers drop one each).  Sleep again at once, still
+	 * counted in: every publish after our fence sees the count, so no
+	 * new fence is needed (each is a membarrier, which interrupts the
+	 * writers' CPUs). */
+	r = RP_WAIT_READY;
+	while (!ready(e, arg) &&
+	       (r = rp__take_token(fd, nbfd, partial, ready, e, arg)) == RP_WAIT_READY)
+		if (needs) {
+			int err = errno;
+			hand_back(e);
+			errno = err;
+		}
+	pthread_cleanup_pop(0);
+	int err = errno;
+	count_out(sleepers, who, a.slot);
+	errno = err;
+	return r;
+}
+
+static bool readable(struct rp_end *e, uint64_t unused)
+{
+	(void)unused;
+	return rp__has_data(e);
+}
+
+static bool writable(struct rp_end *e, uint64_t need)
+{
+	return free_space(e) >= need;
 }
 
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
@@ -323,8 +334,8 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		cpu_relax();
 	}
 	int r;
-	/* A token with nothing behind it is stale (left for a sleeper that
-	 * was killed): go back to sleep at once, without spinning again. */
+	/* Woken with data that another sleeper of our side took first: go
+	 * back to sleep at once, without spinning again. */
 	while ((r = sleep_on(fd, nbfd, sleepers, who, needs, ready, e, arg,
 				 partial)) == RP_WAIT_READY &&
 	       !e->nb_cache && !ready(e, arg)) {

@@ -403,9 +403,13 @@ inline hand_back()
  *                                          latest of its repetitions)
  *   sleep_on: count_in                    (its bit: fetch_or, seq_cst)
  *             if (ready) r = READY        (the re-check: NO_RECHECK drops it)
- *             else r = read(fd, &c, 1)    (a token: READY; EOF: GONE)
+ *             else while ((r = read(fd, &c, 1)) == READY && !ready)
+ *                     hand_back()         (a stale token: the next one,
+ *                                          still counted; STALE_RECOUNT
+ *                                          counts out and in again instead,
+ *                                          as the code did before)
  *             count_out                   (its bit: fetch_and)
- *   while (r == READY && !ready)  sleep_on again   (a stale token)
+ *   while (r == READY && !ready)  sleep_on again   (the data went to another)
  *
  * sleep_on()'s rp__nonblocking() check is left out: the ends stay blocking.
  */
@@ -454,6 +458,7 @@ sleep_on:
 #endif
 			/* read(fd, &c, 1): blocks while the pipe is empty and
 			 * some process holds a write end */
+take:
 			atomic {
 				fd > 0 || holders == 0 ->
 				if
@@ -468,6 +473,23 @@ sleep_on:
 				fi
 #endif
 			}
+#ifndef STALE_RECOUNT
+			if
+			:: r == READY && !(READY_COND) ->       /* stale: the next */
+#ifndef NO_HAND_BACK
+				if
+				:: IS_WRITER(_pid) -> hand_back()
+				:: else
+				fi;
+#endif
+				if
+				:: atomic { READY_COND -> skip }
+				:: atomic { !(READY_COND) -> at_read[_pid] = 1 };
+					goto take
+				fi
+			:: else
+			fi
+#endif
 		fi;
 #ifndef RESET_ALL
 		atomic { if :: counted[_pid] -> sleepers--; counted[_pid] = 0 :: else fi }
