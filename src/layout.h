@@ -25,8 +25,9 @@
  * one thread (lock.c), which a process of an earlier version would take
  * as held; 7, the lock counts its revocations (the bias backs off); 8,
  * the lock keeps the time of its last revocation instead (no bias for a
- * while after one). */
-#define RP_LAYOUT_VERSION 8u
+ * while after one); 9, it keeps a rate of revocations instead (a bias
+ * comes back at once unless revocations come faster than that). */
+#define RP_LAYOUT_VERSION 9u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -64,12 +65,15 @@ static inline uint64_t rp_sleeper_count(uint64_t w)
 #define RP_LOCK_WAITERS    0x40000000u
 #define RP_LOCK_BIASED     0x80000000u
 #define RP_BIAS_SLOTS      8
+/* rp_lockword.rebias_at counts CLOCK_MONOTONIC in units of 2^10 ns, modulo
+ * 2^32 (73 minutes). */
+#define RP_BIAS_CLOCK_SHIFT 10
 
 struct rp_lockword {
 	_Atomic uint32_t word;
 	_Atomic uint32_t last;        /* the TID that last held it by the word */
-	_Atomic uint32_t revoked_ms;  /* CLOCK_MONOTONIC_COARSE ms of the last
-	                               * revocation, 0 for none (lock.c) */
+	_Atomic uint32_t rebias_at;   /* RP_BIAS_CLOCK: revocations so far
+	                               * run to here, 0 for none (lock.c) */
 	_Atomic uint32_t owner[RP_BIAS_SLOTS];
 	_Atomic uint32_t busy[RP_BIAS_SLOTS];
 };
@@ -78,7 +82,7 @@ static inline void rp_lockword_reset(struct rp_lockword *l)
 {
 	atomic_store(&l->word, 0);
 	atomic_store(&l->last, 0);
-	atomic_store(&l->revoked_ms, 0);
+	atomic_store(&l->rebias_at, 0);
 	for (int i = 0; i < RP_BIAS_SLOTS; i++) {
 		atomic_store(&l->owner[i], 0);
 		atomic_store(&l->busy[i], 0);

@@ -35,7 +35,11 @@
 
 #define LOCK_RECHECK_NS 20000000L
 #define BIAS_AFTER      256         /* uncontended acquisitions in a row */
-#define BIAS_COOLDOWN_MS 1000       /* no new bias this long after a revocation */
+/* Revocations are rate-limited (see bias_allowed()): one per
+ * BIAS_REVOKE_NS on average, after bursts of BIAS_BURST_NS' worth. */
+#define BIAS_REVOKE_NS  500000ULL
+#define BIAS_BURST_NS   8000000ULL
+#define BIAS_HONOUR_NS  1000000000ULL /* a limit further ahead is garbage */
 #define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
 
 __thread uint32_t rp__tid_cache;
@@ -260,25 +264,41 @@ static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 	}
 }
 
-static uint32_t now_ms(void)
+static uint32_t bias_clock(void)
 {
-	uint32_t ms = (uint32_t)(rp__coarse_ns() / 1000000);
-	return ms ? ms : 1;                 /* 0 means "never revoked" */
+	return (uint32_t)(mono_ns() >> RP_BIAS_CLOCK_SHIFT);
 }
 
+#define BIAS_UNITS(ns) ((int32_t)((ns) >> RP_BIAS_CLOCK_SHIFT))
+
 /*
- * May this lock be biased again?  Not within BIAS_COOLDOWN_MS of its last
- * revocation: a revocation means another thread wanted the lock, and
- * threads that take turns by the millisecond (eight writer processes
- * sharing a CPU) would pay a membarrier at each turn.  They did worse than
- * unbiased, too, for a reason not found (DESIGN.md, "Many writers").
- * Whatever another process writes there delays a bias by at most
- * BIAS_COOLDOWN_MS.
+ * May this lock be biased again?  A revocation costs a membarrier and a
+ * wait for the owner, worth paying for the turns of writers that share a
+ * CPU (a bias per time slice: 8 writers made 25-28 GB/s biased against
+ * 17 unbiased, DESIGN.md "Many writers"), not for threads that revoke
+ * each other continually.  So revocations are rate-limited, as a generic
+ * cell rate algorithm does: each pushes rebias_at, the time the
+ * revocations so far "run to", BIAS_REVOKE_NS past the later of it and
+ * now; a bias is given only while rebias_at is at most BIAS_BURST_NS
+ * ahead.  Whatever another process writes there delays a bias by at most
+ * BIAS_HONOUR_NS.
  */
-static bool cooled_down(struct rp_lockword *l)
+static bool bias_allowed(struct rp_lockword *l)
 {
-	uint32_t t = atomic_load_explicit(&l->revoked_ms, memory_order_relaxed);
-	return !t || now_ms() - t >= BIAS_COOLDOWN_MS;
+	uint32_t t = atomic_load_explicit(&l->rebias_at, memory_order_relaxed);
+	int32_t ahead = (int32_t)(t - bias_clock());
+	return !t || ahead <= BIAS_UNITS(BIAS_BURST_NS) ||
+	       ahead > BIAS_UNITS(BIAS_HONOUR_NS);
+}
+
+static void count_revocation(struct rp_lockword *l)
+{
+	uint32_t now = bias_clock();
+	uint32_t t = atomic_load_explicit(&l->rebias_at, memory_order_relaxed);
+	int32_t ahead = (int32_t)(t - now);
+	uint32_t next = (t && ahead > 0 && ahead <= BIAS_UNITS(BIAS_HONOUR_NS) ? t : now) +
+			(uint32_t)BIAS_UNITS(BIAS_REVOKE_NS);
+	atomic_store_explicit(&l->rebias_at, next ? next : 1, memory_order_relaxed);
 }
 
 /* The lock's word is `cur`, biased.  0 (ours), -1 (errno), or 1: look again. */
@@ -302,7 +322,7 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 			memory_order_acquire, memory_order_relaxed))
 		return 1;
 	if (await_owner(e, busy, owner, deadline) == 0) {
-		atomic_store_explicit(&l->revoked_ms, now_ms(), memory_order_relaxed);
+		count_revocation(l);
 		return 0;
 	}
 	/* Out of time: give the bias back, and wake whoever queued on us. */
@@ -447,7 +467,7 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 	atomic_store_explicit(&e->streak, streak, memory_order_relaxed);
 	if (streak >= BIAS_AFTER && rp__light_publish &&
 	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
-		int slot = cooled_down(l) ? claim_slot(e, l, me) : -1;
+		int slot = bias_allowed(l) ? claim_slot(e, l, me) : -1;
 		if (slot < 0)
 			atomic_store_explicit(&e->streak, 0, memory_order_relaxed);
 		else if (atomic_compare_exchange_strong_explicit(&l->word, &me,
