@@ -280,9 +280,10 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 	/* A token with nothing behind it is stale: left for a sleeper that
 	 * was killed, or one of several dropped by publishes while we were
 	 * waking (eight writers drop one each).  Sleep again at once, still
-	 * counted in: every publish after our fence sees the count, so no
-	 * new fence is needed (each is a membarrier, which interrupts the
-	 * writers' CPUs). */
+	 * counted in: every publish after our fence sees the count, and the
+	 * kernel's pipe mutex orders a publish before its token (the model's
+	 * TOKEN_RELEASE), so no new fence is needed (each is a membarrier,
+	 * which interrupts the writers' CPUs). */
 	r = RP_WAIT_READY;
 	while (!ready(e, arg) &&
 	       (r = rp__take_token(fd, nbfd, partial, ready, e, arg)) == RP_WAIT_READY)

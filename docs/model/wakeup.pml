@@ -213,6 +213,22 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 #define WRITABLE  (ROOM >= need[_pid])         /* writable(e, need) */
 
 #define IS_WRITER(p) ((p) < NW)
+
+/*
+ * write(2) into a kernel pipe takes the pipe's mutex, as the read(2) that
+ * takes a token does after it: the writer's stores before its write (its
+ * publish, buffered in ASYM_FENCE) happen before the reader's loads after
+ * its read.  So the write step lands the caller's buffered publish.  A
+ * sleeper that takes a stale token relies on it to go on reading tokens
+ * without fencing again (NO_TOKEN_RELEASE: a broken variant).
+ */
+#if !defined(ASYM_FENCE) || defined(NO_TOKEN_RELEASE)
+#define TOKEN_RELEASE skip
+#elif defined(ASYM_READER)
+#define TOKEN_RELEASE if :: IS_WRITER(_pid) -> DRAIN(_pid) :: else -> RDRAIN fi
+#else
+#define TOKEN_RELEASE if :: IS_WRITER(_pid) -> DRAIN(_pid) :: else fi
+#endif
 #define MAY_IDLE  ((IDLE_MASK >> _pid) & 1)
 
 /* A live process blocked in read(2): nothing queued, a write end open
@@ -301,6 +317,7 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 {
 #if defined(NO_RESET)
 	atomic {                                        /* write(fd, zeros, k) */
+		TOKEN_RELEASE;
 		if
 		:: fd + k <= fdcap -> fd = fd + k       /* written */
 		:: else                                  /* EAGAIN: keep the count */
@@ -310,6 +327,7 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 	}
 #elif defined(RESET_ALL)
 	atomic {                                        /* write(fd, zeros, k) */
+		TOKEN_RELEASE;
 		if
 		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
 		:: else                                  /* EAGAIN */
@@ -328,6 +346,7 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 	fi
 #else
 	atomic {                                        /* write(fd, zeros, k) */
+		TOKEN_RELEASE;
 		if
 		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
 		:: else                                  /* EAGAIN */
@@ -386,7 +405,7 @@ inline hand_back()
 	}
 	if
 	:: j < NW ->
-		atomic { if :: wake < WAKE_CAP -> wake++ :: else fi; holding[_pid] = 0 }
+		atomic { TOKEN_RELEASE; if :: wake < WAKE_CAP -> wake++ :: else fi; holding[_pid] = 0 }
 		if
 		:: atomic { !counted[j] || dead[j] -> j = 0 }
 		:: j = 0                                /* HAND_BACK_NS passed */
