@@ -75,6 +75,13 @@ static inline double rp_ms(double ms)
 	return k >= 1.0 ? ms * k : ms;
 }
 
+/* A watchdog of `s` seconds (alarm(2)), scaled as rp_ms() scales: a case
+ * slowed down by valgrind must not be killed as hung. */
+static inline void rp_alarm(unsigned s)
+{
+	alarm((unsigned)(rp_ms(s * 1000.0) / 1000));
+}
+
 /* Wait for a child; CHECK that it exited 0 (so child CHECKs fail the case). */
 static inline void rp_wait_ok(pid_t pid)
 {

@@ -50,7 +50,7 @@ static UNUSED pid_t fork_child(void)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(1);
-		alarm(RP_CHILD_ALARM);
+		rp_alarm(RP_CHILD_ALARM);
 	}
 	return pid;
 }

@@ -77,7 +77,7 @@ TEST(read_returns_available_without_filling_buffer)
 {
 	rp_end *e[2];
 	char buf[100];
-	alarm(5);
+	rp_alarm(5);
 	CHECK(rp_pipe(e) == 0);
 	CHECK(rp_write(e[1], "hello", 5) == 5);
 	CHECK(rp_read(e[0], buf, sizeof buf) == 5);
@@ -184,7 +184,7 @@ TEST(fork_parent_to_child_transfer)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		alarm(8);
+		rp_alarm(8);
 		CHECK(rp_close(e[1]) == 0);
 		CHECK(read_full(e[0], buf, N) == N);
 		for (size_t i = 0; i < N; i++)
@@ -192,7 +192,7 @@ TEST(fork_parent_to_child_transfer)
 		CHECK(rp_read(e[0], buf, 1) == 0);
 		_exit(0);
 	}
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_close(e[0]) == 0);
 	for (size_t i = 0; i < N; i++)
 		buf[i] = pat(i);
@@ -226,7 +226,7 @@ TEST(zero_length_read_returns_zero)
 {
 	rp_end *e[2];
 	char buf[4];
-	alarm(5);
+	rp_alarm(5);
 	CHECK(rp_pipe(e) == 0);
 	CHECK(rp_read(e[0], buf, 0) == 0); /* empty, writer open: must not block */
 	CHECK(rp_write(e[1], "ab", 2) == 2);
@@ -238,7 +238,7 @@ TEST(zero_length_write_returns_zero)
 {
 	rp_end *e[2];
 	static char full[4096];
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 4096);
 	CHECK(rp_write(e[1], "x", 0) == 0);
 	CHECK(rp_nread(e[0]) == 0);
@@ -265,7 +265,7 @@ TEST(eof_after_writer_close_drains_data_first)
 {
 	rp_end *e[2];
 	char buf[100];
-	alarm(5);
+	rp_alarm(5);
 	CHECK(rp_pipe(e) == 0);
 	CHECK(rp_write(e[1], "data", 4) == 4);
 	CHECK(rp_close(e[1]) == 0);
@@ -293,7 +293,7 @@ TEST(eof_when_writer_killed_before_reaped)
 	siginfo_t si;
 	CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0);
 	CHECK(si.si_code == CLD_KILLED);
-	alarm(5);
+	rp_alarm(5);
 	CHECK(read_full(e[0], buf, sizeof buf) == 4);
 	CHECK(memcmp(buf, "abcd", 4) == 0);
 	CHECK(waitpid(pid, NULL, 0) == pid);
@@ -310,7 +310,7 @@ TEST(last_writer_close_wakes_all_blocked_readers)
 		CHECK(pid[i] >= 0);
 		if (pid[i] == 0) {
 			char c;
-			alarm(5);
+			rp_alarm(5);
 			CHECK(rp_close(e[1]) == 0);
 			CHECK(rp_read(e[0], &c, 1) == 0);
 			_exit(0);
@@ -335,7 +335,7 @@ TEST(pipe_buf_write_waits_until_whole_record_fits)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		alarm(8);
+		rp_alarm(8);
 		CHECK(rp_close(e[1]) == 0);
 		usleep(300 * 1000);
 		CHECK(rp_nread(e[0]) == 6000);
@@ -352,7 +352,7 @@ TEST(pipe_buf_write_waits_until_whole_record_fits)
 			CHECK(buf[i] == (i < 4000 ? 'a' : 'b'));
 		_exit(0);
 	}
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_close(e[0]) == 0);
 	double t0 = rp_now_ms();
 	CHECK(rp_write(e[1], b, sizeof b) == sizeof b);
@@ -374,7 +374,7 @@ TEST(pipe_buf_writes_not_interleaved)
 		pid[w] = fork();
 		CHECK(pid[w] >= 0);
 		if (pid[w] == 0) {
-			alarm(8);
+			rp_alarm(8);
 			CHECK(rp_close(e[0]) == 0);
 			memset(rec, 'A' + w, sizeof rec);
 			for (int i = 0; i < NREC; i++)
@@ -382,7 +382,7 @@ TEST(pipe_buf_writes_not_interleaved)
 			_exit(0);
 		}
 	}
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_close(e[1]) == 0);
 	size_t n;
 	while ((n = read_full(e[0], rec, sizeof rec)) == sizeof rec) {

@@ -88,7 +88,7 @@ static void take_both_alone(rp_end *r, rp_end *w)
 /* Writes and reads by one thread alone bias both locks to it. */
 TEST(locks_are_biased_to_a_thread_that_keeps_taking_them_alone)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -113,7 +113,7 @@ TEST(locks_are_biased_to_a_thread_that_keeps_taking_them_alone)
  */
 TEST(writers_revoking_a_bias_keep_every_write_whole)
 {
-	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_alarm(60);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 16384, &r, &w);
@@ -178,7 +178,7 @@ static void revoke_once(const struct hp *h, rp_end *r, rp_end *w)
  */
 TEST(an_owner_gets_its_bias_back_after_one_revocation)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -204,7 +204,7 @@ TEST(an_owner_gets_its_bias_back_after_one_revocation)
  */
 TEST(no_bias_while_revocations_run_ahead_of_their_rate)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -226,7 +226,7 @@ TEST(no_bias_while_revocations_run_ahead_of_their_rate)
  */
 TEST(a_limit_too_far_ahead_delays_no_bias)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -245,7 +245,7 @@ TEST(a_limit_too_far_ahead_delays_no_bias)
  */
 TEST(an_owner_killed_inside_its_biased_lock_is_taken_over)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -291,7 +291,7 @@ TEST(an_owner_killed_inside_its_biased_lock_is_taken_over)
  */
 TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -322,7 +322,7 @@ TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
  * given the bias. */
 TEST(no_bias_once_a_peer_was_refused_membarrier)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -341,7 +341,7 @@ TEST(no_bias_once_a_peer_was_refused_membarrier)
  */
 TEST(a_revoker_waits_for_the_owner_to_leave)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -373,7 +373,7 @@ TEST(a_revoker_waits_for_the_owner_to_leave)
  * neither gets the bias (each revocation would cost a membarrier). */
 TEST(writers_taking_turns_never_bias)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);

@@ -397,7 +397,7 @@ static UNUSED void run_receiver(rp_conn *c, struct verifier *v, size_t cap,
  * gets each, then the end of the stream (Python's EOFError). */
 TEST(primer_hello_world_done_then_enodata)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	pid_t pid = fork_child();
@@ -423,7 +423,7 @@ TEST(primer_hello_world_done_then_enodata)
  * child: every one whole, once, in order. */
 TEST(one_way_messages_whole_once_in_order)
 {
-	alarm(40);
+	rp_alarm(40);
 	_Atomic uint32_t *sent = shared_mem(sizeof(_Atomic uint32_t) * MAX_IDS);
 	rp_conn *c[2];
 	one_way(c);
@@ -477,7 +477,7 @@ static void __attribute__((noreturn)) duplex_receiver(rp_conn *c, unsigned from_
 
 TEST(duplex_both_directions_whole_in_order)
 {
-	alarm(40);
+	rp_alarm(40);
 	_Atomic uint32_t *sent = shared_mem(sizeof(_Atomic uint32_t) * MAX_IDS);
 	rp_conn *c[2];
 	CHECK(rp_conn_pipe(c, 1) == 0);
@@ -506,7 +506,7 @@ TEST(duplex_both_directions_whole_in_order)
  * ways, with sizes from 0 to well past the ring. */
 TEST(duplex_ping_pong_both_directions)
 {
-	alarm(40);
+	rp_alarm(40);
 	rp_conn *c[2];
 	CHECK(rp_conn_pipe(c, 1) == 0);
 	const size_t max = 256 * 1024;
@@ -557,7 +557,7 @@ TEST(duplex_ping_pong_both_directions)
 /* Zero-length messages are messages, distinct from the end of the stream. */
 TEST(zero_length_messages_are_delivered)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	pid_t pid = fork_child();
@@ -591,7 +591,7 @@ TEST(zero_length_messages_are_delivered)
 /* rp_recv returns the message's length and writes nothing past it. */
 TEST(recv_returns_length_and_writes_only_the_message)
 {
-	alarm(20);
+	rp_alarm(20);
 	static const size_t sizes[] = { 1, 7, 15, 16, 17, 4096, 16368, 16369, 65536, 200000 };
 	enum { NS = sizeof sizes / sizeof sizes[0] };
 	rp_conn *c[2];
@@ -632,7 +632,7 @@ TEST(recv_returns_length_and_writes_only_the_message)
 /* After the last sender closes: ENODATA, every time, for both calls. */
 TEST(eof_is_enodata_once_sender_closed_and_stays)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	pid_t pid = fork_child();
@@ -662,7 +662,7 @@ TEST(eof_is_enodata_once_sender_closed_and_stays)
  * closes. */
 TEST(eof_waits_for_forked_copy_of_sender)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int go; _Atomic int sent; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -705,7 +705,7 @@ TEST(eof_waits_for_forked_copy_of_sender)
  * ENODATA, before the sender is reaped, after its messages. */
 TEST(eof_when_sender_killed)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -743,7 +743,7 @@ TEST(eof_when_sender_killed)
  * all delivered, in order, before ENODATA. */
 TEST(messages_queued_before_close_delivered_before_enodata)
 {
-	alarm(20);
+	rp_alarm(20);
 	static const size_t sizes[] = { 5, 0, 1000, 3, 0, 20000, 1, 30000 };
 	enum { NS = sizeof sizes / sizeof sizes[0] };
 	rp_conn *c[2];
@@ -777,7 +777,7 @@ TEST(messages_queued_before_close_delivered_before_enodata)
 
 TEST(emsgsize_leaves_message_queued_for_bigger_buffer)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	send_str(c[1], "hello world");
@@ -802,7 +802,7 @@ TEST(emsgsize_leaves_message_queued_for_bigger_buffer)
  * waiting; a big enough one then gets it whole. */
 TEST(emsgsize_large_message_retry_gets_it_whole)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct { _Atomic int started; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -840,7 +840,7 @@ TEST(emsgsize_large_message_retry_gets_it_whole)
 
 TEST(recv_alloc_returns_malloced_copies)
 {
-	alarm(20);
+	rp_alarm(20);
 	static const size_t sizes[] = { 3, 300000, 1, 65536 };
 	enum { NS = sizeof sizes / sizeof sizes[0] };
 	rp_conn *c[2];
@@ -884,7 +884,7 @@ TEST(recv_alloc_returns_malloced_copies)
  * queued), and the next message is received. */
 TEST(recv_alloc_over_limit_emsgsize_and_discarded)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	CHECK(rp_conn_set_max_message(c[0], 1000) == 0);
@@ -920,7 +920,7 @@ TEST(recv_alloc_over_limit_emsgsize_and_discarded)
  * message arrives. */
 TEST(recv_alloc_over_limit_large_message_discarded_without_deadlock)
 {
-	alarm(30);
+	rp_alarm(30);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
 	CHECK(rp_conn_set_max_message(c[0], 64 * 1024) == 0);
@@ -955,7 +955,7 @@ TEST(recv_alloc_over_limit_large_message_discarded_without_deadlock)
 /* The limit does not apply to rp_recv into the caller's own buffer. */
 TEST(recv_into_buffer_not_bound_by_alloc_limit)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	CHECK(rp_conn_set_max_message(c[0], 10) == 0);
@@ -972,7 +972,7 @@ TEST(recv_into_buffer_not_bound_by_alloc_limit)
  * once); nothing deadlocks and the bytes arrive intact. */
 TEST(message_much_larger_than_ring_streams_through)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct { _Atomic int started; double t_send_end; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
@@ -1051,25 +1051,25 @@ static void many_senders(size_t ring, unsigned nsend, uint32_t count, size_t max
 
 TEST(four_senders_one_conn_no_interleaving)
 {
-	alarm(50);
+	rp_alarm(50);
 	many_senders(0, 4, 40, MiB);
 }
 
 TEST(four_senders_small_ring_no_interleaving)
 {
-	alarm(50);
+	rp_alarm(50);
 	many_senders(4096, 4, 20, 256 * 1024);
 }
 
 TEST(stress_four_senders_random_sizes_to_1mib)
 {
-	alarm(280);
+	rp_alarm(280);
 	many_senders(0, 4, 5000, MiB);
 }
 
 TEST(stress_four_senders_random_sizes_4k_ring)
 {
-	alarm(280);
+	rp_alarm(280);
 	many_senders(4096, 4, 1000, MiB);
 }
 
@@ -1115,7 +1115,7 @@ victim(rp_conn *c, struct kill_shared *sh, unsigned id, size_t lo, size_t hi, ui
  */
 TEST(kill_sender_blocked_mid_message_partial_discarded)
 {
-	alarm(50);
+	rp_alarm(50);
 	struct kill_shared *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -1258,13 +1258,13 @@ static void kill_rounds(int rounds)
 
 TEST(kill_senders_mid_message_while_others_continue)
 {
-	alarm(55);
+	rp_alarm(55);
 	kill_rounds(4);
 }
 
 TEST(stress_kill_senders_mid_message_many_rounds)
 {
-	alarm(280);
+	rp_alarm(280);
 	kill_rounds(50);
 }
 
@@ -1277,7 +1277,7 @@ TEST(stress_kill_senders_mid_message_many_rounds)
  */
 TEST(sender_killed_mid_message_small_buffer_receiver_reaches_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct kill_shared *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -1371,13 +1371,13 @@ static void killed_sender_small_buffer_others_carry_on(int delay_ms)
 
 TEST(sender_killed_mid_message_small_buffer_others_carry_on)
 {
-	alarm(20);
+	rp_alarm(20);
 	killed_sender_small_buffer_others_carry_on(0);
 }
 
 TEST(sender_killed_mid_message_small_buffer_late_receiver_others_carry_on)
 {
-	alarm(20);
+	rp_alarm(20);
 	killed_sender_small_buffer_others_carry_on(300);
 }
 
@@ -1385,7 +1385,7 @@ TEST(sender_killed_mid_message_small_buffer_late_receiver_others_carry_on)
  * side): another receiver carries on with the next whole message. */
 TEST(kill_receiver_mid_message_other_receiver_continues)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct { _Atomic int started; _Atomic int r1_in; long r2_len; char r2[16]; } *sh =
 		shared_mem(sizeof *sh);
 	rp_conn *c[2];
@@ -1439,7 +1439,7 @@ TEST(kill_receiver_mid_message_other_receiver_continues)
  */
 TEST(two_receivers_small_messages_each_once_in_order)
 {
-	alarm(60);
+	rp_alarm(60);
 	enum { N = 200000 };
 	struct { _Atomic long count; _Atomic long sum; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
@@ -1481,7 +1481,7 @@ TEST(two_receivers_small_messages_each_once_in_order)
  * and from then on. */
 TEST(receiver_killed_sender_gets_epipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	signal(SIGPIPE, SIG_IGN);
 	struct { _Atomic int got; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
@@ -1515,7 +1515,7 @@ TEST(receiver_killed_sender_gets_epipe)
  * larger than the ring: rp_send fails with EPIPE. */
 TEST(receiver_killed_while_sender_blocked_mid_message_epipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int started; int r, err; double t; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -1553,7 +1553,7 @@ TEST(receiver_killed_while_sender_blocked_mid_message_epipe)
  * killed by SIGPIPE, as with a kernel pipe. */
 TEST(receiver_killed_default_sigpipe_kills_sender)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int got; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -1587,7 +1587,7 @@ TEST(receiver_killed_default_sigpipe_kills_sender)
 
 TEST(poll_timeout_zero_returns_0_when_empty_1_when_ready)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	pid_t pid = fork_child();
@@ -1617,7 +1617,7 @@ TEST(poll_timeout_zero_returns_0_when_empty_1_when_ready)
 
 TEST(poll_finite_timeout_returns_0_after_about_that_long)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	for (int i = 0; i < 3; i++) {
@@ -1638,7 +1638,7 @@ TEST(poll_finite_timeout_returns_0_after_about_that_long)
  * no sooner than that (less 50 ms) and before `latest` ms. */
 static void poll_wakes_on_send(int timeout, int delay, double latest, const char *msg)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	pid_t pid = fork_child();
@@ -1673,7 +1673,7 @@ TEST(poll_infinite_wakes_when_another_process_sends)
  * timeout 0 and when woken from -1 by the last sender's exit. */
 TEST(poll_returns_1_at_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	one_way(c);
 	pid_t pid = fork_child();
@@ -1710,7 +1710,7 @@ static short revents_of(int fd, int timeout_ms)
  * readable when, and only when, its own peer sends. */
 TEST(conn_fileno_in_poll_with_socketpair)
 {
-	alarm(20);
+	rp_alarm(20);
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	rp_conn *c[2];
@@ -1756,7 +1756,7 @@ TEST(conn_fileno_in_poll_with_socketpair)
 
 TEST(conn_fileno_in_epoll_with_socketpair)
 {
-	alarm(20);
+	rp_alarm(20);
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	rp_conn *c[2];
@@ -1807,7 +1807,7 @@ TEST(conn_fileno_in_epoll_with_socketpair)
  * block in rp_recv). */
 TEST(conn_fileno_not_readable_after_messages_received)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int step; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);
@@ -1861,7 +1861,7 @@ TEST(conn_fileno_not_readable_after_messages_received)
  */
 TEST(conn_fileno_exact_in_poll_loop)
 {
-	alarm(40);
+	rp_alarm(40);
 	enum { ROUNDS = 200 };
 	struct { _Atomic int ack; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
@@ -2089,7 +2089,7 @@ static size_t frame(unsigned char *p, uint32_t flags, uint32_t len, uint64_t pos
  */
 TEST(garbage_bytes_ebadmsg_then_valid_messages_work)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int step; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -2149,7 +2149,7 @@ TEST(garbage_bytes_ebadmsg_then_valid_messages_work)
  */
 TEST(malformed_frames_ebadmsg_then_recover)
 {
-	alarm(30);
+	rp_alarm(30);
 	enum { NCASE = 9 };
 	struct { _Atomic int step; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
@@ -2246,7 +2246,7 @@ TEST(malformed_frames_ebadmsg_then_recover)
  */
 TEST(forged_chunks_skipped_or_decoded_never_torn)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_conn *c[2];
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -2311,7 +2311,7 @@ TEST(forged_chunks_skipped_or_decoded_never_torn)
  * gone) is dropped: ENODATA, not a short message. */
 TEST(cut_message_at_eof_is_dropped)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	rp_conn *rc = rp_conn_from_ends(e[0], NULL);
@@ -2387,7 +2387,7 @@ static pid_t signal_after(int ms)
  */
 TEST(eintr_mid_message_next_recv_resumes_whole)
 {
-	alarm(30);
+	rp_alarm(30);
 	catch_signal(SIGUSR1, 0);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
@@ -2419,7 +2419,7 @@ TEST(eintr_mid_message_next_recv_resumes_whole)
  * received is kept, and a big enough buffer then gets it whole. */
 TEST(eintr_mid_message_then_small_buffer_emsgsize_then_whole)
 {
-	alarm(30);
+	rp_alarm(30);
 	catch_signal(SIGUSR1, 0);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
@@ -2445,7 +2445,7 @@ TEST(eintr_mid_message_then_small_buffer_emsgsize_then_whole)
 /* rp_recv_alloc interrupted mid-message: EINTR, then the whole message. */
 TEST(eintr_mid_message_recv_alloc_resumes_whole)
 {
-	alarm(30);
+	rp_alarm(30);
 	catch_signal(SIGUSR1, 0);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
@@ -2474,7 +2474,7 @@ TEST(eintr_mid_message_recv_alloc_resumes_whole)
  * crash, never the over-limit message, and the next message arrives. */
 TEST(eintr_while_discarding_over_limit_message)
 {
-	alarm(30);
+	rp_alarm(30);
 	catch_signal(SIGUSR1, 0);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
@@ -2506,7 +2506,7 @@ TEST(eintr_while_discarding_over_limit_message)
  */
 TEST(send_eintr_mid_message_is_not_delivered)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct { _Atomic int started; _Atomic int done; int r, err; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way_cap(c, 4096);
@@ -2557,7 +2557,7 @@ TEST(send_eintr_mid_message_is_not_delivered)
  */
 TEST(send_eintr_mid_message_small_buffer_receiver_not_wedged)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct { _Atomic int started; _Atomic int done; int r, err; } *sh = shared_mem(sizeof *sh);
 	rp_conn *c[2];
 	one_way(c);

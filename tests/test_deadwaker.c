@@ -57,7 +57,7 @@ struct scene {
  * 100 ms) could hide a missing nudge. */
 static void open_pair(struct scene *s, bool recheck)
 {
-	alarm(30);
+	rp_alarm(30);
 	if (!recheck)
 		setenv("RINGPIPE_RECHECK_MS", "0", 1);
 	hp_make(&s->h, CAP);
@@ -367,7 +367,7 @@ TEST(writer_killed_at_poller_token_leaves_no_data_unannounced)
 {
 	rp_end *e[2];
 	char c;
-	alarm(30);
+	rp_alarm(30);
 	CHECK(rp_pipe2(e, O_NONBLOCK, 0) == 0);
 	CHECK_ERR(rp_read(e[0], &c, 1), EAGAIN);        /* arms the bell */
 	CHECK(!(revents(rp_fileno(e[0]), POLLIN) & POLLIN));
@@ -393,7 +393,7 @@ TEST(writer_killed_at_poller_token_leaves_no_data_unannounced)
 TEST(reader_killed_at_gate_leaves_no_room_unannounced)
 {
 	rp_end *e[2];
-	alarm(30);
+	rp_alarm(30);
 	CHECK(rp_pipe2(e, O_NONBLOCK, CAP) == 0);
 	static char full[CAP];
 	CHECK(rp_write(e[1], full, CAP) == CAP);

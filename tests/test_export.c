@@ -109,7 +109,7 @@ TEST(import_after_exec_writes_to_parent)
 	char t[RP_TOKEN_MAX], buf[64];
 	size_t got = 0;
 	ssize_t n;
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_pipe(e) == 0);
 	export_ok(e[1], t);
 	pid_t pid = exec_self(__func__, t, -1);
@@ -139,7 +139,7 @@ TEST(import_after_exec_reads_from_parent)
 	}
 	rp_end *e[2];
 	char t[RP_TOKEN_MAX];
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_pipe(e) == 0);
 	export_ok(e[0], t);
 	pid_t pid = exec_self(__func__, t, -1);
@@ -224,7 +224,7 @@ TEST(cloexec_end_closed_by_exec)
 	rp_end *e[2];
 	char t[RP_TOKEN_MAX];
 	int sv[2];
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_pipe2(e, O_CLOEXEC, 0) == 0);
 	export_ok(e[1], t);
 	mksock(sv);
@@ -248,7 +248,7 @@ TEST(end_without_cloexec_survives_exec)
 	rp_end *e[2];
 	char t[RP_TOKEN_MAX];
 	int sv[2];
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_pipe(e) == 0);
 	export_ok(e[1], t);
 	mksock(sv);
@@ -273,7 +273,7 @@ TEST(import_of_cloexec_end_fails_after_exec)
 	}
 	rp_end *e[2];
 	char t[RP_TOKEN_MAX];
-	alarm(8);
+	rp_alarm(8);
 	CHECK(rp_pipe2(e, O_CLOEXEC, 0) == 0);
 	export_ok(e[1], t);
 	pid_t pid = exec_self(__func__, t, -1);

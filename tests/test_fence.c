@@ -23,7 +23,7 @@ static void sleep_at_once_and_trust_tokens(void)
 
 TEST(reader_refused_membarrier_makes_writers_publish_with_a_barrier)
 {
-	alarm(30);
+	rp_alarm(30);
 	sleep_at_once_and_trust_tokens();
 	struct hp h;
 	hp_make(&h, 4096);
@@ -54,7 +54,7 @@ TEST(reader_refused_membarrier_makes_writers_publish_with_a_barrier)
  * again: the flag belongs to the session that set it. */
 TEST(heavy_publish_is_cleared_when_a_named_pipe_starts_afresh)
 {
-	alarm(30);
+	rp_alarm(30);
 	struct hp h;
 	hp_make(&h, 4096);
 	poke32(h.shm, OFF(heavy_publish), 1);
@@ -106,14 +106,14 @@ static void ping_pong(rp_end *in, rp_end *out, int rounds, bool first)
 
 TEST(sleeping_readers_miss_no_write_across_processes)
 {
-	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_alarm(60);
 	sleep_at_once_and_trust_tokens();
 	rp_end *ab[2], *ba[2];
 	CHECK(rp_pipe(ab) == 0 && rp_pipe(ba) == 0);
 	const int rounds = 3000;
 	pid_t pid = fork_child();
 	if (pid == 0) {
-		alarm((unsigned)(rp_ms(60000) / 1000));
+		rp_alarm(60);
 		rp_close(ab[1]);
 		rp_close(ba[0]);
 		ping_pong(ab[0], ba[1], rounds, false);

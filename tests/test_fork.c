@@ -84,7 +84,7 @@ static UNUSED size_t fill_pipe(rp_end *w)
  */
 TEST(eof_only_after_every_forked_writer_copy_closed)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; double t_exit; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -122,7 +122,7 @@ TEST(eof_only_after_every_forked_writer_copy_closed)
 /* A live child that rp_close()s its copy of the last writer gives EOF at once. */
 TEST(eof_when_live_child_closes_last_writer_copy)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; _Atomic int done; double t_close; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -153,7 +153,7 @@ TEST(eof_when_live_child_closes_last_writer_copy)
 /* Data written by a child that then exits is still delivered, then EOF. */
 TEST(data_from_exited_child_delivered_before_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	pid_t pid = fork_child();
@@ -175,7 +175,7 @@ TEST(data_from_exited_child_delivered_before_eof)
 /* An exited, not yet reaped child holds no ends: the reader sees EOF. */
 TEST(zombie_writer_holds_no_end_reader_sees_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	pid_t pid = fork_child();
@@ -200,7 +200,7 @@ TEST(zombie_writer_holds_no_end_reader_sees_eof)
 /* An exited, not yet reaped child that held the only reader: EPIPE. */
 TEST(zombie_reader_holds_no_end_writer_gets_epipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	signal(SIGPIPE, SIG_IGN);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -221,7 +221,7 @@ TEST(zombie_reader_holds_no_end_writer_gets_epipe)
  * the child exits without reading: the write fails with EPIPE promptly. */
 TEST(blocked_writer_gets_epipe_when_child_reader_exits)
 {
-	alarm(20);
+	rp_alarm(20);
 	signal(SIGPIPE, SIG_IGN);
 	struct { _Atomic int ready; double t_exit; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
@@ -251,7 +251,7 @@ TEST(blocked_writer_gets_epipe_when_child_reader_exits)
 /* With SIGPIPE at its default, writing to a widowed pipe kills the writer. */
 TEST(sigpipe_kills_writer_when_readers_gone)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int go; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -279,7 +279,7 @@ TEST(sigpipe_kills_writer_when_readers_gone)
  */
 TEST(last_reader_close_wakes_blocked_writer_with_epipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; double t_ret; long res; int err; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 4096) == 0);
@@ -317,7 +317,7 @@ TEST(last_reader_close_wakes_blocked_writer_with_epipe)
  */
 TEST(last_reader_close_race_no_lost_wakeup)
 {
-	alarm((unsigned)(rp_ms(20000) / 1000));
+	rp_alarm(20);
 	struct { _Atomic int ready; double t_ret; long res; int err; } *sh = shared_mem(sizeof *sh);
 	for (int round = 0; round < 150; round++) {
 		memset((void *)sh, 0, sizeof *sh);
@@ -361,7 +361,7 @@ TEST(last_reader_close_race_no_lost_wakeup)
  */
 TEST(last_reader_close_wakes_writer_poll_with_pollerr)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct {
 		_Atomic int ready;
 		double t_ret;
@@ -417,7 +417,7 @@ TEST(last_reader_close_wakes_writer_poll_with_pollerr)
  * last writer (parent, alive) closes: POLLHUP within 100 ms, then EOF. */
 TEST(last_writer_close_wakes_reader_poll_with_pollhup)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct {
 		_Atomic int ready;
 		double t_ret;
@@ -461,7 +461,7 @@ TEST(last_writer_close_wakes_reader_poll_with_pollhup)
  * (after closing its own copy) reads to EOF and gets exactly 50 + 50. */
 TEST(two_forked_writers_all_bytes_then_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	pid_t pids[2];
@@ -503,7 +503,7 @@ TEST(two_forked_writers_all_bytes_then_eof)
  * the parent's copy of the read end does not see them again. */
 TEST(forked_reader_copy_consumes_bytes_once)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	CHECK(rp_write(e[1], "0123456789", 10) == 10);
@@ -528,7 +528,7 @@ TEST(forked_reader_copy_consumes_bytes_once)
  * closes: every one of them wakes with EOF (not just one). */
 TEST(last_writer_close_wakes_all_blocked_readers)
 {
-	alarm(20);
+	rp_alarm(20);
 	enum { N = 10 };
 	struct { _Atomic int ready; double t_ret[N]; long res[N]; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
@@ -563,7 +563,7 @@ TEST(last_writer_close_wakes_all_blocked_readers)
  * every one of them wakes with EPIPE. */
 TEST(last_reader_close_wakes_all_blocked_writers)
 {
-	alarm(20);
+	rp_alarm(20);
 	enum { N = 8 };
 	struct { _Atomic int ready; double t_ret[N]; long res[N]; int err[N]; } *sh =
 		shared_mem(sizeof *sh);
@@ -606,7 +606,7 @@ TEST(last_reader_close_wakes_all_blocked_writers)
  * the parent reads. */
 TEST(read_in_parent_wakes_writer_blocked_in_child)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; double t_ret; long res; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 4096) == 0);
@@ -640,7 +640,7 @@ TEST(read_in_parent_wakes_writer_blocked_in_child)
  * that sets it on its copy sets it for the parent's copy, and clears it. */
 TEST(nonblock_flag_shared_with_forked_copy)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	pid_t pid = fork_child();
@@ -675,7 +675,7 @@ TEST(nonblock_flag_shared_with_forked_copy)
  * (the child) exits: still no EOF until the grandchild is gone. */
 TEST(eof_waits_for_grandchild_writer_copy)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int go; _Atomic pid_t gc; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -685,7 +685,7 @@ TEST(eof_waits_for_grandchild_writer_copy)
 		pid_t gc = fork();
 		CHECK(gc >= 0);
 		if (gc == 0) {
-			alarm(30);
+			rp_alarm(30);
 			wait_flag(&sh->go);
 			CHECK(rp_write(e[1], "g", 1) == 1);
 			_exit(0);

@@ -6,7 +6,7 @@
  * pwrite (identity fields before rp_open, indices and lock words while ends
  * are open) and require a clean error - EINVAL at open, EIO on I/O - or a
  * clean completion, never a crash and never a hang.  Each call that could
- * hang runs under alarm(5) with the default SIGALRM action, so a hang kills
+ * hang runs under rp_alarm(5) with the default SIGALRM action, so a hang kills
  * the case.
  */
 #include "harness.h"
@@ -26,7 +26,7 @@ static UNUSED void expect_open_einval(const char *path)
 	static const int modes[] = { O_RDONLY | O_NONBLOCK, O_WRONLY | O_NONBLOCK, O_RDONLY,
 				     O_WRONLY };
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-		alarm(5);
+		rp_alarm(5);
 		errno = 0;
 		rp_end *e = rp_open(path, modes[i]);
 		int err = errno;
@@ -58,7 +58,7 @@ static UNUSED void hp_open_pair(struct hp *h, rp_end **r, rp_end **w, size_t fil
 /* Closing after corruption: must not crash or hang (any result is fine). */
 static UNUSED void hp_close_pair(rp_end *r, rp_end *w)
 {
-	alarm(5);
+	rp_alarm(5);
 	rp_close(r);
 	rp_close(w);
 	alarm(0);
@@ -66,7 +66,7 @@ static UNUSED void hp_close_pair(rp_end *r, rp_end *w)
 
 #define EXPECT_EIO(expr)                          \
 	do {                                      \
-		alarm(5);                         \
+		rp_alarm(5);                         \
 		CHECK_ERR(expr, EIO);             \
 		alarm(0);                         \
 	} while (0)
@@ -74,7 +74,7 @@ static UNUSED void hp_close_pair(rp_end *r, rp_end *w)
 static UNUSED void expect_peek_eio(rp_end *r)
 {
 	size_t n = 12345;
-	alarm(5);
+	rp_alarm(5);
 	errno = 0;
 	const void *p = rp_read_peek(r, &n);
 	int err = errno;
@@ -88,7 +88,7 @@ static UNUSED void expect_peek_eio(rp_end *r)
 
 static UNUSED void expect_reserve_eio(rp_end *w)
 {
-	alarm(5);
+	rp_alarm(5);
 	errno = 0;
 	void *p = rp_write_reserve(w, 1);
 	int err = errno;
@@ -131,7 +131,7 @@ static UNUSED pid_t dead_pid(void)
 
 TEST(open_corrupt_magic_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	poke64(h.shm, OFF(magic), 0x4141414141414141ULL);
@@ -145,7 +145,7 @@ TEST(open_corrupt_magic_einval)
 
 TEST(open_corrupt_version_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	static const uint32_t bad[] = { 0, RP_LAYOUT_VERSION + 1, 0xffffffffu, 0x01000000u };
@@ -158,7 +158,7 @@ TEST(open_corrupt_version_einval)
 
 TEST(open_corrupt_capacity_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	const uint64_t bad[] = {
@@ -176,7 +176,7 @@ TEST(open_corrupt_capacity_einval)
 
 TEST(open_corrupt_hdr_size_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	static const uint32_t bad[] = { 0, 12345, 64, 0xffffffffu };
@@ -190,7 +190,7 @@ TEST(open_corrupt_hdr_size_einval)
 /* The ring's header names a different FIFO than the one at the path. */
 TEST(open_mismatched_fifo_identity_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	uint64_t ino = peek64(h.shm, OFF(fifo_ino));
@@ -207,7 +207,7 @@ TEST(open_mismatched_fifo_identity_einval)
  * would SIGBUS): EINVAL, at every truncation. */
 TEST(open_truncated_shm_file_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	const off_t sizes[] = { (off_t)(RP_HDR_SIZE + h.cap - 1), (off_t)(RP_HDR_SIZE + h.cap / 2),
@@ -222,7 +222,7 @@ TEST(open_truncated_shm_file_einval)
 /* The FIFO exists but its ring file is gone: not a ringpipe, EINVAL. */
 TEST(open_missing_shm_ring_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	CHECK(unlink(h.shm) == 0);
@@ -233,7 +233,7 @@ TEST(open_missing_shm_ring_einval)
 /* The ring file replaced by garbage of the right size: EINVAL. */
 TEST(open_garbage_shm_file_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 4096);
 	unsigned char junk[RP_HDR_SIZE];
@@ -251,7 +251,7 @@ TEST(open_garbage_shm_file_einval)
 
 TEST(scribbled_head_read_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -265,7 +265,7 @@ TEST(scribbled_head_read_eio)
 
 TEST(scribbled_head_write_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -278,7 +278,7 @@ TEST(scribbled_head_write_eio)
 
 TEST(scribbled_head_nread_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -291,7 +291,7 @@ TEST(scribbled_head_nread_eio)
 
 TEST(scribbled_head_read_peek_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -304,7 +304,7 @@ TEST(scribbled_head_read_peek_eio)
 
 TEST(scribbled_head_write_reserve_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -319,7 +319,7 @@ TEST(scribbled_head_write_reserve_eio)
  * forever on what looks like "no data", it must fail with EIO. */
 TEST(scribbled_head_on_empty_ring_blocking_read_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -337,7 +337,7 @@ TEST(scribbled_head_on_empty_ring_blocking_read_eio)
  * writing inside the ring. */
 TEST(scribbled_tail_past_head_all_calls_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -358,7 +358,7 @@ TEST(scribbled_tail_past_head_all_calls_eio)
 /* Random 64-bit head and tail values (fixed seed): every call fails EIO. */
 TEST(scribbled_random_indices_all_calls_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -387,7 +387,7 @@ TEST(scribbled_random_indices_all_calls_eio)
  * fails with EIO once the parent has scribbled the head. */
 TEST(scribbled_head_seen_by_other_process_eio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -398,7 +398,7 @@ TEST(scribbled_head_seen_by_other_process_eio)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(10);
+		rp_alarm(10);
 		char buf[128], c;
 		CHECK(rp_read(r, buf, sizeof buf) == 100);
 		CHECK(write(done[1], "r", 1) == 1);
@@ -424,7 +424,7 @@ TEST(scribbled_head_seen_by_other_process_eio)
  * and writes still complete, or fail cleanly, within a few seconds. */
 TEST(scribbled_lock_words_calls_complete_or_fail_cleanly)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	pid_t dead = dead_pid();
@@ -441,7 +441,7 @@ TEST(scribbled_lock_words_calls_complete_or_fail_cleanly)
 		char buf[64];
 		fprintf(stderr, "lock words = 0x%08x; a hang here dies by SIGALRM\n", garbage[i]);
 		double t0 = rp_now_ms();
-		alarm(5);
+		rp_alarm(5);
 		errno = 0;
 		ssize_t wr = rp_write(w, "lockword", 8);
 		int werr = errno;
@@ -469,7 +469,7 @@ TEST(scribbled_lock_words_calls_complete_or_fail_cleanly)
 /* Garbage in the sleeper / wake bookkeeping words: calls still complete. */
 TEST(scribbled_sleeper_words_calls_complete)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	rp_end *r, *w;
@@ -487,7 +487,7 @@ TEST(scribbled_sleeper_words_calls_complete)
 			poke32(h.shm, OFF(wr_who[s]), (uint32_t)garbage[i]);
 		}
 		char buf[64];
-		alarm(5);
+		rp_alarm(5);
 		errno = 0;
 		ssize_t wr = rp_write(w, "sleepers", 8);
 		int werr = errno;
@@ -507,7 +507,7 @@ TEST(scribbled_sleeper_words_calls_complete)
  * the blocked writer (child, ring full) gets through once the parent reads. */
 TEST(dead_holder_in_writer_lock_does_not_block_writers)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 4096);
 	pid_t dead = dead_pid();
@@ -518,7 +518,7 @@ TEST(dead_holder_in_writer_lock_does_not_block_writers)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(10);
+		rp_alarm(10);
 		rp_close(r);
 		static char buf[8192];
 		memset(buf, 'd', sizeof buf);
@@ -530,10 +530,10 @@ TEST(dead_holder_in_writer_lock_does_not_block_writers)
 	static char buf[8192];
 	size_t got = 0;
 	ssize_t n;
-	alarm(10);
+	rp_alarm(10);
 	while ((n = rp_read(r, buf, sizeof buf)) > 0)
 		got += (size_t)n;
-	alarm(20);
+	rp_alarm(20);
 	CHECK(n == 0);
 	CHECK(got == 8192);
 	rp_wait_ok(pid);
@@ -548,14 +548,14 @@ TEST(dead_holder_in_writer_lock_does_not_block_writers)
  * from a real holder and is waited for: see docs/DESIGN.md.) */
 TEST(scribbled_lock_word_naming_unrelated_live_process_no_hang)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 0);
 	pid_t idle = fork();
 	CHECK(idle >= 0);
 	if (idle == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(30);
+		rp_alarm(30);
 		for (;;)
 			pause();
 	}
@@ -568,7 +568,7 @@ TEST(scribbled_lock_word_naming_unrelated_live_process_no_hang)
 		char buf[64];
 		fprintf(stderr, "lock words = 0x%08x (a live process); a hang here dies by SIGALRM\n",
 			live[i]);
-		alarm(5);
+		rp_alarm(5);
 		errno = 0;
 		ssize_t wr = rp_write(w, "livelock", 8);
 		int werr = errno;
@@ -590,7 +590,7 @@ TEST(scribbled_lock_word_naming_unrelated_live_process_no_hang)
  * validated copy, or fail cleanly). */
 TEST(scribbled_identity_with_ends_open_no_crash)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct hp h;
 	hp_make(&h, 4096);
 	rp_end *r, *w;
@@ -602,7 +602,7 @@ TEST(scribbled_identity_with_ends_open_no_crash)
 	static char big[3 * 4096], out[3 * 4096];
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = (char)(i * 7);
-	alarm(5);
+	rp_alarm(5);
 	/* 3 rounds of 3000 bytes through the 4096-byte ring: crosses the wrap */
 	for (int round = 0; round < 3; round++) {
 		errno = 0;
@@ -635,7 +635,7 @@ TEST(scribbled_identity_with_ends_open_no_crash)
  * file: rp_open fails with EINVAL, without hanging. */
 TEST(open_with_damaged_companion_fifos_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	static const char *const sfx[] = { ".wake", ".gate" };
 	for (int i = 0; i < 2; i++) {
 		struct hp h;

@@ -329,7 +329,7 @@ static UNUSED void open_named(struct named *n, size_t cap)
  */
 TEST(kill_writer_mid_transfer_reader_drains_then_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	pid_t pid = fork_child();
@@ -371,7 +371,7 @@ TEST(kill_writer_mid_transfer_reader_drains_then_eof)
  */
 TEST(kill_blocked_writer_reader_drains_then_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	signal(SIGPIPE, SIG_DFL);
 	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
@@ -416,7 +416,7 @@ TEST(kill_blocked_writer_reader_drains_then_eof)
  * third process: the blocked reader wakes with EOF within 100 ms. */
 TEST(kill_idle_writer_wakes_blocked_reader)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; double t_kill; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -460,7 +460,7 @@ TEST(kill_idle_writer_wakes_blocked_reader)
  */
 TEST(kill_reader_mid_transfer_writer_gets_epipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct {
 		_Atomic uint64_t got;
 		double t_err;
@@ -518,7 +518,7 @@ TEST(kill_reader_mid_transfer_writer_gets_epipe)
  * process kills the reader -9: the write fails with EPIPE within 100 ms. */
 TEST(kill_idle_reader_wakes_blocked_writer_with_epipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	signal(SIGPIPE, SIG_IGN);
 	struct { _Atomic int ready; _Atomic int full; double t_kill; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
@@ -562,7 +562,7 @@ TEST(kill_idle_reader_wakes_blocked_writer_with_epipe)
  * while the other is alive; EOF once it is killed too. */
 TEST(kill_one_of_two_writers_no_eof_until_both_dead)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready[2]; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -598,7 +598,7 @@ TEST(kill_one_of_two_writers_no_eof_until_both_dead)
  * nothing of the reserved span; the reader sees EOF within 100 ms. */
 TEST(kill_writer_inside_reserve_publishes_nothing)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -636,7 +636,7 @@ TEST(kill_writer_inside_reserve_publishes_nothing)
  * writers: their data arrives, the dead writer's uncommitted bytes never do. */
 TEST(kill_writer_inside_reserve_unblocks_other_writer)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; _Atomic int started; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -781,7 +781,7 @@ kw_writer(rp_end *w, unsigned id, _Atomic int *stop, uint32_t *written, int slow
 
 TEST(kill_writer_holding_lock_others_continue)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct {
 		_Atomic uint64_t records;
 		_Atomic int stop;
@@ -932,7 +932,7 @@ static void __attribute__((noreturn)) kr_reader(rp_end *r, _Atomic uint64_t *cou
 
 TEST(kill_reader_holding_lock_other_readers_continue)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct {
 		_Atomic uint64_t written;
 		_Atomic int stop;
@@ -1042,7 +1042,7 @@ TEST(kill_reader_holding_lock_other_readers_continue)
  * nothing of the peeked span: another reader gets those bytes. */
 TEST(kill_reader_between_peek_and_consume_leaves_data)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -1065,10 +1065,10 @@ TEST(kill_reader_between_peek_and_consume_leaves_data)
 	CHECK(kill(pid, SIGKILL) == 0);
 	wait_zombie(pid);
 	char buf[16];
-	alarm(5);
+	rp_alarm(5);
 	CHECK(rp_read(e[0], buf, sizeof buf) == 6);
 	CHECK(memcmp(buf, "cdefgh", 6) == 0);
-	alarm(20);
+	rp_alarm(20);
 	CHECK(rp_close(e[1]) == 0);
 	CHECK(rp_read(e[0], buf, sizeof buf) == 0);
 	wait_killed(pid);
@@ -1079,7 +1079,7 @@ TEST(kill_reader_between_peek_and_consume_leaves_data)
  * killed -9: every reader wakes with EOF within 100 ms. */
 TEST(kill_writer_wakes_all_blocked_readers)
 {
-	alarm(20);
+	rp_alarm(20);
 	enum { N = 6 };
 	struct { _Atomic int ready; _Atomic int wready; double t_ret[N]; long res[N]; } *sh =
 		shared_mem(sizeof *sh);
@@ -1141,7 +1141,7 @@ static int wait_rd_count(struct rp_shared *hdr, uint64_t want)
  */
 TEST(reader_killed_asleep_count_is_taken_back)
 {
-	alarm(60);
+	rp_alarm(60);
 	enum { N = 100000 };
 	struct named nm;
 	open_named(&nm, 16384);

@@ -188,7 +188,7 @@ TEST(signal_handler_writing_into_pipe_never_deadlocks)
 	suseconds_t us = (suseconds_t)(rp_ms(50) > 50 ? rp_ms(50) : 50);
 	struct itimerval it = { { 0, us }, { 0, us } };
 	CHECK(setitimer(ITIMER_PROF, &it, NULL) == 0);
-	alarm(30);                                   /* a deadlock fails the case */
+	rp_alarm(30);                                   /* a deadlock fails the case */
 	static char rec[RP_PIPE_BUF];
 	double end = rp_now_ms() + 1500;
 	while (rp_now_ms() < end)

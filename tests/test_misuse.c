@@ -116,7 +116,7 @@ TEST(null_buffer_rejected_without_moving_data)
 {
 	rp_end *e[2];
 	size_t n;
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 0);
 	CHECK(rp_write(e[1], "abc", 3) == 3);
 	CHECK_INT_FAIL(rp_read(e[0], NULL, 3), EFAULT, EINVAL);
@@ -134,7 +134,7 @@ TEST(invalid_iovcnt_einval)
 	rp_end *e[2];
 	char buf[4];
 	struct iovec iov = { buf, sizeof buf };
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 0);
 	CHECK(rp_write(e[1], "abc", 3) == 3);
 	CHECK_ERR(rp_readv(e[0], &iov, -1), EINVAL);

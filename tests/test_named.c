@@ -167,7 +167,7 @@ static UNUSED void drop_privileges(void)
  * intact through a 64 KiB ring, then EOF. */
 TEST(named_pipe_transfers_between_processes_opened_by_path)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -209,7 +209,7 @@ TEST(named_pipe_transfers_between_processes_opened_by_path)
 /* The capacity given to rp_mkfifo is the one every opener sees. */
 TEST(mkfifo_capacity_shared_by_openers)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 8192) == 0);
@@ -230,7 +230,7 @@ TEST(mkfifo_capacity_shared_by_openers)
 /* The mode is filtered by the umask, as mkfifo(3) does; the node is a FIFO. */
 TEST(mkfifo_mode_filtered_by_umask)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	struct stat st;
@@ -260,7 +260,7 @@ TEST(mkfifo_mode_filtered_by_umask)
  * dangling symlink) and leaves the existing file alone. */
 TEST(mkfifo_existing_path_eexist)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -287,14 +287,14 @@ TEST(mkfifo_existing_path_eexist)
 /* rp_mkfifo in a directory that does not exist: ENOENT, nothing created. */
 TEST(mkfifo_missing_directory_enoent)
 {
-	alarm(20);
+	rp_alarm(20);
 	CHECK_ERR(rp_mkfifo("/tmp/rp_no_such_dir_x9/fifo", 0600, 0), ENOENT);
 }
 
 /* rp_open of a path that does not exist: ENOENT. */
 TEST(open_missing_path_enoent)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "absent");
 	CHECK(rp_open(t.path, O_RDONLY | O_NONBLOCK) == NULL);
@@ -307,7 +307,7 @@ TEST(open_missing_path_enoent)
 /* O_WRONLY|O_NONBLOCK with no reader: ENXIO (fifo(7), LTP open06). */
 TEST(open_wronly_nonblock_no_reader_enxio)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0644, 0) == 0);
@@ -331,7 +331,7 @@ TEST(open_wronly_nonblock_no_reader_enxio)
 /* O_RDONLY|O_NONBLOCK with no writer opens at once. */
 TEST(open_rdonly_nonblock_no_writer_opens_at_once)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -347,7 +347,7 @@ TEST(open_rdonly_nonblock_no_writer_opens_at_once)
 /* A nonblocking reader with no writer ever: read gives 0 (EOF), not EAGAIN. */
 TEST(read_nonblock_no_writer_returns_eof)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -364,7 +364,7 @@ TEST(read_nonblock_no_writer_returns_eof)
  * no hang-up until a writer has come and gone. */
 TEST(blocking_read_no_writer_ever_returns_eof_at_once)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -383,7 +383,7 @@ TEST(blocking_read_no_writer_ever_returns_eof_at_once)
  * 300 ms later in another process); it returns promptly once it does. */
 TEST(open_rdonly_blocks_until_writer_opens)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { double t_open; _Atomic int done; } *sh = shared_mem(sizeof *sh);
 	struct tmp t;
 	tmp_make(&t, "fifo");
@@ -419,7 +419,7 @@ TEST(open_rdonly_blocks_until_writer_opens)
 /* A blocking O_WRONLY open waits until a reader opens. */
 TEST(open_wronly_blocks_until_reader_opens)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { double t_open; } *sh = shared_mem(sizeof *sh);
 	struct tmp t;
 	tmp_make(&t, "fifo");
@@ -454,7 +454,7 @@ TEST(open_wronly_blocks_until_reader_opens)
  * once a new writer opens, reads block again (EAGAIN when nonblocking). */
 TEST(eof_ends_when_new_writer_opens)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -483,7 +483,7 @@ TEST(eof_ends_when_new_writer_opens)
  * ENXIO), even when a reader is present. */
 TEST(open_eacces_when_mode_forbids)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	mode_t old = umask(0);
@@ -512,7 +512,7 @@ TEST(open_eacces_when_mode_forbids)
  * and move data to a root reader. */
 TEST(open_allowed_for_other_user_when_mode_permits)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	mode_t old = umask(0);
@@ -541,7 +541,7 @@ TEST(open_allowed_for_other_user_when_mode_permits)
 /* A plain kernel FIFO made with mkfifo(3) is not a ringpipe: EINVAL. */
 TEST(open_plain_kernel_fifo_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "kfifo");
 	CHECK(mkfifo(t.path, 0600) == 0);
@@ -559,7 +559,7 @@ TEST(open_plain_kernel_fifo_einval)
  * partner that can never make it a ringpipe. */
 TEST(open_blocking_plain_kernel_fifo_einval_without_waiting)
 {
-	alarm(5);
+	rp_alarm(5);
 	struct tmp t;
 	tmp_make(&t, "kfifo");
 	CHECK(mkfifo(t.path, 0600) == 0);
@@ -576,7 +576,7 @@ TEST(open_blocking_plain_kernel_fifo_einval_without_waiting)
 /* A regular file is not a ringpipe: EINVAL (and it is left untouched). */
 TEST(open_regular_file_einval)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "file");
 	int fd = open(t.path, O_CREAT | O_WRONLY, 0600);
@@ -602,7 +602,7 @@ TEST(open_regular_file_einval)
  * all four; a second rp_unlink gives ENOENT. */
 TEST(unlink_removes_path_and_shm_files)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -627,7 +627,7 @@ TEST(unlink_removes_path_and_shm_files)
  * data flows between processes, then EOF; and the files are all gone. */
 TEST(ends_keep_working_after_unlink)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 4096) == 0);
@@ -681,7 +681,7 @@ TEST(ends_keep_working_after_unlink)
  * pair of opens starts with an empty pipe (F8). */
 TEST(data_discarded_when_all_ends_close)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -714,7 +714,7 @@ TEST(data_discarded_when_all_ends_close)
 /* The same when the last holder of both ends dies by SIGKILL (D8). */
 TEST(data_discarded_after_last_holder_killed)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; } *sh = shared_mem(sizeof *sh);
 	struct tmp t;
 	tmp_make(&t, "fifo");
@@ -752,7 +752,7 @@ TEST(data_discarded_after_last_holder_killed)
  * writer opens before the reader drains: the bytes are still there. */
 TEST(data_kept_while_reader_stays_open)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -780,7 +780,7 @@ TEST(data_kept_while_reader_stays_open)
  * of every incarnation is gone after its rp_unlink. */
 TEST(no_shm_leak_after_mkfifo_open_close_unlink_cycles)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	for (int i = 0; i < 40; i++) {
@@ -817,7 +817,7 @@ TEST(no_shm_leak_after_mkfifo_open_close_unlink_cycles)
  * even after an unprivileged process failed to open it. */
 TEST(no_shm_leak_after_failed_opens)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -855,7 +855,7 @@ static UNUSED pid_t signal_later(pid_t target, double ms)
  * without SA_RESTART: NULL with EINTR (F3); for readers and writers. */
 TEST(blocking_open_interrupted_by_signal_eintr)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -890,7 +890,7 @@ TEST(blocking_open_interrupted_by_signal_eintr)
  * partner finally opens. */
 TEST(blocking_open_restarts_under_sa_restart)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -928,7 +928,7 @@ TEST(blocking_open_restarts_under_sa_restart)
 /* A capacity above RP_MAX_CAPACITY: EINVAL, and nothing is created. */
 TEST(mkfifo_capacity_too_large_einval_creates_nothing)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK_ERR(rp_mkfifo(t.path, 0600, RP_MAX_CAPACITY + 1), EINVAL);
@@ -942,7 +942,7 @@ TEST(mkfifo_capacity_too_large_einval_creates_nothing)
  * is a different pipe; the old ends keep talking only to each other. */
 TEST(mkfifo_again_after_unlink_is_independent_pipe)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
@@ -979,7 +979,7 @@ TEST(mkfifo_again_after_unlink_is_independent_pipe)
  * talking only to each other. */
 TEST(mkfifo_over_stale_shm_of_reused_inode_starts_clean)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 4096) == 0);
@@ -1028,7 +1028,7 @@ TEST(mkfifo_over_stale_shm_of_reused_inode_starts_clean)
  * or not) and the old one do not see each other's data or ends. */
 TEST(mkfifo_at_path_of_removed_pipe_in_use_is_independent)
 {
-	alarm(20);
+	rp_alarm(20);
 	struct { _Atomic int ready; _Atomic int go; } *sh = shared_mem(sizeof *sh);
 	struct tmp t;
 	tmp_make(&t, "fifo");
@@ -1109,7 +1109,7 @@ static void sweep_planted(const char *victim)
  */
 TEST(mkfifo_never_follows_symlinks_planted_in_dev_shm)
 {
-	alarm(50);
+	rp_alarm(50);
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	char victim[160];

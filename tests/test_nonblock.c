@@ -97,7 +97,7 @@ TEST(set_nonblock_toggles_read_end)
 {
 	rp_end *e[2];
 	char c;
-	alarm(5);
+	rp_alarm(5);
 	CHECK(rp_pipe(e) == 0);
 	CHECK(rp_set_nonblock(e[0], 1) == 0);
 	CHECK_ERR(rp_read(e[0], &c, 1), EAGAIN);
@@ -119,7 +119,7 @@ TEST(set_nonblock_toggles_write_end)
 {
 	static unsigned char buf[4096];
 	rp_end *e[2];
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 4096);
 	CHECK(rp_write(e[1], buf, sizeof buf) == sizeof buf);
 	CHECK(rp_set_nonblock(e[1], 1) == 0);
@@ -143,7 +143,7 @@ TEST(nonblock_flag_shared_across_fork)
 {
 	rp_end *e[2];
 	char c;
-	alarm(5);
+	rp_alarm(5);
 	CHECK(rp_pipe(e) == 0);
 	pid_t pid = fork();
 	CHECK(pid >= 0);

@@ -43,7 +43,7 @@ TEST(blocked_read_eintr_without_sa_restart)
 {
 	rp_end *e[2];
 	char c;
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, 0);
 	pid_t pid = signal_after(SIGUSR1, 200);
 	mkpipe(e, 0, 0);
@@ -80,7 +80,7 @@ static void read_gets_data_after_signals(int times)
 
 TEST(blocked_read_restarts_with_sa_restart)
 {
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, SA_RESTART);
 	read_gets_data_after_signals(1);
 }
@@ -90,7 +90,7 @@ TEST(blocked_read_restarts_with_sa_restart)
  * signal whose handler has SA_RESTART restarts the call ... */
 TEST(blocked_read_restarts_on_sa_restart_signal_beside_handler_without)
 {
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR2, 0);
 	catch_signal(SIGUSR1, SA_RESTART);
 	read_gets_data_after_signals(1);
@@ -101,7 +101,7 @@ TEST(blocked_read_eintr_on_handler_without_sa_restart_beside_one_with)
 {
 	rp_end *e[2];
 	char c;
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, SA_RESTART);
 	catch_signal(SIGUSR2, 0);
 	pid_t pid = signal_after(SIGUSR2, 200);
@@ -116,7 +116,7 @@ TEST(blocked_read_eintr_on_handler_without_sa_restart_beside_one_with)
  * come while the call sleeps. */
 TEST(blocked_read_restarts_beside_a_crash_handler)
 {
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGSEGV, 0);
 	catch_signal(SIGUSR1, SA_RESTART);
 	read_gets_data_after_signals(1);
@@ -128,7 +128,7 @@ TEST(blocked_read_eintr_after_one_shot_handler)
 {
 	rp_end *e[2];
 	char c;
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, SA_RESETHAND);
 	pid_t pid = signal_after(SIGUSR1, 200);
 	mkpipe(e, 0, 0);
@@ -143,7 +143,7 @@ TEST(blocked_read_eintr_after_one_shot_handler)
  * the others: restarted, as read(2) would be. */
 TEST(blocked_read_restarts_when_other_signals_have_no_handler)
 {
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	signal(SIGUSR2, SIG_IGN);
 	catch_signal(SIGUSR1, SA_RESTART);
 	read_gets_data_after_signals(2);
@@ -153,7 +153,7 @@ TEST(blocked_write_eintr_before_any_byte)
 {
 	static unsigned char buf[4096];
 	rp_end *e[2];
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, 0);
 	pid_t pid = signal_after(SIGUSR1, 300);
 	mkpipe(e, 0, 4096);
@@ -172,7 +172,7 @@ static void partial_count_after_handler(int flags, bool named)
 	static unsigned char buf[10000];
 	char dir[32] = "/tmp/rp_signal_XXXXXX", path[64];
 	rp_end *e[2];
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, flags);
 	pid_t pid = signal_after(SIGUSR1, 300);
 	if (named) {
@@ -216,7 +216,7 @@ TEST(blocked_write_restarts_with_sa_restart)
 {
 	static unsigned char buf[4096];
 	rp_end *e[2];
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGUSR1, SA_RESTART);
 	mkpipe(e, 0, 4096);
 	CHECK(rp_write(e[1], buf, sizeof buf) == sizeof buf);
@@ -304,7 +304,7 @@ TEST(blocked_writer_gets_epipe_when_reader_dies)
 {
 	static unsigned char buf[4096];
 	rp_end *e[2];
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGPIPE, 0);
 	mkpipe(e, 0, 4096);
 	pid_t pid = fork();
@@ -328,7 +328,7 @@ TEST(blocked_writer_returns_partial_count_when_reader_dies)
 {
 	static unsigned char buf[10000];
 	rp_end *e[2];
-	alarm((unsigned)(rp_ms(5000) / 1000));
+	rp_alarm(5);
 	catch_signal(SIGPIPE, 0);
 	mkpipe(e, 0, 4096);
 	pid_t pid = fork();

@@ -345,7 +345,7 @@ static void records_through(size_t capacity, uint32_t nrec)
  */
 TEST(stress_four_writers_records_atomic_ordered_complete)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	records_through(0, 100000);
 }
 
@@ -353,28 +353,28 @@ TEST(stress_four_writers_records_atomic_ordered_complete)
  * whole ring, and must still never be split or interleaved. */
 TEST(stress_four_writers_records_atomic_through_min_ring)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	records_through(RP_MIN_CAPACITY, 25000);
 }
 
 /* 256 MiB, checksummed and compared byte for byte, through a 4 KiB ring. */
 TEST(stress_256mib_checksum_through_4k_ring)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	stream_through(4096, 256ull << 20, 16384, 16384);
 }
 
 /* 256 MiB through a 1 GiB ring, in chunks of up to 8 MiB. */
 TEST(stress_256mib_through_1gib_ring)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	stream_through((size_t)1 << 30, 256ull << 20, 8u << 20, 8u << 20);
 }
 
 /* 256 MiB through the default ring, with reads and writes of 1..64 KiB. */
 TEST(stress_256mib_checksum_through_default_ring)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	stream_through(0, 256ull << 20, 65536, 65536);
 }
 
@@ -389,7 +389,7 @@ TEST(stress_256mib_checksum_through_default_ring)
 
 TEST(stress_many_readers_many_writers_bytes_conserved)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	struct {
 		uint64_t wcount[MM_WRITERS], wsum[MM_WRITERS];
 		uint64_t rcount[MM_READERS], rsum[MM_READERS];
@@ -469,7 +469,7 @@ TEST(stress_many_readers_many_writers_bytes_conserved)
  */
 TEST(stress_zero_copy_stream_checksum)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	const uint64_t total = 128ull << 20;
 	struct { uint64_t wsum; } *sh = shared_mem(sizeof *sh);
 	rp_end *e[2];
@@ -539,7 +539,7 @@ TEST(stress_zero_copy_stream_checksum)
 
 TEST(stress_nonblocking_poll_driven_ends_conserve_bytes)
 {
-	alarm(STRESS_ALARM);
+	rp_alarm(STRESS_ALARM);
 	struct {
 		uint64_t wcount[NB_WRITERS], wsum[NB_WRITERS];
 		uint64_t rcount[NB_READERS], rsum[NB_READERS];

@@ -48,7 +48,7 @@ static void *close_after(void *p)
  */
 TEST(threads_writing_one_end_keep_every_record_whole)
 {
-	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_alarm(60);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 16384) == 0);
 	struct writer a[NWRITERS];
@@ -89,7 +89,7 @@ static void *churn(void *unused)
  */
 TEST(pipes_opened_and_closed_beside_a_busy_pipe)
 {
-	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_alarm(60);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 65536) == 0);
 	pthread_t t;
@@ -212,7 +212,7 @@ static void joined(struct blocked *b)
  * blocked reading it. */
 static void read_blocked_then_closed(rp_end *e[2], struct blocked *b)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	CHECK(rp_pipe(e) == 0);
 	memset(b, 0, sizeof(*b));
 	b->e = e[0];
@@ -281,7 +281,7 @@ TEST(descriptors_of_an_end_closed_under_a_blocked_read_are_not_reused)
 
 TEST(write_blocked_in_an_end_closed_by_another_thread_completes)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 4096) == 0);
 	static char fill[4096];
@@ -303,7 +303,7 @@ TEST(write_blocked_in_an_end_closed_by_another_thread_completes)
 /* The same for a connection whose receiving side another thread closes. */
 static void recv_blocked_then_closed(rp_conn *c[2], struct blocked *b)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	CHECK(rp_conn_pipe(c, 0) == 0);
 	memset(b, 0, sizeof(*b));
 	b->c = c[0];
@@ -360,7 +360,7 @@ static void cancelled(struct blocked *b)
 
 TEST(read_cancelled_in_its_sleep_leaves_the_end_closable)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	signal(SIGPIPE, SIG_IGN);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -374,7 +374,7 @@ TEST(read_cancelled_in_its_sleep_leaves_the_end_closable)
 
 TEST(write_cancelled_in_its_sleep_leaves_the_end_closable)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 4096) == 0);
 	static char fill[4096];
@@ -393,7 +393,7 @@ TEST(write_cancelled_in_its_sleep_leaves_the_end_closable)
  * that side is closed, a send finds no receiver. */
 static void receiver_cancelled_then_closed(void *(*fn)(void *))
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	signal(SIGPIPE, SIG_IGN);
 	rp_conn *c[2];
 	CHECK(rp_conn_pipe(c, 0) == 0);
@@ -425,7 +425,7 @@ static void *read_uncancellable(void *p)
 
 TEST(read_in_a_thread_with_cancellation_disabled_is_not_cancelled)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
 	struct blocked b = { .e = e[0] };
@@ -452,7 +452,7 @@ static void *send_big(void *p)
  * and the receiver gets its message whole, not the cut one. */
 TEST(send_cancelled_inside_a_message_lets_the_next_message_through_whole)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	rp_conn *c[2];
 	CHECK(rp_conn_pipe(c, 0) == 0);
 	struct blocked b = { .c = c[1] };
@@ -490,7 +490,7 @@ static void *peek_once(void *p)
  * leaves the writers' lock free: a forked copy of the end writes. */
 TEST(reserve_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	rp_end *e[2];
 	CHECK(rp_pipe2(e, 0, 4096) == 0);
 	static char fill[4096];
@@ -521,7 +521,7 @@ TEST(reserve_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
 
 TEST(peek_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	signal(SIGPIPE, SIG_IGN);
 	rp_end *e[2];
 	CHECK(rp_pipe(e) == 0);
@@ -555,7 +555,7 @@ static bool asleep_in(pid_t pid, const char *prog)
  * or the writer would not see the reader go until that program exits. */
 TEST(program_spawned_under_a_blocked_call_does_not_hold_the_closed_end)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	signal(SIGPIPE, SIG_IGN);
 	rp_end *e[2];
 	struct blocked b;
@@ -628,7 +628,7 @@ static void *send_whole(void *p)
 
 TEST(biased_sender_cancelled_inside_a_message_leaves_the_lock_to_others)
 {
-	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_alarm(60);
 	rp_conn *c[2];
 	CHECK(rp_conn_pipe(c, 0) == 0);
 	pthread_t d;
@@ -669,7 +669,7 @@ static void *recv_big(void *p)
 
 TEST(recv_cancelled_inside_a_message_leaves_it_to_the_next_receive)
 {
-	alarm((unsigned)(rp_ms(60000) / 1000));
+	rp_alarm(60);
 	enum { BIG = 1 << 20 };
 	rp_conn *c[2];
 	CHECK(rp_conn_pipe(c, 0) == 0);
@@ -712,7 +712,7 @@ static void *open_reader(void *p)
 
 TEST(open_cancelled_waiting_for_a_partner_leaves_nothing_open)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(fifo_path, sizeof fifo_path, "/tmp/rp_threads_%d", (int)getpid());
 	unlink(fifo_path);
@@ -750,7 +750,7 @@ static void *make_with_cancel_pending(void *p)
 
 TEST(pipe_made_with_a_cancel_pending_is_made_whole)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct blocked b = { 0 };
 	CHECK(pthread_create(&b.t, NULL, make_with_cancel_pending, &b) == 0);
 	void *ret = NULL;
@@ -789,7 +789,7 @@ static void *call_in_a_loop(void *p)
 
 TEST(calls_from_signal_handlers_leave_the_cancel_state_as_found)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct sigaction sa = { .sa_handler = call_in_handler, .sa_flags = SA_RESTART };
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
 	CHECK(rp_pipe(sig_end) == 0);
@@ -833,7 +833,7 @@ static void *read_keeping_type(void *p)
 
 TEST(call_sleeping_in_a_signal_handler_keeps_the_outer_cancel_type)
 {
-	alarm((unsigned)(rp_ms(30000) / 1000));
+	rp_alarm(30);
 	struct sigaction sa = { .sa_handler = sleep_in_handler, .sa_flags = SA_RESTART };
 	CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
 	CHECK(rp_pipe(outer) == 0 && rp_pipe(inner) == 0);

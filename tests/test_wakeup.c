@@ -54,7 +54,7 @@ static void read_exactly(rp_end *r, size_t n)
  */
 TEST(writer_that_fits_wakes_while_bigger_writer_sleeps)
 {
-	alarm(60);
+	rp_alarm(60);
 	/* No spin: B heads straight for read(2), where the race is. */
 	CHECK(setenv("RINGPIPE_SPIN_NS", "0", 1) == 0);
 	struct { _Atomic int small_done; } *sh = shared_mem(sizeof *sh);

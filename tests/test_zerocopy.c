@@ -136,7 +136,7 @@ TEST(peek_at_eof_returns_null_and_zero)
 {
 	rp_end *e[2];
 	size_t n = 12345;
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 0);
 	CHECK(rp_write(e[1], "xyz", 3) == 3);
 	CHECK(rp_close(e[1]) == 0);
@@ -162,7 +162,7 @@ TEST(peek_blocks_until_data)
 {
 	rp_end *e[2];
 	size_t n = 0;
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 0);
 	pid_t pid = fork();
 	CHECK(pid >= 0);
@@ -240,7 +240,7 @@ TEST(reserve_blocks_until_room)
 {
 	static unsigned char buf[4096];
 	rp_end *e[2];
-	alarm(5);
+	rp_alarm(5);
 	mkpipe(e, 0, 4096);
 	CHECK(rp_write(e[1], buf, 4096) == 4096);
 	pid_t pid = fork();
