@@ -334,7 +334,10 @@ def main():
     w("- **idle-cpu**: CPU time (`CLOCK_PROCESS_CPUTIME_ID`) of a reader blocked on an "
       "empty channel, divided by the time it was blocked.")
     w("- **writers-N**: N writer processes (pinned to one CPU) into one pipe with 4 KiB "
-      "atomic writes, one reader on the other CPU; aggregate GB/s.")
+      "atomic writes, each for 1 s (0.1 s with `--quick`), one reader on the other CPU; "
+      "aggregate GB/s from the moment all writers have started until the first stops "
+      "(sharing a CPU, writers given a share of a fixed total would run one after "
+      "another, and the run would time process start-up).")
     w("- **memcpy**: `memcpy` of 1 MiB blocks on one core, through 1 MiB buffers (in "
       "cache) or buffers far larger than the last-level cache (to memory).")
     w("- **capacity**: the stream test with 64 KiB writes through ringpipe and through a "
