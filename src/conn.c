@@ -155,7 +155,7 @@ static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
 	}
 	if (__libc_single_threaded)
 		return h;
-	rp__call_enter();
+	rp__call_enter(false);
 	if (!rp__ref_take(&h->refs)) {
 		rp__call_leave();
 		errno = EBADF;

@@ -41,6 +41,7 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
  */
 static void release(struct rp_end *e)
 {
+	rp__call_quiet();                    /* close(2) is a cancellation point */
 	int err = errno;                     /* the call's result stands */
 	bool opened = e->shm_fd >= 0;        /* not a half-made end's discard */
 	rp__close_fds(e);
@@ -167,9 +168,9 @@ static bool ref_open(struct rp_end *e)
 	return true;
 }
 
-struct rp_end *rp__end_ref(struct rp_end *e)
+struct rp_end *rp__end_ref(struct rp_end *e, bool lazy)
 {
-	rp__call_enter();
+	rp__call_enter(lazy);
 	if (!ref_open(e)) {
 		rp__call_leave();
 		return NULL;
@@ -177,6 +178,7 @@ struct rp_end *rp__end_ref(struct rp_end *e)
 	rp__call_hold(e, end_unref);
 	return e;
 }
+
 
 void rp__end_put_ref(struct rp_end *e)
 {
@@ -234,11 +236,15 @@ static void exit_key_init(void)
 	pthread_key_create(&exit_key, calls_abandoned);
 }
 
-void rp__call_enter(void)
+/* A lazy level's state before rp__call_quiet(): not yet touched. */
+#define CANCEL_UNTOUCHED (-1)
+
+void rp__call_enter(bool lazy)
 {
-	int state;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+	int state = CANCEL_UNTOUCHED;
 	int d = depth;
+	if (!lazy || d >= CALL_NEST)
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
 	depth = d + 1;
 	atomic_signal_fence(memory_order_seq_cst);  /* a handler: level d+1 */
 	if (d < CALL_NEST)
@@ -259,7 +265,7 @@ void rp__call_leave(void)
 	int state = d < CALL_NEST ? held[d].state : PTHREAD_CANCEL_DISABLE;
 	atomic_signal_fence(memory_order_seq_cst);  /* read before a handler */
 	depth = d;                                   /* may take level d */
-	if (d < CALL_NEST)
+	if (d < CALL_NEST && state != CANCEL_UNTOUCHED)
 		pthread_setcancelstate(state, NULL);
 	errno = err;
 }
@@ -284,8 +290,18 @@ void rp__call_drop(void)
 		held[d].n--;
 }
 
+/* A handler calling in between the look and the store saves and restores
+ * its own state: ours is the same before and after it. */
+void rp__call_quiet(void)
+{
+	int d = depth - 1;
+	if (d >= 0 && d < CALL_NEST && held[d].state == CANCEL_UNTOUCHED)
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held[d].state);
+}
+
 bool rp__call_cancellable(void)
 {
+	rp__call_quiet();
 	return depth == 1 && held[0].state == PTHREAD_CANCEL_ENABLE;
 }
 

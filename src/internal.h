@@ -130,7 +130,8 @@ static inline bool rp__ref_take(_Atomic uint32_t *refs)
 struct rp_end *rp__end_alloc(void);
 extern _Atomic(struct rp_end *) rp__pool;  /* mapped once, never moved */
 extern _Atomic size_t rp__pool_top;         /* slots ever handed out */
-struct rp_end *rp__end_ref(struct rp_end *e);       /* a call's ref, or NULL+EBADF */
+/* A call's ref, or NULL+EBADF; lazy: rp__call_enter(true). */
+struct rp_end *rp__end_ref(struct rp_end *e, bool lazy);
 void rp__end_put_ref(struct rp_end *e);             /* its end */
 void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
 
@@ -141,7 +142,12 @@ void rp__end_unref(struct rp_end *e);               /* ref--, frees at 0 */
  * cleanup handlers for what the sleep holds; the references go when the
  * cancelled thread exits.
  */
-void rp__call_enter(void);                          /* a level, cancel off */
+void rp__call_enter(bool lazy);                     /* a level, cancel off */
+/* Cancel off for a lazy level (rp_read/rp_write: rp__call_enter(true)),
+ * before anything that may reach a cancellation point: their small paths
+ * make no system call, and pthread_setcancelstate's two atomics were
+ * their largest cost in a multi-threaded process. */
+void rp__call_quiet(void);
 void rp__call_hold(void *slot, void (*unref)(void *)); /* a reference in it */
 void rp__call_drop(void);                           /* before giving it back */
 /* Calls that make or remove a pipe are no cancellation point at all (a
@@ -181,8 +187,8 @@ static inline RP_HOT bool rp__end_valid(rp_end *h, int role)
 }
 
 /* The handle behind h, checked (EBADF), and referenced while other
- * threads could close it. */
-static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
+ * threads could close it; lazy for rp_read/rp_write (rp__call_quiet()). */
+static inline RP_HOT struct rp_end *rp__end_get_as(rp_end *h, int role, bool lazy)
 {
 	if (!rp__end_valid(h, role))
 		return NULL;
@@ -190,7 +196,12 @@ static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
 	 * (glibc tells us so for free): skip the two atomics per call. */
 	if (__libc_single_threaded)
 		return h;
-	return rp__end_ref(h);
+	return rp__end_ref(h, lazy);
+}
+
+static inline RP_HOT struct rp_end *rp__end_get(rp_end *h, int role)
+{
+	return rp__end_get_as(h, role, false);
 }
 
 static inline RP_HOT void rp__end_put(struct rp_end *e)     /* undo rp__end_get */

@@ -336,6 +336,7 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 
 int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 {
+	rp__call_quiet();       /* /proc is read, and nanosleep(2) may be */
 	_Atomic uint32_t *word = &l->word;
 	uint32_t me = self();
 	uint32_t cur = 0;
@@ -467,7 +468,11 @@ void rp__unlock_held(struct rp_end *e, struct rp_lockword *l)
 	atomic_store_explicit(&e->streak, streak, memory_order_relaxed);
 	if (streak >= BIAS_AFTER && rp__light_publish &&
 	    !atomic_load_explicit(&e->sh->heavy_publish, memory_order_relaxed)) {
-		int slot = bias_allowed(l) ? claim_slot(e, l, me) : -1;
+		int slot = -1;
+		if (bias_allowed(l)) {
+			rp__call_quiet();       /* claim_slot() may read /proc */
+			slot = claim_slot(e, l, me);
+		}
 		if (slot < 0)
 			atomic_store_explicit(&e->streak, 0, memory_order_relaxed);
 		else if (atomic_compare_exchange_strong_explicit(&l->word, &me,

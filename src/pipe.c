@@ -94,6 +94,7 @@ static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,
 static ssize_t write_locked(struct rp_end *e, const struct iovec *iov, int cnt,
 			    size_t total)
 {
+	rp__call_quiet();       /* it may sleep, raise SIGPIPE, fcntl */
 	struct rp_shared *sh = e->sh;
 	bool atomic = total <= RP_PIPE_BUF;
 	size_t done = 0;
@@ -220,6 +221,7 @@ static inline RP_HOT ssize_t write_small(struct rp_end *e, const void *buf, size
 static ssize_t read_locked(struct rp_end *e, const struct iovec *iov, int cnt,
 			   size_t total)
 {
+	rp__call_quiet();       /* it may sleep */
 	struct rp_shared *sh = e->sh;
 	bool writers_gone = false;
 
@@ -329,7 +331,7 @@ static ssize_t buf_total(const void *buf, size_t n)
  * the arguments were refused (errno set). */
 static inline RP_HOT ssize_t do_write(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
 {
-	struct rp_end *e = rp__end_get(h, RP_WRITER);
+	struct rp_end *e = rp__end_get_as(h, RP_WRITER, true);
 	if (!e)
 		return -1;
 	ssize_t r = total;
@@ -343,7 +345,7 @@ static inline RP_HOT ssize_t do_write(rp_end *h, const struct iovec *iov, int cn
 
 static inline RP_HOT ssize_t do_read(rp_end *h, const struct iovec *iov, int cnt, ssize_t total)
 {
-	struct rp_end *e = rp__end_get(h, RP_READER);
+	struct rp_end *e = rp__end_get_as(h, RP_READER, true);
 	if (!e)
 		return -1;
 	ssize_t r = total;

@@ -405,6 +405,7 @@ void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a)
 {
 	struct rp_shared *sh = e->sh;
 
+	rp__call_quiet();       /* write(2) is a cancellation point */
 	if (a)
 		a = atomic_exchange_explicit(&sh->rd_armed, 0,
 					     memory_order_relaxed) != 0;
@@ -427,6 +428,7 @@ static void drain_gate(struct rp_end *e)
 void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t g)
 {
 	struct rp_shared *sh = e->sh;
+	rp__call_quiet();
 	int err = errno;
 	if (n)
 		ring_bell(e, e->wake, rp_sleeper_count(n), &sh->wr_sleepers,
@@ -451,6 +453,7 @@ void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t g)
  */
 void rp__poller_token(struct rp_end *e)
 {
+	rp__call_quiet();
 	int err = errno;
 	ring_bell(e, e->bell, 1, &e->sh->rd_sleepers, e->sh->rd_who);
 	atomic_store_explicit(&e->sh->rd_armed, 0, memory_order_relaxed);
@@ -459,6 +462,7 @@ void rp__poller_token(struct rp_end *e)
 
 void rp__gate_open(struct rp_end *e)
 {
+	rp__call_quiet();
 	int err = errno;
 	drain_gate(e);
 	atomic_store_explicit(&e->sh->gate_closed, 0, memory_order_relaxed);
@@ -564,6 +568,7 @@ void rp__reader_emptied(struct rp_end *e)
 {
 	if (!e->polled || rp__has_data(e))
 		return;
+	rp__call_quiet();
 	/* Armed, and no writer inside its lock: no token is in the bell or
 	 * on its way (writers drop tokens only while holding the lock). */
 	if (atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst) &&
@@ -626,6 +631,7 @@ bool rp__readers_gone_slow(struct rp_end *e, uint32_t c)
 {
 	uint64_t now;
 
+	rp__call_quiet();       /* poll(2) is a cancellation point */
 	if (c != e->seen_rd_closes) {
 		e->seen_rd_closes = c;
 	} else if ((now = rp__coarse_ns()) >= e->next_probe_ns) {

@@ -759,25 +759,71 @@ TEST(pipe_made_with_a_cancel_pending_is_made_whole)
 	CHECK(atomic_load(&b.done) && b.r == 1);
 }
 
+/* A cancel pending at a read that wakes a writer blocked for room acts
+ * after the read, not in its write(2) of the writer's token: rp_read
+ * leaves its cancel state alone until it may reach a cancellation point. */
+static rp_end *woken[2];
+
+static void *read_with_cancel_pending(void *p)
+{
+	struct blocked *b = p;
+	/* A first read makes room too small for the writer, and takes the
+	 * slow path a new thread takes (it learns its TID there). */
+	if (rp_read(woken[0], b->buf, 1) != 1)
+		return NULL;
+	pthread_cancel(pthread_self());
+	b->r = rp_read(woken[0], b->buf, 1);
+	atomic_store(&b->done, 1);
+	pthread_testcancel();
+	return NULL;
+}
+
+TEST(read_with_a_cancel_pending_wakes_the_blocked_writer_first)
+{
+	rp_alarm(30);
+	static char full[4096];
+	CHECK(rp_pipe2(woken, 0, sizeof full) == 0);
+	CHECK(rp_write(woken[1], full, sizeof full) == (ssize_t)sizeof full);
+	struct blocked w = { .e = woken[1], .len = 2, .buf = "xy" };
+	start_blocked(&w, write_once);
+	struct blocked r = { 0 };
+	CHECK(pthread_create(&r.t, NULL, read_with_cancel_pending, &r) == 0);
+	void *ret = NULL;
+	CHECK(pthread_join(r.t, &ret) == 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(atomic_load(&r.done) && r.r == 1);
+	joined(&w);
+	CHECK(w.r == 2);
+	CHECK(rp_close(woken[0]) == 0 && rp_close(woken[1]) == 0);
+}
+
 /* A signal handler calling in while its thread is inside (or entering,
  * or leaving) a call: the thread comes out with the cancel state and
  * type it had, whatever the interleaving. */
 static rp_end *sig_end[2];
 
+static rp_end *sig_io[2];                /* the handler's reads and writes */
+
 static void call_in_handler(int sig)
 {
 	int err = errno;
+	char ch;
 	(void)sig;
 	rp_nread(sig_end[0]);
+	if (rp_write(sig_io[1], "h", 1) == 1)  /* rp_read/rp_write set it lazily */
+		rp_read(sig_io[0], &ch, 1);
 	errno = err;
 }
 
 static void *call_in_a_loop(void *p)
 {
 	struct blocked *b = p;
+	char ch;
 	b->r = 0;
 	for (long i = 0; !atomic_load(&b->done); i++) {
 		rp_nread(sig_end[0]);
+		if (rp_write(sig_end[1], "l", 1) != 1 || rp_read(sig_end[0], &ch, 1) != 1)
+			b->r++;
 		int state, type;
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &state);
 		pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
@@ -792,7 +838,7 @@ TEST(calls_from_signal_handlers_leave_the_cancel_state_as_found)
 	rp_alarm(30);
 	struct sigaction sa = { .sa_handler = call_in_handler, .sa_flags = SA_RESTART };
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
-	CHECK(rp_pipe(sig_end) == 0);
+	CHECK(rp_pipe(sig_end) == 0 && rp_pipe(sig_io) == 0);
 	struct blocked b = { 0 };
 	CHECK(pthread_create(&b.t, NULL, call_in_a_loop, &b) == 0);
 	double until = rp_now_ms() + 1000;
@@ -803,6 +849,7 @@ TEST(calls_from_signal_handlers_leave_the_cancel_state_as_found)
 	CHECK(pthread_join(b.t, NULL) == 0);
 	CHECK(b.r == 0);
 	CHECK(rp_close(sig_end[0]) == 0 && rp_close(sig_end[1]) == 0);
+	CHECK(rp_close(sig_io[0]) == 0 && rp_close(sig_io[1]) == 0);
 }
 
 /* A handler that sleeps in a call while its thread sleeps in another:
