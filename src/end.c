@@ -179,7 +179,6 @@ struct rp_end *rp__end_ref(struct rp_end *e, bool lazy)
 	return e;
 }
 
-
 void rp__end_put_ref(struct rp_end *e)
 {
 	rp__call_drop();
