@@ -141,8 +141,9 @@ static void conn_unref_any(void *c)
 }
 
 /* The connection behind h, checked (EBADF), and referenced for the call
- * while other threads could close it; conn_put() when done. */
-static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
+ * while other threads could close it; conn_put() when done.  lazy: the
+ * cancel state is left alone until rp__call_quiet() (rp_send, rp_recv). */
+static inline RP_HOT struct rp_conn *conn_get_as(rp_conn *h, bool lazy)
 {
 	struct rp_conn *p = atomic_load_explicit(&pool, memory_order_relaxed);
 	size_t top = atomic_load_explicit(&pool_top, memory_order_relaxed);
@@ -155,7 +156,7 @@ static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
 	}
 	if (__libc_single_threaded)
 		return h;
-	rp__call_enter(false);
+	rp__call_enter(lazy);
 	if (!rp__ref_take(&h->refs)) {
 		rp__call_leave();
 		errno = EBADF;
@@ -170,6 +171,11 @@ static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
 	}
 	rp__call_hold(h, conn_unref_any);
 	return h;
+}
+
+static inline RP_HOT struct rp_conn *conn_get(rp_conn *h)
+{
+	return conn_get_as(h, false);
 }
 
 static inline RP_HOT void conn_put(struct rp_conn *c)
@@ -451,7 +457,7 @@ static inline RP_HOT int send_conn(struct rp_conn *c, const void *msg, size_t le
 
 int rp_send(rp_conn *h, const void *msg, size_t len)
 {
-	struct rp_conn *c = conn_get(h);
+	struct rp_conn *c = conn_get_as(h, true);
 	if (!c)
 		return -1;
 	int r = send_conn(c, msg, len);
@@ -760,7 +766,7 @@ static inline RP_HOT ssize_t recv_conn(struct rp_conn *c, void *buf, size_t cap,
 
 static ssize_t recv_common(rp_conn *h, void *buf, size_t cap, void **out)
 {
-	struct rp_conn *c = conn_get(h);
+	struct rp_conn *c = conn_get_as(h, true);
 	if (!c)
 		return -1;
 	ssize_t r = recv_conn(c, buf, cap, out);

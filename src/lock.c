@@ -406,6 +406,7 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 
 bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l)
 {
+	rp__call_quiet();       /* it may read /proc */
 	uint32_t w = atomic_load_explicit(&l->word, memory_order_acquire);
 	if ((w & RP_LOCK_BIASED) &&
 	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_acquire))

@@ -360,6 +360,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
  */
 int rp__wait_readable(struct rp_end *e, bool unlock)
 {
+	rp__call_quiet();       /* cancellable only in the sleep's window */
 	rp__wake_writers(e);
 	if (unlock)
 		rp__unlock(e, &e->sh->rlock);
@@ -372,6 +373,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
  * only there (see rp__reader_emptied). */
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial)
 {
+	rp__call_quiet();
 	rp__wake_readers(e);
 	if (unlock) {
 		rp__unlock(e, &e->sh->wlock);
@@ -513,6 +515,7 @@ static bool armed_past_writer(struct rp_end *e)
  */
 int rp__poll_arm_reader(struct rp_end *e)
 {
+	rp__call_quiet();       /* it drains tokens with read(2) */
 	struct rp_shared *sh = e->sh;
 	char buf[MAX_TOKENS];
 	struct iovec v = { buf, sizeof(buf) };
@@ -587,6 +590,7 @@ void rp__reader_emptied(struct rp_end *e)
  */
 int rp__gate_close(struct rp_end *e, uint64_t need)
 {
+	rp__call_quiet();
 	struct rp_shared *sh = e->sh;
 
 	if (rp__lock_within(e, &sh->rlock, ARM_LOCK_NS) < 0) {

@@ -797,6 +797,55 @@ TEST(read_with_a_cancel_pending_wakes_the_blocked_writer_first)
 	CHECK(rp_close(woken[0]) == 0 && rp_close(woken[1]) == 0);
 }
 
+/* The same for rp_recv waking a sender blocked for room. */
+static rp_conn *msg_rx, *msg_tx;
+static char msg_big[1800];
+
+static void *send_big_once(void *p)
+{
+	struct blocked *b = p;
+	entering(b);
+	return returned(b, rp_send(msg_tx, msg_big, sizeof msg_big));
+}
+
+static void *recv_with_cancel_pending(void *p)
+{
+	struct blocked *b = p;
+	static char m[1200];
+	/* The first receive leaves too little room for the sender. */
+	if (rp_recv(msg_rx, m, sizeof m) != (ssize_t)sizeof m)
+		return NULL;
+	pthread_cancel(pthread_self());
+	b->r = rp_recv(msg_rx, m, sizeof m);
+	atomic_store(&b->done, 1);
+	pthread_testcancel();
+	return NULL;
+}
+
+TEST(recv_with_a_cancel_pending_wakes_the_blocked_sender_first)
+{
+	rp_alarm(30);
+	static char m[1200];
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 4096) == 0);
+	msg_rx = rp_conn_from_ends(e[0], NULL);
+	msg_tx = rp_conn_from_ends(NULL, e[1]);
+	CHECK(msg_rx && msg_tx);
+	for (int i = 0; i < 3; i++)
+		CHECK(rp_send(msg_tx, m, sizeof m) == 0);
+	struct blocked s = { 0 };
+	start_blocked(&s, send_big_once);
+	struct blocked r = { 0 };
+	CHECK(pthread_create(&r.t, NULL, recv_with_cancel_pending, &r) == 0);
+	void *ret = NULL;
+	CHECK(pthread_join(r.t, &ret) == 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(atomic_load(&r.done) && r.r == (ssize_t)sizeof m);
+	joined(&s);
+	CHECK(s.r == 0);
+	CHECK(rp_conn_close(msg_rx) == 0 && rp_conn_close(msg_tx) == 0);
+}
+
 /* A signal handler calling in while its thread is inside (or entering,
  * or leaving) a call: the thread comes out with the cancel state and
  * type it had, whatever the interleaving. */
