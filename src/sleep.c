@@ -17,6 +17,10 @@
  *   handler without SA_RESTART can end the poll with EINTR, and one with it
  *   runs as the poll returns, after which the sleep goes on.
  *
+ * Between two polls the signals that may end one stay blocked, and ppoll
+ * unblocks them atomically: a handler that runs while the sleeper looks at
+ * the ring would otherwise end nothing, where read(2) fails with EINTR.
+ *
  * The handlers are read with sigaction, one call per signal (about 20 us
  * here), so what was read is kept for SCAN_TTL_NS (100 ms) and read again
  * after every handler that ends a poll: a program that changes its handlers
@@ -108,41 +112,60 @@ static uint64_t mask_bits(const sigset_t *set)
 }
 
 /* A sleep's signal plan: the mask to poll under (NULL: the thread's own),
- * and a signalfd for the SA_RESTART signals it blocks, or -1. */
+ * and a signalfd for the SA_RESTART signals it blocks, or -1.  `own` is
+ * the thread's mask as the sleep found it: the signals that may end the
+ * poll stay blocked while the sleeper looks at the ring between polls
+ * (block_open()), and ppoll(2) unblocks them atomically, so that one
+ * arriving meanwhile ends the next poll at once, as it would have ended a
+ * blocked read(2); sleep_done() gives the thread its mask back. */
 struct plan {
 	sigset_t mask;
 	const sigset_t *maskp;
 	int sfd;
 	uint64_t open;          /* the signals that may end the poll */
+	sigset_t own;
+	bool blocked;
 };
+
+/* The thread's own mask plus the signals that may end the poll (not
+ * those raised by a fault, which must never find themselves blocked). */
+static void block_open(struct plan *p)
+{
+	sigset_t set = p->own;
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+		if ((p->open & (1ULL << (sig - 1))) && !self_raised(sig))
+			sigaddset(&set, sig);
+	p->blocked = pthread_sigmask(SIG_SETMASK, &set, NULL) == 0;
+}
 
 static void plan_sleep(struct plan *p, bool fresh)
 {
 	uint64_t restart, other;
-	sigset_t cur;
+	const sigset_t *cur = &p->own;
 
 	p->maskp = NULL;
 	p->sfd = -1;
-	if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
-		sigemptyset(&cur);
-	p->open = ~mask_bits(&cur);
+	p->open = ~mask_bits(cur);
 	read_handlers(&restart, &other, fresh);
 	restart &= p->open;
-	if (!restart || !(other & p->open))
-		return;                 /* they agree: the answer is theirs */
-	sigset_t watch;
-	sigemptyset(&watch);
-	p->mask = cur;
-	for (int sig = 1; sig <= 64; sig++)
-		if (restart & (1ULL << (sig - 1))) {
-			sigaddset(&watch, sig);
-			sigaddset(&p->mask, sig);
+	/* If they agree, the answer is theirs. */
+	if (restart && (other & p->open)) {
+		sigset_t watch;
+		sigemptyset(&watch);
+		p->mask = *cur;
+		for (int sig = 1; sig <= 64; sig++)
+			if (restart & (1ULL << (sig - 1))) {
+				sigaddset(&watch, sig);
+				sigaddset(&p->mask, sig);
+			}
+		/* No signalfd: EINTR after any handler. */
+		p->sfd = signalfd(-1, &watch, SFD_NONBLOCK | SFD_CLOEXEC);
+		if (p->sfd >= 0) {
+			p->maskp = &p->mask;
+			p->open &= ~restart;
 		}
-	p->sfd = signalfd(-1, &watch, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (p->sfd < 0)
-		return;                 /* no signalfd: EINTR after any handler */
-	p->maskp = &p->mask;
-	p->open &= ~restart;
+	}
+	block_open(p);
 }
 
 /* A handler ended the poll with EINTR: would read(2) have restarted?  Only
@@ -204,7 +227,7 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 			if (cancel)
 				rp__cancel_window(true);
 			int n = ppoll(fds, p->sfd >= 0 ? 2 : 1, ms < 0 ? NULL : &ts,
-				      p->maskp);
+				      p->maskp ? p->maskp : &p->own);
 			if (cancel)
 				rp__cancel_window(false);
 			if (n == 0 && ready(e, arg))
@@ -232,16 +255,21 @@ static int take(int fd, int nbfd, bool partial, struct plan *p,
 	}
 }
 
-/* The plan's signalfd goes, on return or cancellation. */
+/* The plan's signalfd goes, and the thread gets its mask back, on return
+ * or cancellation (a signal that came while blocked is handled now). */
 static void plan_done(void *arg)
 {
 	struct plan *p = arg;
+	int err = errno;
 	if (p->sfd >= 0) {
-		int err = errno;
 		close(p->sfd);
 		p->sfd = -1;
-		errno = err;
 	}
+	if (p->blocked) {
+		pthread_sigmask(SIG_SETMASK, &p->own, NULL);
+		p->blocked = false;
+	}
+	errno = err;
 }
 
 int rp__take_token(int fd, int nbfd, bool partial,
@@ -249,9 +277,13 @@ int rp__take_token(int fd, int nbfd, bool partial,
 		   uint64_t arg)
 {
 	struct plan p = { .maskp = NULL, .sfd = -1, .open = ~0ULL };
+	if (pthread_sigmask(SIG_BLOCK, NULL, &p.own) != 0)
+		sigemptyset(&p.own);
 	/* A write that has moved bytes ends at any handler: no plan needed. */
 	if (!partial)
 		plan_sleep(&p, false);
+	else
+		block_open(&p);
 	int r;
 	pthread_cleanup_push(plan_done, &p);
 	r = take(fd, nbfd, partial, &p, ready, e, arg);
