@@ -117,7 +117,7 @@ static uint64_t mask_bits(const sigset_t *set)
  * poll stay blocked while the sleeper looks at the ring between polls
  * (block_open()), and ppoll(2) unblocks them atomically, so that one
  * arriving meanwhile ends the next poll at once, as it would have ended a
- * blocked read(2); sleep_done() gives the thread its mask back. */
+ * blocked read(2); plan_done() gives the thread its mask back. */
 struct plan {
 	sigset_t mask;
 	const sigset_t *maskp;
