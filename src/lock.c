@@ -301,9 +301,10 @@ static void count_revocation(struct rp_lockword *l)
 	atomic_store_explicit(&l->rebias_at, next ? next : 1, memory_order_relaxed);
 }
 
-/* The lock's word is `cur`, biased.  0 (ours), -1 (errno), or 1: look again. */
+/* The lock's word is `cur`, biased.  0 (ours), -1 (errno), or 1: look again.
+ * keep: RP_LOCK_WAITERS if others may sleep on the word (see the caller). */
 static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
-		       uint32_t me, uint64_t deadline)
+		       uint32_t me, uint32_t keep, uint64_t deadline)
 {
 	uint32_t owner = cur & RP_LOCK_TID;
 	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(cur)];
@@ -318,7 +319,7 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 		}
 		return rp__bias_enter(e, l, rp__side(e, l), cur) ? 0 : 1;
 	}
-	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, me,
+	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, me | keep,
 			memory_order_acquire, memory_order_relaxed))
 		return 1;
 	if (await_owner(e, busy, owner, deadline) == 0) {
@@ -340,6 +341,11 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 	_Atomic uint32_t *word = &l->word;
 	uint32_t me = self();
 	uint32_t cur = 0;
+	/* An unlock that wakes a sleeper clears the waiters bit, and wakes
+	 * only us: once we have slept, others may still sleep, and whatever
+	 * we take the word with says so, or our unlock would leave them to
+	 * their next recheck (LOCK_RECHECK_NS) with the lock free. */
+	uint32_t keep = 0;
 	uint64_t deadline = budget_ns ? mono_ns() + budget_ns : 0;
 
 	/* We met somebody, or the bias went. */
@@ -349,7 +355,7 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 		return 0;
 	for (;;) {
 		if (cur & RP_LOCK_BIASED) {
-			int r = take_biased(e, l, cur, me, deadline);
+			int r = take_biased(e, l, cur, me, keep, deadline);
 			if (r <= 0)
 				return r;
 			cur = atomic_load_explicit(word, memory_order_relaxed);
@@ -384,6 +390,7 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 		if (next_sleep(deadline, &ts, &last) < 0)
 			return -1;
 		long r = futex(word, FUTEX_WAIT, cur | RP_LOCK_WAITERS, &ts);
+		keep = RP_LOCK_WAITERS;
 		/* Every full recheck interval, and before giving up: is the
 		 * holder still there? */
 		if (r < 0 && errno == ETIMEDOUT &&

@@ -55,6 +55,27 @@ static UNUSED pid_t fork_child(void)
 	return pid;
 }
 
+/* Wait until `pid` sleeps in the kernel (state S): blocked, not spinning. */
+static UNUSED void wait_sleeping(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	double end = rp_now_ms() + rp_ms(10000);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		CHECK(f != NULL);
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *p = strrchr(buf, ')');
+		CHECK(p != NULL && p[1] == ' ');
+		if (p[2] == 'S')
+			return;
+		CHECK(rp_now_ms() < end);
+		sleep_ms(5);
+	}
+}
+
 #if defined(__x86_64__)
 #define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)

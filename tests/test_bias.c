@@ -13,6 +13,7 @@
 #include "records.h"
 
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -367,6 +368,78 @@ TEST(a_revoker_waits_for_the_owner_to_leave)
 	CHECK(memcmp(got, "ownerlater", 10) == 0);
 	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
 	hp_clean(&h);
+}
+
+/* The first of the case's sleepers to get in notes its TID and the lock
+ * word it finds inside. */
+struct woken { _Atomic uint32_t in; _Atomic uint32_t word; };
+
+static pid_t fork_idle_writer(const struct hp *h, rp_end *w, struct woken *s)
+{
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		struct sched_param none = { 0 };
+		CHECK(sched_setscheduler(0, SCHED_IDLE, &none) == 0);
+		unsigned char *p = rp_write_reserve(w, 1);
+		CHECK(p != NULL);
+		*p = 'c';
+		uint32_t word = peek32(h->shm, OFF(wlock.word)), none_yet = 0;
+		if (atomic_compare_exchange_strong(&s->in, &none_yet, my_tid()))
+			atomic_store(&s->word, word);
+		CHECK(rp_write_commit(w, 1) == 0);
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * An unlock that wakes a writer asleep on the lock clears the waiters bit
+ * and wakes only that one.  If the lock is biased by the time the woken
+ * writer runs, it revokes the bias and must take the word with the
+ * waiters bit, or its own unlock leaves the other sleeper asleep (until
+ * its recheck, 20 ms later) with the lock free.  The two sleepers run
+ * SCHED_IDLE on our CPU, so the woken one waits while we take the lock
+ * alone until it is biased; when it ran before that, we try again.
+ */
+TEST(a_woken_writer_that_revokes_a_bias_keeps_the_waiters_bit)
+{
+	rp_alarm(60);
+	cpu_set_t one, all;
+	CHECK(sched_getaffinity(0, sizeof all, &all) == 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+	bool scene = false;
+	for (int attempt = 0; attempt < 20 && !scene; attempt++) {
+		struct hp h;
+		rp_end *r, *w;
+		open_pair(&h, 65536, &r, &w);
+		struct woken *s = shared_mem(sizeof *s);
+		unsigned char *p = rp_write_reserve(w, 1);
+		CHECK(p != NULL);
+		*p = 'p';
+		pid_t kid[2] = { fork_idle_writer(&h, w, s), fork_idle_writer(&h, w, s) };
+		wait_sleeping(kid[0]);
+		wait_sleeping(kid[1]);
+		CHECK(peek32(h.shm, OFF(wlock.word)) == (my_tid() | RP_LOCK_WAITERS));
+		CHECK(rp_write_commit(w, 1) == 0);      /* wakes one of them */
+		take_both_n(r, w, 300);                 /* alone, if it has not run */
+		uint32_t wl = peek32(h.shm, OFF(wlock.word));
+		scene = !atomic_load(&s->in) && bias_expected() &&
+			(wl & ~RP_LOCK_SLOT) == (RP_LOCK_BIASED | my_tid());
+		rp_wait_ok(kid[0]);                     /* we sleep: they run */
+		rp_wait_ok(kid[1]);
+		if (scene)
+			CHECK(atomic_load(&s->word) == (atomic_load(&s->in) | RP_LOCK_WAITERS));
+		CHECK(rp_nread(r) == 3);                /* ours, and one each */
+		CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+		hp_clean(&h);
+		munmap(s, sizeof *s);
+		if (!bias_expected())
+			break;
+	}
+	CHECK(scene || !bias_expected());
+	CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
 }
 
 /* Two writers that take turns, never meeting inside, are not "alone":

@@ -63,31 +63,15 @@ static UNUSED void stop_child(pid_t pid)
 	CHECK(WIFSTOPPED(st));
 }
 
-/* Wait until `pid` sleeps in the kernel (state S): blocked, not spinning. */
-static UNUSED void wait_sleeping(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	double end = rp_now_ms() + 10000;
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		CHECK(f != NULL);
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *p = strrchr(buf, ')');
-		CHECK(p != NULL && p[1] == ' ');
-		if (p[2] == 'S')
-			return;
-		CHECK(rp_now_ms() < end);
-		sleep_ms(5);
-	}
-}
-
+/* Wait until *flag reaches value: a failed check, not the case's alarm,
+ * if it never does. */
 static UNUSED void wait_flag(_Atomic int *flag, int value)
 {
-	while (atomic_load(flag) < value)
+	double end = rp_now_ms() + rp_ms(10000);
+	while (atomic_load(flag) < value) {
+		CHECK(rp_now_ms() < end);
 		sleep_ms(1);
+	}
 }
 
 static UNUSED uint64_t rng_next(uint64_t *s)
