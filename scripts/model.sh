@@ -139,6 +139,8 @@ lane1() {
 	check bias-no-fence        broken   safety "-DNO_FENCE"
 	check bias-no-recheck      broken   safety "-DNO_RECHECK"
 	check bias-one-flag        broken   safety "-DONE_FLAG"
+	check bias-ack-always      broken   safety "-DACK_ALWAYS"
+	check bias-ack-noack       broken   safety "-DACK_NOACK"
 	CHECK_MODEL=
 }
 lane2() {
@@ -199,7 +201,7 @@ names="lost-wakeup-1w2r lost-wakeup-2w1r killed-peer-1w2r killed-peer-2w1r
 	no-hand-back-killed asym-fence-1w2r asym-fence-2w1r asym-killed-1w2r
 	asym-killed-2w1r asym-no-fence asym-reader-2w1r asym-reader-1w1r
 	asym-reader-killed-2w1r asym-reader-no-fence asym-token-no-release bias-exclusive bias-no-fence-drained
-	bias-no-fence bias-no-recheck bias-one-flag"
+	bias-no-fence bias-no-recheck bias-one-flag bias-ack-always bias-ack-noack"
 if [ "${MODEL_EXTRA:-0}" = 1 ]; then
 	both extra1 extra2
 	names="$names cand-late-nudge-1w2r cand-late-nudge-2w1r cand-locked-sizes

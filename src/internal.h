@@ -244,7 +244,7 @@ uint64_t rp__capacity_round(size_t capacity);      /* 0 on EINVAL */
 int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns);
 extern __thread uint32_t rp__tid_cache;     /* this thread's TID, once known */
 extern __thread uint32_t rp__bias_depth;    /* biased locks this thread is in */
-void rp__bias_revoked(_Atomic uint32_t *busy);
+void rp__bias_revoked(_Atomic uint32_t *busy, uint32_t word);
 void rp__unlock_held(struct rp_end *e, struct rp_lockword *l);
 
 /* An end may hold both locks at once (a writer closing the gate holds
@@ -265,14 +265,16 @@ static inline struct rp_lockword *rp__side_lock(const struct rp_end *e, int side
 }
 
 /* Leaving a biased lock entered with word w: clear our busy flag; a
- * revoker that changed the word meanwhile may sleep on it: wake it. */
+ * revoker that changed the word meanwhile may sleep on it: tell it we saw
+ * the change, and wake it. */
 static inline RP_HOT void rp__bias_leave(struct rp_lockword *l, uint32_t w)
 {
 	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
 	atomic_store_explicit(busy, 0, memory_order_release);
 	atomic_signal_fence(memory_order_seq_cst);
-	if (__builtin_expect(atomic_load_explicit(&l->word, memory_order_relaxed) != w, 0))
-		rp__bias_revoked(busy);
+	uint32_t now = atomic_load_explicit(&l->word, memory_order_relaxed);
+	if (__builtin_expect(now != w, 0))
+		rp__bias_revoked(busy, now);
 }
 
 /* Entering a lock biased to us (word w): set our busy flag, then make

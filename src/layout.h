@@ -26,8 +26,10 @@
  * as held; 7, the lock counts its revocations (the bias backs off); 8,
  * the lock keeps the time of its last revocation instead (no bias for a
  * while after one); 9, it keeps a rate of revocations instead (a bias
- * comes back at once unless revocations come faster than that). */
-#define RP_LAYOUT_VERSION 9u
+ * comes back at once unless revocations come faster than that); 10, an
+ * owner that finds its bias revoked says so in its busy flag
+ * (RP_BUSY_ACK), which a revoker of 9 would take for "inside" for ever. */
+#define RP_LAYOUT_VERSION 10u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -52,19 +54,24 @@ static inline uint64_t rp_sleeper_count(uint64_t w)
 }
 
 /* The writers' or the readers' lock (lock.c).  word: 0 (free), the
- * holder's TID (| RP_LOCK_WAITERS when somebody sleeps on it), or
+ * holder's TID (| RP_LOCK_WAITERS when somebody sleeps on it; |
+ * RP_LOCK_NOACK when it took the word from a bias it may give back), or
  * RP_LOCK_BIASED | slot << RP_LOCK_SLOT_SHIFT | TID: biased to that thread,
  * which holds the lock while busy[slot] is set.  A slot belongs to the
  * thread named in owner[slot] (claimed by CAS, freed when that thread is
  * gone), so a thread writes only its own busy flag: one whose bias was
  * revoked while it was on its way in cannot clear the next owner's.
+ * busy is 0 (out), 1 (inside) or RP_BUSY_ACK: out, having seen the word
+ * changed by a revoker (lock.c, await_owner()); a claim resets it to 0.
  * TIDs are below 2^22 (the kernel's PID_MAX_LIMIT). */
 #define RP_LOCK_TID        0x003fffffu
 #define RP_LOCK_SLOT_SHIFT 22
 #define RP_LOCK_SLOT       (7u << RP_LOCK_SLOT_SHIFT)
+#define RP_LOCK_NOACK      0x20000000u
 #define RP_LOCK_WAITERS    0x40000000u
 #define RP_LOCK_BIASED     0x80000000u
 #define RP_BIAS_SLOTS      8
+#define RP_BUSY_ACK        2
 /* rp_lockword.rebias_at counts CLOCK_MONOTONIC in units of 2^10 ns, modulo
  * 2^32 (73 minutes). */
 #define RP_BIAS_CLOCK_SHIFT 10
@@ -106,7 +113,7 @@ static inline uint32_t rp_lock_holder(const struct rp_lockword *l)
 {
 	struct rp_lockword *m = (struct rp_lockword *)l;  /* loads only */
 	uint32_t w = atomic_load(&m->word);
-	if ((w & RP_LOCK_BIASED) && !atomic_load(&m->busy[rp_lock_slot(w)]))
+	if ((w & RP_LOCK_BIASED) && atomic_load(&m->busy[rp_lock_slot(w)]) != 1)
 		return 0;
 	return w & RP_LOCK_TID;
 }

@@ -22,6 +22,8 @@
  * it is, so either the owner sees the CAS and backs out, or the revoker
  * sees the flag and waits (the asymmetric handshake of fence.c;
  * docs/model/bias.pml checks it, and why each owner has a flag of its own).
+ * A revoker that finds the owner inside needs no membarrier: the owner,
+ * leaving, sees the CAS, and says so (RP_BUSY_ACK) before it wakes us.
  */
 #include "internal.h"
 
@@ -233,23 +235,34 @@ static int next_sleep(uint64_t deadline, struct timespec *ts, bool *last)
 
 /*
  * We took the word of a lock biased to `owner`: wait until the owner is
- * out (busy clear; its exit wakes us), or gone.  Without membarrier (a
- * seccomp filter, say) an entry the owner began before our CAS may not
- * show in busy yet: a store leaves a store buffer within nanoseconds, and
- * any interrupt drains it, so looking again BIAS_DRAIN_NS later is enough;
- * and nobody biases this ring again (heavy_publish).
+ * out, or gone.  RP_BUSY_ACK: the owner left having seen our CAS (its
+ * exit wakes us), so it will see it at its next entry too: its loads come
+ * in order.  Busy clear: the owner is out, or its entry's store of busy
+ * has not reached us yet while its load of the word already missed the
+ * CAS; a membarrier rules that out (look again after it).  Without
+ * membarrier (a seccomp filter, say) we wait that store out instead: a
+ * store leaves a store buffer within nanoseconds, and any interrupt drains
+ * it, so looking again BIAS_DRAIN_NS later is enough; and nobody biases
+ * this ring again (heavy_publish).  The owner is mostly inside when we
+ * come (a writer's copy is under the lock), so most revocations are the
+ * first kind, and spare their membarrier's interrupt of every CPU.
  */
 static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 		       uint64_t deadline)
 {
-	bool fenced = rp__fence_peers(e);
+	bool fenced = false;
 	for (;;) {
-		if (!atomic_load_explicit(busy, memory_order_acquire)) {
+		uint32_t b = atomic_load_explicit(busy, memory_order_acquire);
+		if (b == RP_BUSY_ACK)
+			return 0;
+		if (!b) {
 			if (fenced)
 				return 0;
-			struct timespec ts = { 0, BIAS_DRAIN_NS };
-			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-				;
+			if (!rp__fence_peers(e)) {
+				struct timespec ts = { 0, BIAS_DRAIN_NS };
+				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+					;
+			}
 			fenced = true;
 			continue;
 		}
@@ -312,14 +325,16 @@ static int take_biased(struct rp_end *e, struct rp_lockword *l, uint32_t cur,
 		/* Ours, with busy set: this thread is inside (a signal handler
 		 * calling in), unless busy was left by a dead thread whose TID
 		 * we now have, which nobody else would ever clear. */
-		if (atomic_load_explicit(busy, memory_order_relaxed) &&
+		if (atomic_load_explicit(busy, memory_order_relaxed) == 1 &&
 		    rp__bias_depth) {
 			errno = EDEADLK;
 			return -1;
 		}
 		return rp__bias_enter(e, l, rp__side(e, l), cur) ? 0 : 1;
 	}
-	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, me | keep,
+	/* With a deadline we may have to give the bias back. */
+	uint32_t mine = me | keep | (deadline ? RP_LOCK_NOACK : 0);
+	if (!atomic_compare_exchange_strong_explicit(&l->word, &cur, mine,
 			memory_order_acquire, memory_order_relaxed))
 		return 1;
 	if (await_owner(e, busy, owner, deadline) == 0) {
@@ -416,7 +431,7 @@ bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l)
 	rp__call_quiet();       /* it may read /proc */
 	uint32_t w = atomic_load_explicit(&l->word, memory_order_acquire);
 	if ((w & RP_LOCK_BIASED) &&
-	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_acquire))
+	    atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_acquire) != 1)
 		return true;
 	return rp_lock_garbage(w) || rp__tid_gone(e, w);
 }
@@ -428,8 +443,15 @@ bool rp__tid_gone(struct rp_end *e, uint32_t tid)
 	       !holder_maps_ring(tid, e->ring_dev, e->ring_ino);
 }
 
-void rp__bias_revoked(_Atomic uint32_t *busy)
+/* The owner, leaving, saw a revoker's CAS (the word is now `word`): it
+ * says so, then wakes the revoker (await_owner()).  Not to a revoker that
+ * may give the bias back: the word would then be ours again with the
+ * acknowledgement still in our flag, for the next revoker to trust
+ * before we have seen its CAS (docs/model/bias.pml, ACK_NOACK). */
+void rp__bias_revoked(_Atomic uint32_t *busy, uint32_t word)
 {
+	if (!(word & RP_LOCK_NOACK))
+		atomic_store_explicit(busy, RP_BUSY_ACK, memory_order_release);
 	futex(busy, FUTEX_WAKE, INT32_MAX, NULL);
 }
 
@@ -442,8 +464,10 @@ void rp__bias_revoked(_Atomic uint32_t *busy)
 static int claim_slot(struct rp_end *e, struct rp_lockword *l, uint32_t me)
 {
 	for (int i = 0; i < RP_BIAS_SLOTS; i++)
-		if (atomic_load_explicit(&l->owner[i], memory_order_relaxed) == me)
-			return i;
+		if (atomic_load_explicit(&l->owner[i], memory_order_relaxed) == me) {
+			atomic_store_explicit(&l->busy[i], 0, memory_order_relaxed);
+			return i;       /* (it may hold RP_BUSY_ACK) */
+		}
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < RP_BIAS_SLOTS; i++) {
 			uint32_t t = atomic_load_explicit(&l->owner[i],

@@ -336,6 +336,43 @@ TEST(no_bias_once_a_peer_was_refused_membarrier)
 }
 
 /*
+ * Our lock biased to us and held (a reservation of "owner"), and a child
+ * that writes "later" and so revokes the bias; it may not call
+ * membarrier(2) if `refuse`.  Returns once the child has begun.
+ */
+static pid_t revoke_while_inside(const struct hp *h, rp_end *r, rp_end *w, bool refuse)
+{
+	take_both_alone(r, w);
+	check_wlock_biased_to_me(h);
+	unsigned char *p = rp_write_reserve(w, 5);
+	CHECK(p != NULL);
+	memcpy(p, "owner", 5);
+	_Atomic int *started = shared_mem(sizeof *started);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		if (refuse)
+			refuse_membarrier();
+		atomic_store(started, 1);
+		CHECK(rp_write(w, "later", 5) == 5);
+		_exit(0);
+	}
+	while (!atomic_load(started))
+		sleep_ms(1);
+	munmap((void *)started, sizeof *started);
+	return pid;
+}
+
+/* We commit the reservation: "owner", then the child's "later". */
+static void commit_owner_first(rp_end *r, rp_end *w, pid_t pid)
+{
+	CHECK(rp_write_commit(w, 5) == 0);
+	rp_wait_ok(pid);
+	char got[10];
+	read_exact(r, got, sizeof got);
+	CHECK(memcmp(got, "ownerlater", 10) == 0);
+}
+
+/*
  * A revoker that finds the owner inside waits for it to come out (woken
  * by the owner's exit), and only then writes: the owner's reservation,
  * committed 200 ms later, comes first.
@@ -346,26 +383,30 @@ TEST(a_revoker_waits_for_the_owner_to_leave)
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
-	take_both_alone(r, w);
-	unsigned char *p = rp_write_reserve(w, 5);
-	CHECK(p != NULL);
-	memcpy(p, "owner", 5);
-	_Atomic int *started = shared_mem(sizeof *started);
-	pid_t pid = fork_child();
-	if (pid == 0) {
-		atomic_store(started, 1);
-		CHECK(rp_write(w, "later", 5) == 5);
-		_exit(0);
-	}
-	while (!atomic_load(started))
-		sleep_ms(1);
+	pid_t pid = revoke_while_inside(&h, r, w, false);
 	sleep_ms(200);
 	CHECK(rp_nread(r) == 0);        /* the revoker is still waiting */
-	CHECK(rp_write_commit(w, 5) == 0);
-	rp_wait_ok(pid);
-	char got[10];
-	read_exact(r, got, sizeof got);
-	CHECK(memcmp(got, "ownerlater", 10) == 0);
+	commit_owner_first(r, w, pid);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/*
+ * The owner, leaving, sees the revoker's change to the lock word and
+ * says so in its busy flag: a revoker that waited for that needs no
+ * membarrier(2).  This one may not call it: had it tried, the ring
+ * would be marked for heavy publishes (and no more biasing).
+ */
+TEST(a_revoker_the_owner_acknowledges_needs_no_membarrier)
+{
+	rp_alarm(30);
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	pid_t pid = revoke_while_inside(&h, r, w, true);
+	wait_sleeping(pid);             /* waiting for us to leave */
+	commit_owner_first(r, w, pid);
+	CHECK(peek32(h.shm, OFF(heavy_publish)) == 0);
 	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
 	hp_clean(&h);
 }

@@ -3,9 +3,13 @@
  * with plain stores of its own busy flag (its slot's), which may sit in
  * the owner's store buffer while its next load (of the lock word)
  * overtakes them; another thread revokes the bias with a CAS of the word,
- * then membarrier(2) (which drains every registered thread's store
- * buffer), then waits for the owner's flag to clear.  Checked by
- * scripts/model.sh; see docs/model/README.md.
+ * then waits for the owner's flag to clear, with membarrier(2) (which
+ * drains every registered thread's store buffer) before it trusts a
+ * clear flag.  An owner that finds the word changed as it leaves says so
+ * in its flag (ACK), unless the word says the revoker may give the bias
+ * back (NOACK: a revoker with a time limit); a revoker that reads ACK
+ * needs no membarrier.  Checked by scripts/model.sh; see
+ * docs/model/README.md.
  *
  * Each of NT threads calls for ever: take the lock, be inside, leave, and
  * at a plain unlock maybe keep the lock biased to itself.  The word
@@ -20,6 +24,11 @@
  *   ONE_FLAG      one busy flag for every owner (the first version of
  *                 lock.c): a thread on its way into a bias it has just
  *                 lost clears the flag of the next owner (must be caught)
+ *   ACK_ALWAYS    the owner acknowledges at every exit, revoked or not
+ *                 (must be caught)
+ *   ACK_NOACK     the owner acknowledges a revoker that may give the bias
+ *                 back: the ACK outlives the give-back and a later
+ *                 revoker trusts it (must be caught)
  * Kills are left to the C tests (test_bias): a dead owner's lock is taken
  * over as a dead holder's is, and nothing it did is published.
  */
@@ -28,11 +37,13 @@
 #endif
 
 #define FREE 0
+#define ACK 2               /* RP_BUSY_ACK */
 bit biased;                 /* word: RP_LOCK_BIASED */
+bit noack;                  /* word: RP_LOCK_NOACK */
 byte holder;                /* word: TID + 1 (0: FREE) */
-bit busy[NT];               /* in memory: thread i's slot's flag */
+byte busy[NT];              /* in memory: thread i's slot's flag, 0, 1, ACK */
 bit sb_full[NT];            /* a store of busy waiting in thread i's buffer */
-bit sb_val[NT];             /* (later stores to one place overwrite: */
+byte sb_val[NT];            /* (later stores to one place overwrite: */
 byte inside;                /*  an observer may miss the earlier ones) */
 
 #ifdef ONE_FLAG
@@ -62,6 +73,26 @@ inline store_busy(i, v) {
 	sb_full[i] = 1; sb_val[i] = v
 }
 
+/* rp__bias_leave(): clear busy, then look at the word: changed, say so
+ * (then wake the revoker, which the model leaves out: a waiting revoker
+ * is one blocked until the flag changes). */
+inline leave_biased() {
+	atomic { store_busy(me, 0) };
+#ifdef ACK_ALWAYS
+	atomic { store_busy(me, ACK) }
+#else
+	if
+	:: atomic { OURS -> skip }
+#ifdef ACK_NOACK
+	:: atomic { !OURS -> store_busy(me, ACK) }
+#else
+	:: atomic { !OURS && noack -> skip }
+	:: atomic { !OURS && !noack -> store_busy(me, ACK) }
+#endif
+	fi
+#endif
+}
+
 inline enter_biased() {
 	/* rp__bias_enter(): set busy, then look at the word again */
 	atomic { store_busy(me, 1) };
@@ -70,7 +101,8 @@ inline enter_biased() {
 #else
 	if
 	:: atomic { OURS -> mine = 1 }
-	:: atomic { !OURS -> store_busy(me, 0) }
+	:: atomic { !OURS -> skip };
+		leave_biased()
 	fi
 #endif
 }
@@ -79,6 +111,7 @@ proctype thread(byte me)
 {
 	byte mine;
 	byte h;
+	bit fenced;
 	do
 	:: mine = 0;
 		/* rp__lock: the fast paths (the loads, then the stores) */
@@ -88,24 +121,38 @@ proctype thread(byte me)
 		:: atomic { !biased && holder == FREE -> drain(me); holder = me + 1; mine = 2 }
 		:: else -> skip
 		fi;
+again:
 		/* rp__lock_within: revoke a bias, or wait for the holder */
 		do
 		:: mine -> break
 		:: atomic { !mine && !biased && holder == FREE ->
 			drain(me); holder = me + 1; mine = 2; break }
-		:: atomic { !mine && OURS && MY_BUSY(me) == 0 -> skip };
+		:: atomic { !mine && OURS -> skip };    /* take_biased(), owner == me */
 			enter_biased()
 		:: atomic { !mine && biased && holder != me + 1 ->
-			h = holder - 1; drain(me); biased = 0; holder = me + 1 }
-#ifndef NO_FENCE
-			atomic { drain_all() };
-#endif
+			h = holder - 1; drain(me); biased = 0; holder = me + 1;
+			/* a revoker with a time limit (rp__lock_within's budget) */
+			if
+			:: noack = 1
+			:: noack = 0
+			fi;
+			fenced = 0 }
+			/* await_owner() */
+			do
+			:: atomic { busy[SLOT(h)] == ACK -> mine = 2; break }
+			:: atomic { busy[SLOT(h)] == 0 && fenced -> mine = 2; break }
+			:: atomic { busy[SLOT(h)] == 0 && !fenced ->
 #ifdef DRAIN_WAIT
-			atomic { busy[SLOT(h)] == 0 && !sb_full[h] };
-#else
-			busy[SLOT(h)] == 0;
+				!sb_full[h];
+#elif !defined(NO_FENCE)
+				drain_all();
 #endif
-			mine = 2;
+				fenced = 1 }
+			:: atomic { noack && busy[SLOT(h)] == 1 ->
+				/* out of time: give the bias back */
+				biased = 1; holder = h + 1; noack = 0 };
+				goto again
+			od;
 			break
 		od;
 		/* inside */
@@ -113,11 +160,11 @@ proctype thread(byte me)
 		atomic { inside-- };
 		/* rp__unlock: mine == 1 by bias, 2 by the word */
 		if
-		:: mine == 1 -> atomic { store_busy(me, 0) }
+		:: mine == 1 -> leave_biased()
 		:: mine == 2 ->
 			if
-			:: atomic { store_busy(me, 0); drain(me); biased = 1 }  /* grant */
-			:: atomic { drain(me); holder = FREE }
+			:: atomic { !noack -> store_busy(me, 0); drain(me); biased = 1 }  /* grant */
+			:: atomic { drain(me); holder = FREE; noack = 0 }
 			fi
 		fi
 	od
