@@ -460,6 +460,7 @@ int rp_send(rp_conn *h, const void *msg, size_t len)
 	struct rp_conn *c = conn_get_as(h, true);
 	if (!c)
 		return -1;
+	rp__note_answer();
 	int r = send_conn(c, msg, len);
 	conn_put(c);
 	return r;

@@ -374,6 +374,15 @@ int rp__take_token(int fd, int nbfd, bool partial,
 		   uint64_t arg);
 /* Called holding the side's lock; unlock: release it before sleeping. */
 int rp__wait_readable(struct rp_end *e, bool unlock); /* READY, GONE (no writers), -1 */
+/* This thread's waits for data poll the ring often while it answers, that
+ * is while it has written within its last RP_ANSWER_WAITS waits (wait.c,
+ * spin_poll()).  Every write and send says so. */
+#define RP_ANSWER_WAITS 64
+extern __thread uint32_t rp__answering;
+static inline void rp__note_answer(void)
+{
+	rp__answering = RP_ANSWER_WAITS;
+}
 /* READY, GONE, -1.  partial: the caller has moved some bytes, so any
  * signal handler ends the wait (-1 EINTR), SA_RESTART or not, as it ends a
  * kernel pipe's write. */

@@ -334,6 +334,7 @@ static inline RP_HOT ssize_t do_write(rp_end *h, const struct iovec *iov, int cn
 	struct rp_end *e = rp__end_get_as(h, RP_WRITER, true);
 	if (!e)
 		return -1;
+	rp__note_answer();
 	ssize_t r = total;
 	if (cnt == 1 && (size_t)r - 1 < RP_PIPE_BUF)
 		r = write_small(e, iov->iov_base, (size_t)r);

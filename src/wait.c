@@ -46,10 +46,17 @@
 /* The spin looks at the ring every SPIN_POLL pauses (about 0.2 us here):
  * each look takes the line of the other side's index away from it, and a
  * writer streaming small writes then waits for that line at every call
- * (DESIGN.md, "Small writes").  -DSPIN_POLL=1 for experiments. */
+ * (DESIGN.md, "Small writes").  -DSPIN_POLL=1 for experiments.  A reader
+ * that only reads, fed a stream, looks every SPIN_POLL_STREAM pauses
+ * (see spin_poll()). */
 #ifndef SPIN_POLL
 #define SPIN_POLL 8
 #endif
+#ifndef SPIN_POLL_STREAM
+#define SPIN_POLL_STREAM 128
+#endif
+/* A wait for data that ended within this many pauses was fed a stream. */
+#define STREAM_PAUSES 256
 /* Spinning longer than this yields the CPU at every clock check: a round
  * trip between two processes sharing a CPU took 70 us when the spin
  * yielded every 1024 pauses, 15 us this way. */
@@ -305,6 +312,31 @@ static bool readable(struct rp_end *e, uint64_t unused)
 	return rp__has_data(e);
 }
 
+__thread uint32_t rp__answering;
+static __thread bool fed_stream;        /* our last wait for data was short */
+
+/*
+ * How many pauses between looks at the ring.  A reader fed a stream of
+ * small writes gets a little data at every look, and every look takes the
+ * writer's lines away from it; looking less often lets each look find
+ * more (64-byte stream: 0.38-0.52 GB/s -> 0.82-1.04, DESIGN.md, "Small
+ * writes").  That costs the reader up to 3 us of latency, which a thread
+ * that answers what it reads (its own writes say so) must not pay: a
+ * round trip would double.  So the slow looks are for a thread that has
+ * not written lately and whose last wait was short; a wait after a quiet
+ * spell looks often.
+ */
+static unsigned spin_poll(bool (*ready)(struct rp_end *, uint64_t))
+{
+	if (ready != readable)
+		return SPIN_POLL;
+	if (rp__answering) {
+		rp__answering--;
+		return SPIN_POLL;
+	}
+	return fed_stream ? SPIN_POLL_STREAM : SPIN_POLL;
+}
+
 static bool writable(struct rp_end *e, uint64_t need)
 {
 	return free_space(e) >= need;
@@ -317,14 +349,21 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 {
 	uint64_t t0 = rp__now_ns();
 	uint64_t deadline = t0 + spin_ns();
+	unsigned poll = spin_poll(ready);
 
 	for (unsigned i = 0;; i++) {
-		if (i % SPIN_POLL == 0 && ready(e, arg))
+		if (i % poll == 0 && ready(e, arg)) {
+			if (ready == readable)
+				fed_stream = i <= STREAM_PAUSES;
 			return RP_WAIT_READY;
+		}
 		if ((i & 63) == 63) {
 			uint64_t now = rp__now_ns();
-			if (now >= deadline)
+			if (now >= deadline) {
+				if (ready == readable)
+					fed_stream = false;
 				break;
+			}
 			/* If the peer shares our CPU, let it run: it is what we
 			 * are waiting for.  Costs a system call when the CPU is
 			 * ours, so only once the peer is late: a peer running on

@@ -93,6 +93,7 @@ int rp_write_commit(rp_end *h, size_t n)
 	struct rp_end *e = rp__end_get(h, RP_WRITER);
 	if (!e)
 		return -1;
+	rp__note_answer();
 	int r = -1;
 	if (!e->held || n > e->held_len) {
 		errno = EINVAL;
