@@ -55,7 +55,9 @@
 #ifndef SPIN_POLL_STREAM
 #define SPIN_POLL_STREAM 128
 #endif
-/* A wait for data that ended within this many pauses was fed a stream. */
+/* A wait for data that ended within this many pauses, finding the ring at
+ * most a quarter full, was fed a stream (fuller, and looking less often
+ * would keep the writer waiting for room). */
 #define STREAM_PAUSES 256
 /* Spinning longer than this yields the CPU at every clock check: a round
  * trip between two processes sharing a CPU took 70 us when the spin
@@ -323,8 +325,9 @@ static __thread bool fed_stream;        /* our last wait for data was short */
  * writes").  That costs the reader up to 3 us of latency, which a thread
  * that answers what it reads (its own writes say so) must not pay: a
  * round trip would double.  So the slow looks are for a thread that has
- * not written lately and whose last wait was short; a wait after a quiet
- * spell looks often.
+ * not written lately and whose last wait was short, and found the ring
+ * at most a quarter full (a 4 KiB ring fills in well under 3 us); a wait
+ * after a quiet spell looks often.
  */
 static unsigned spin_poll(bool (*ready)(struct rp_end *, uint64_t))
 {
@@ -354,7 +357,8 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	for (unsigned i = 0;; i++) {
 		if (i % poll == 0 && ready(e, arg)) {
 			if (ready == readable)
-				fed_stream = i <= STREAM_PAUSES;
+				fed_stream = i <= STREAM_PAUSES &&
+					     free_space(e) > e->ring.cap / 4 * 3;
 			return RP_WAIT_READY;
 		}
 		if ((i & 63) == 63) {
