@@ -318,11 +318,10 @@ __thread uint32_t rp__answering;
 static __thread bool fed_stream;        /* our last wait for data was short */
 
 /*
- * How many pauses between looks at the ring.  A reader fed a stream of
+ * How many pauses between looks at the ring (a power of two).  A reader fed a stream of
  * small writes gets a little data at every look, and every look takes the
  * writer's lines away from it; looking less often lets each look find
- * more (64-byte stream: 0.38-0.52 GB/s -> 0.82-1.04, DESIGN.md, "Small
- * writes").  That costs the reader up to 3 us of latency, which a thread
+ * more (a 64-byte stream ran twice as fast: DESIGN.md, "Small writes").  That costs the reader up to 3 us of latency, which a thread
  * that answers what it reads (its own writes say so) must not pay: a
  * round trip would double.  So the slow looks are for a thread that has
  * not written lately and whose last wait was short, and found the ring
@@ -355,7 +354,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	unsigned poll = spin_poll(ready);
 
 	for (unsigned i = 0;; i++) {
-		if (i % poll == 0 && ready(e, arg)) {
+		if ((i & (poll - 1)) == 0 && ready(e, arg)) {
 			if (ready == readable)
 				fed_stream = i <= STREAM_PAUSES &&
 					     free_space(e) > e->ring.cap / 4 * 3;
