@@ -318,15 +318,16 @@ __thread uint32_t rp__answering;
 static __thread bool fed_stream;        /* our last wait for data was short */
 
 /*
- * How many pauses between looks at the ring (a power of two).  A reader fed a stream of
- * small writes gets a little data at every look, and every look takes the
- * writer's lines away from it; looking less often lets each look find
- * more (a 64-byte stream ran twice as fast: DESIGN.md, "Small writes").  That costs the reader up to 3 us of latency, which a thread
- * that answers what it reads (its own writes say so) must not pay: a
- * round trip would double.  So the slow looks are for a thread that has
- * not written lately and whose last wait was short, and found the ring
- * at most a quarter full (a 4 KiB ring fills in well under 3 us); a wait
- * after a quiet spell looks often.
+ * How many pauses between looks at the ring (a power of two).  A reader
+ * fed a stream of small writes gets a little data at every look, and
+ * every look takes the writer's lines away from it; looking less often
+ * lets each look find more (a 64-byte stream ran twice as fast:
+ * DESIGN.md, "Small writes").  That costs the reader up to 3 us of
+ * latency, which a thread that answers what it reads (its own writes say
+ * so) must not pay: a round trip would double.  So the slow looks are for
+ * a thread that has not written lately and whose last wait was short, and
+ * found the ring at most a quarter full (a 4 KiB ring fills in well under
+ * 3 us); a wait after a quiet spell looks often.
  */
 static unsigned spin_poll(bool (*ready)(struct rp_end *, uint64_t))
 {
