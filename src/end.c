@@ -214,9 +214,9 @@ struct call {
 	void (*unref[2])(void *);
 	int n, state, type;
 };
-static __thread struct call held[CALL_NEST];
-static __thread volatile int depth;
-static __thread bool exit_hook;
+static __thread struct call held[CALL_NEST] RP_TLS_FAST;
+static __thread volatile int depth RP_TLS_FAST;
+static __thread bool exit_hook RP_TLS_FAST;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 

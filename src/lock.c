@@ -44,8 +44,8 @@
 #define BIAS_HONOUR_NS  1000000000ULL /* a limit further ahead is garbage */
 #define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
 
-__thread uint32_t rp__tid_cache;
-__thread uint32_t rp__bias_depth;
+__thread uint32_t rp__tid_cache RP_TLS_FAST;
+__thread uint32_t rp__bias_depth RP_TLS_FAST;
 
 static uint32_t self(void)
 {

@@ -314,8 +314,8 @@ static bool readable(struct rp_end *e, uint64_t unused)
 	return rp__has_data(e);
 }
 
-__thread uint32_t rp__answering;
-static __thread bool fed_stream;        /* our last wait for data was short */
+__thread uint32_t rp__answering RP_TLS_FAST;
+static __thread bool fed_stream RP_TLS_FAST;        /* our last wait for data was short */
 
 /*
  * How many pauses between looks at the ring (a power of two).  A reader
