@@ -65,12 +65,12 @@ clean:
 	rm -rf build build-asan build-tsan
 
 # The suite under valgrind memcheck, upper time bounds scaled by 20
-# (RP_TIME_SCALE).  Left out: stress cases; and the shell (tool and
-# examples), Python and crash matrix cases (their processes are other
-# programs', or too many).  The
+# (RP_TIME_SCALE).  Left out: stress cases; and the shell (tool, examples
+# and shared library), Python and crash matrix cases (their processes are
+# other programs', or too many).  The
 # signal-storm case is in: valgrind's slow first spin_init() is what showed
 # that a handler could wait for its own thread's pthread_once (now gone).
-VALGRIND_SKIP ?= ^(test_tool|test_examples|python|crashmatrix)\.
+VALGRIND_SKIP ?= ^(test_tool|test_examples|test_library|python|crashmatrix)\.
 test-valgrind: build
 	cd build && RP_TIME_SCALE=20 $(CTEST) $(CTEST_ARGS) -LE stress -E '$(VALGRIND_SKIP)' -T memcheck
 
