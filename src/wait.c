@@ -329,9 +329,9 @@ static __thread bool fed_stream RP_TLS_FAST;        /* our last wait for data wa
  * found the ring at most a quarter full (a 4 KiB ring fills in well under
  * 3 us); a wait after a quiet spell looks often.
  */
-static unsigned spin_poll(bool (*ready)(struct rp_end *, uint64_t))
+static unsigned spin_poll(bool for_data)
 {
-	if (ready != readable)
+	if (!for_data)
 		return SPIN_POLL;
 	if (rp__answering) {
 		rp__answering--;
@@ -352,11 +352,12 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 {
 	uint64_t t0 = rp__now_ns();
 	uint64_t deadline = t0 + spin_ns();
-	unsigned poll = spin_poll(ready);
+	bool for_data = ready == readable;
+	unsigned poll = spin_poll(for_data);
 
 	for (unsigned i = 0;; i++) {
 		if ((i & (poll - 1)) == 0 && ready(e, arg)) {
-			if (ready == readable)
+			if (for_data)
 				fed_stream = i <= STREAM_PAUSES &&
 					     free_space(e) > e->ring.cap / 4 * 3;
 			return RP_WAIT_READY;
@@ -364,7 +365,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		if ((i & 63) == 63) {
 			uint64_t now = rp__now_ns();
 			if (now >= deadline) {
-				if (ready == readable)
+				if (for_data)
 					fed_stream = false;
 				break;
 			}

@@ -336,12 +336,15 @@ TEST(no_bias_once_a_peer_was_refused_membarrier)
 }
 
 /*
- * Our lock biased to us and held (a reservation of "owner"), and a child
- * that writes "later" and so revokes the bias; it may not call
- * membarrier(2) if `refuse`.  Returns once the child has begun.
+ * A pair whose writers' lock is biased to us and held (a reservation of
+ * "owner"), and a child that writes "later" and so revokes the bias; it
+ * may not call membarrier(2) if `refuse`.  Returns once the child has
+ * begun.
  */
-static pid_t revoke_while_inside(const struct hp *h, rp_end *r, rp_end *w, bool refuse)
+static pid_t revoke_while_inside(struct hp *h, rp_end **rp, rp_end **wp, bool refuse)
 {
+	open_pair(h, 65536, rp, wp);
+	rp_end *r = *rp, *w = *wp;
 	take_both_alone(r, w);
 	check_wlock_biased_to_me(h);
 	unsigned char *p = rp_write_reserve(w, 5);
@@ -382,8 +385,7 @@ TEST(a_revoker_waits_for_the_owner_to_leave)
 	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
-	open_pair(&h, 65536, &r, &w);
-	pid_t pid = revoke_while_inside(&h, r, w, false);
+	pid_t pid = revoke_while_inside(&h, &r, &w, false);
 	sleep_ms(200);
 	CHECK(rp_nread(r) == 0);        /* the revoker is still waiting */
 	commit_owner_first(r, w, pid);
@@ -402,8 +404,7 @@ TEST(a_revoker_the_owner_acknowledges_needs_no_membarrier)
 	rp_alarm(30);
 	struct hp h;
 	rp_end *r, *w;
-	open_pair(&h, 65536, &r, &w);
-	pid_t pid = revoke_while_inside(&h, r, w, true);
+	pid_t pid = revoke_while_inside(&h, &r, &w, true);
 	wait_sleeping(pid);             /* waiting for us to leave */
 	commit_owner_first(r, w, pid);
 	CHECK(peek32(h.shm, OFF(heavy_publish)) == 0);

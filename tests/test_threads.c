@@ -778,6 +778,19 @@ static void *read_with_cancel_pending(void *p)
 	return NULL;
 }
 
+/* Run fn, a thread that cancels itself and then makes its call, and check
+ * that the call completed and the cancel then took effect: its result. */
+static ssize_t completed_then_cancelled(void *(*fn)(void *))
+{
+	struct blocked r = { 0 };
+	CHECK(pthread_create(&r.t, NULL, fn, &r) == 0);
+	void *ret = NULL;
+	CHECK(pthread_join(r.t, &ret) == 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(atomic_load(&r.done));
+	return r.r;
+}
+
 TEST(read_with_a_cancel_pending_wakes_the_blocked_writer_first)
 {
 	rp_alarm(30);
@@ -786,12 +799,7 @@ TEST(read_with_a_cancel_pending_wakes_the_blocked_writer_first)
 	CHECK(rp_write(woken[1], full, sizeof full) == (ssize_t)sizeof full);
 	struct blocked w = { .e = woken[1], .len = 2, .buf = "xy" };
 	start_blocked(&w, write_once);
-	struct blocked r = { 0 };
-	CHECK(pthread_create(&r.t, NULL, read_with_cancel_pending, &r) == 0);
-	void *ret = NULL;
-	CHECK(pthread_join(r.t, &ret) == 0);
-	CHECK(ret == PTHREAD_CANCELED);
-	CHECK(atomic_load(&r.done) && r.r == 1);
+	CHECK(completed_then_cancelled(read_with_cancel_pending) == 1);
 	joined(&w);
 	CHECK(w.r == 2);
 	CHECK(rp_close(woken[0]) == 0 && rp_close(woken[1]) == 0);
@@ -835,12 +843,7 @@ TEST(recv_with_a_cancel_pending_wakes_the_blocked_sender_first)
 		CHECK(rp_send(msg_tx, m, sizeof m) == 0);
 	struct blocked s = { 0 };
 	start_blocked(&s, send_big_once);
-	struct blocked r = { 0 };
-	CHECK(pthread_create(&r.t, NULL, recv_with_cancel_pending, &r) == 0);
-	void *ret = NULL;
-	CHECK(pthread_join(r.t, &ret) == 0);
-	CHECK(ret == PTHREAD_CANCELED);
-	CHECK(atomic_load(&r.done) && r.r == (ssize_t)sizeof m);
+	CHECK(completed_then_cancelled(recv_with_cancel_pending) == (ssize_t)sizeof m);
 	joined(&s);
 	CHECK(s.r == 0);
 	CHECK(rp_conn_close(msg_rx) == 0 && rp_conn_close(msg_tx) == 0);
