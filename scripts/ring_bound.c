@@ -12,7 +12,9 @@
  *          -w  with -l: the writer takes none (only the reader locks);
  *          -f  publish with an exchange (a full barrier), not a plain store;
  *          -p N  a reader that finds the ring empty pauses N times before
- *              it looks again (default 1).
+ *              it looks again (default 1);
+ *          -r  round trips instead: one message each way through two such
+ *              rings, RTT_COUNT times ("Round trips" in DESIGN.md).
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -29,6 +31,7 @@
 #define CAP   65536
 #define MSG   64
 #define COUNT 20000000ULL
+#define RTT_COUNT 1000000ULL
 
 struct ring {
 	_Alignas(64) _Atomic uint64_t head;
@@ -38,7 +41,7 @@ struct ring {
 	_Alignas(64) unsigned char data[CAP];
 };
 
-static int locked, wfree, fenced, pauses = 1;
+static int locked, wfree, fenced, pauses = 1, rtt;
 
 static uint64_t now_ns(void)
 {
@@ -106,6 +109,13 @@ static int get(struct ring *r, uint64_t *head_seen, void *m)
 	return ok;
 }
 
+static void get_waiting(struct ring *r, uint64_t *head_seen, void *m)
+{
+	while (!get(r, head_seen, m))
+		for (int k = 0; k < pauses; k++)
+			__builtin_ia32_pause();
+}
+
 static double run_ring(void)
 {
 	struct ring *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
@@ -128,9 +138,7 @@ static double run_ring(void)
 	uint64_t t0 = now_ns();
 	for (uint64_t i = 0; i < COUNT; i++) {
 		uint64_t v;
-		while (!get(r, &seen, m))
-			for (int k = 0; k < pauses; k++)
-				__builtin_ia32_pause();
+		get_waiting(r, &seen, m);
 		memcpy(&v, m, sizeof(v));
 		if (v != i) {
 			fprintf(stderr, "message %llu corrupt\n", (unsigned long long)i);
@@ -140,6 +148,42 @@ static double run_ring(void)
 	uint64_t t1 = now_ns();
 	wait(NULL);
 	return COUNT * 1e9 / (double)(t1 - t0);
+}
+
+/* Nanoseconds per round trip: a message out on r[0], back on r[1]. */
+static double run_rtt(void)
+{
+	struct ring *r = mmap(NULL, 2 * sizeof(*r), PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned char m[MSG] = { 0 };
+	uint64_t tail_seen = 0, head_seen = 0;
+
+	if (r == MAP_FAILED)
+		exit(1);
+	if (fork() == 0) {
+		pin(0);
+		for (uint64_t i = 0; i < RTT_COUNT; i++) {
+			get_waiting(&r[0], &head_seen, m);
+			while (!put(&r[1], &tail_seen, m))
+				;
+		}
+		_exit(0);
+	}
+	pin(1);
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < RTT_COUNT; i++) {
+		memcpy(m, &i, sizeof(i));
+		while (!put(&r[0], &tail_seen, m))
+			;
+		get_waiting(&r[1], &head_seen, m);
+		if (memcmp(m, &i, sizeof(i)) != 0) {
+			fprintf(stderr, "round trip %llu corrupt\n", (unsigned long long)i);
+			exit(1);
+		}
+	}
+	uint64_t t1 = now_ns();
+	wait(NULL);
+	return (double)(t1 - t0) / RTT_COUNT;
 }
 
 static double run_kernel(void)
@@ -174,7 +218,7 @@ int main(int argc, char **argv)
 {
 	int o;
 
-	while ((o = getopt(argc, argv, "lwfp:")) != -1) {
+	while ((o = getopt(argc, argv, "lwfp:r")) != -1) {
 		if (o == 'l')
 			locked = 1;
 		else if (o == 'w')
@@ -183,8 +227,17 @@ int main(int argc, char **argv)
 			fenced = 1;
 		else if (o == 'p')
 			pauses = atoi(optarg);
+		else if (o == 'r')
+			rtt = 1;
 		else
 			return 2;
+	}
+	if (rtt) {
+		printf("bare ring%s%s (pause %d): round trip %.3f us\n",
+		       locked ? (wfree ? " +reader's lock" : " +locks") : "",
+		       fenced ? " +full-barrier publish" : "", pauses,
+		       run_rtt() / 1e3);
+		return 0;
 	}
 	double k = run_kernel(), b = run_ring();
 	printf("kernel pipe %.2fM msg/s, bare ring%s%s (pause %d) %.2fM msg/s: %.1fx\n",
