@@ -336,7 +336,8 @@ def main():
       "empty channel, divided by the time it was blocked.")
     w("- **writers-N**: N writer processes (pinned to one CPU) into one pipe with 4 KiB "
       "atomic writes, each for 1 s (0.1 s with `--quick`), one reader on the other CPU; "
-      "aggregate GB/s from the moment all writers have started until the first stops "
+      "aggregate GB/s from the moment every writer has written a ring's worth (its first pass "
+      "through a ringpipe maps the ring's pages into it, a page fault per 4 KiB) until the first stops "
       "(sharing a CPU, writers given a share of a fixed total would run one after "
       "another, and the run would time process start-up).")
     w("- **memcpy**: `memcpy` of 1 MiB blocks on one core, through 1 MiB buffers (in "
