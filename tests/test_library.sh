@@ -14,6 +14,16 @@ case_thread_locals_need_no_tls_get_addr_call() {
 	[ "$n" = 0 ] || fail "$n references to __tls_get_addr in $RP_LIB"
 }
 
+# That block comes from the small reserve glibc keeps for dlopen (about
+# 1.6 KiB in a fresh python3 here): 408 bytes let four copies of the
+# library load there, 216 seven.  Keep it under 256.
+case_static_tls_block_is_at_most_256_bytes() {
+	command -v readelf >/dev/null || fail "readelf (binutils) is needed"
+	size=$(readelf -lW "$RP_LIB" | awk '$1 == "TLS" { print $6 }')
+	[ -n "$size" ] || fail "no TLS segment in $RP_LIB"
+	[ $((size)) -le 256 ] || fail "static TLS block of $((size)) bytes"
+}
+
 # Its static TLS comes from the reserve glibc keeps for dlopen: a fresh
 # process can load it that way and call it.
 case_loads_with_dlopen_and_makes_a_pipe() {
