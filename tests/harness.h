@@ -5,6 +5,8 @@
  * every case as its own ctest test ("file.name") by scanning the source
  * for TEST( lines, so a case runs in a fresh process with its own timeout.
  * CHECK() failures print file:line and exit 1; a case passes by returning.
+ * SKIP(why) ends a case that cannot run in this build (ctest shows it as
+ * skipped, exit code 77, never as passed).
  */
 #ifndef RP_HARNESS_H
 #define RP_HARNESS_H
@@ -44,6 +46,13 @@ static int rp_ncases;
 				strerror(errno));                         \
 			_exit(1);                                         \
 		}                                                         \
+	} while (0)
+
+#define RP_SKIP_CODE 77
+#define SKIP(why)                                                         \
+	do {                                                              \
+		fprintf(stderr, "SKIP: %s\n", why);                       \
+		_exit(RP_SKIP_CODE);                                      \
 	} while (0)
 
 #define CHECK_ERR(expr, err)                                              \

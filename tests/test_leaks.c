@@ -4,10 +4,12 @@
  * handler that writes into a pipe never deadlocks its own thread.
  */
 #include "harness.h"
+#include "procs.h"
 #include <ringpipe.h>
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -201,4 +203,99 @@ TEST(signal_handler_writing_into_pipe_never_deadlocks)
 	fprintf(stderr, "handler writes: %d done, %d EDEADLK\n", sig_ok, sig_deadlk);
 	CHECK(sig_other == 0);
 	CHECK(sig_ok + sig_deadlk > 0);
+}
+
+/*
+ * Calls nested deeper than end.c keeps track of (four levels: a call and
+ * three handlers) work without that bookkeeping.  Six SA_NODEFER handlers
+ * are each blocked in a read of their own pipe when the next signal comes;
+ * all get their bytes, and the process, multi-threaded so that calls count
+ * references, keeps no descriptor or mapping of the closed ends and its
+ * cancel state as it was.  Skipped under ThreadSanitizer, which blocks
+ * every signal while a handler runs (SA_NODEFER or not), so none can nest.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define NO_NESTED_SIGNALS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NO_NESTED_SIGNALS 1
+#endif
+#endif
+#define NEST 6
+static rp_end *nest_e[NEST + 1][2];
+static _Atomic int *nest_level;         /* the next read's level, shared */
+static int nest_ok[NEST + 1];
+
+static void read_nested(int sig)
+{
+	(void)sig;
+	int saved = errno, d = atomic_load(nest_level);
+	char c;
+	atomic_store(nest_level, d + 1);
+	nest_ok[d] = rp_read(nest_e[d][0], &c, 1) == 1 && c == 'a' + d;
+	errno = saved;
+}
+
+static void *idle_thread(void *arg)
+{
+	char c;
+	return (void *)(intptr_t)read(*(int *)arg, &c, 1);
+}
+
+TEST(handlers_nested_deeper_than_call_levels_leave_nothing_behind)
+{
+	rp_end *w[2];
+	int idle[2];
+	pthread_t t;
+	sigset_t usr1, old;
+
+#ifdef NO_NESTED_SIGNALS
+	SKIP("ThreadSanitizer lets no signal handler nest");
+#endif
+	rp_alarm(20);
+	CHECK(rp_pipe(w) == 0);             /* warm up the handle pool */
+	CHECK(rp_close(w[0]) == 0 && rp_close(w[1]) == 0);
+	CHECK(pipe(idle) == 0);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);          /* the signals are for this thread */
+	CHECK(pthread_sigmask(SIG_BLOCK, &usr1, &old) == 0);
+	CHECK(pthread_create(&t, NULL, idle_thread, &idle[0]) == 0);
+	CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
+	int fds = count_fds(), maps = count_maps();
+	nest_level = shared_mem(sizeof(*nest_level));
+	for (int d = 0; d <= NEST; d++)
+		CHECK(rp_pipe(nest_e[d]) == 0);
+	struct sigaction sa = { .sa_handler = read_nested,
+				.sa_flags = SA_RESTART | SA_NODEFER };
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	pid_t parent = getpid(), pid = fork_child();
+	if (pid == 0) {
+		/* Signal each level once the one before sleeps in its read. */
+		for (int d = 1; d <= NEST + 1; d++) {
+			while (atomic_load(nest_level) < d)
+				sleep_ms(1);
+			wait_sleeping(parent);
+			if (d <= NEST)
+				kill(parent, SIGUSR1);
+		}
+		for (int d = NEST; d >= 0; d--)
+			CHECK(rp_write(nest_e[d][1], &(char){ (char)('a' + d) }, 1) == 1);
+		_exit(0);
+	}
+	atomic_store(nest_level, 1);
+	char c;
+	nest_ok[0] = rp_read(nest_e[0][0], &c, 1) == 1 && c == 'a';
+	rp_wait_ok(pid);
+	CHECK(atomic_load(nest_level) == NEST + 1);
+	for (int d = 0; d <= NEST; d++)
+		CHECK(nest_ok[d]);
+	int state;
+	CHECK(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &state) == 0);
+	CHECK(state == PTHREAD_CANCEL_ENABLE);
+	for (int d = 0; d <= NEST; d++)
+		CHECK(rp_close(nest_e[d][0]) == 0 && rp_close(nest_e[d][1]) == 0);
+	CHECK(count_fds() == fds);
+	CHECK(count_maps() == maps);
+	CHECK(write(idle[1], "x", 1) == 1);
+	CHECK(pthread_join(t, NULL) == 0);
 }
