@@ -14,7 +14,9 @@
  *          -p N  a reader that finds the ring empty pauses N times before
  *              it looks again (default 1);
  *          -r  round trips instead: one message each way through two such
- *              rings, RTT_COUNT times ("Round trips" in DESIGN.md).
+ *              rings, RTT_COUNT times ("Round trips" in DESIGN.md);
+ *          -P  a waiting reader prefetches the data line at its tail at
+ *              every look.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -41,7 +43,7 @@ struct ring {
 	_Alignas(64) unsigned char data[CAP];
 };
 
-static int locked, wfree, fenced, pauses = 1, rtt;
+static int locked, wfree, fenced, pauses = 1, rtt, prefetch;
 
 static uint64_t now_ns(void)
 {
@@ -111,9 +113,13 @@ static int get(struct ring *r, uint64_t *head_seen, void *m)
 
 static void get_waiting(struct ring *r, uint64_t *head_seen, void *m)
 {
-	while (!get(r, head_seen, m))
+	while (!get(r, head_seen, m)) {
+		if (prefetch)
+			__builtin_prefetch(r->data + atomic_load_explicit(&r->tail,
+						memory_order_relaxed) % CAP);
 		for (int k = 0; k < pauses; k++)
 			__builtin_ia32_pause();
+	}
 }
 
 static double run_ring(void)
@@ -218,7 +224,7 @@ int main(int argc, char **argv)
 {
 	int o;
 
-	while ((o = getopt(argc, argv, "lwfp:r")) != -1) {
+	while ((o = getopt(argc, argv, "lwfp:rP")) != -1) {
 		if (o == 'l')
 			locked = 1;
 		else if (o == 'w')
@@ -229,13 +235,16 @@ int main(int argc, char **argv)
 			pauses = atoi(optarg);
 		else if (o == 'r')
 			rtt = 1;
+		else if (o == 'P')
+			prefetch = 1;
 		else
 			return 2;
 	}
 	if (rtt) {
-		printf("bare ring%s%s (pause %d): round trip %.3f us\n",
+		printf("bare ring%s%s%s (pause %d): round trip %.3f us\n",
 		       locked ? (wfree ? " +reader's lock" : " +locks") : "",
-		       fenced ? " +full-barrier publish" : "", pauses,
+		       fenced ? " +full-barrier publish" : "",
+		       prefetch ? " +prefetch" : "", pauses,
 		       run_rtt() / 1e3);
 		return 0;
 	}
