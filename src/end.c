@@ -205,11 +205,12 @@ void rp__end_put_ref(struct rp_end *e)
  * they are given back and it closes, so that even the asynchronous type
  * cannot act in between; each level keeps the state it found, and depth
  * moves before the level is written, so a handler calling in at any
- * instant saves and restores its own.  Deeper nesting than CALL_NEST
- * works, without the bookkeeping.  Four levels (a call and three nested
- * handlers) are 192 bytes of the library's static TLS (docs/API.md); eight
- * made the block 408 bytes, and a fresh python3 had room for four such
- * libraries, against seven of 216 bytes.
+ * instant saves and restores its own.  Deeper levels keep only the state
+ * they found, a bit each in `deep` (they set it eagerly and track no
+ * references).  Four full levels (a call and three nested handlers) are
+ * 192 bytes of the library's static TLS (docs/API.md); eight made the
+ * block 408 bytes, and a fresh python3 had room for four such libraries,
+ * against seven of 232 bytes.
  */
 #define CALL_NEST 4
 struct call {
@@ -219,6 +220,11 @@ struct call {
 };
 static __thread struct call held[CALL_NEST] RP_TLS_FAST;
 static __thread volatile int depth RP_TLS_FAST;
+/* Bit d - CALL_NEST: level d found cancellation enabled (d < CALL_NEST + 64;
+ * a level deeper still restores nothing). */
+static __thread volatile uint64_t deep RP_TLS_FAST;
+#define DEEP_BIT(d) ((uint64_t)1 << ((d) - CALL_NEST))
+#define DEEP_MAX    (CALL_NEST + 64)
 static __thread bool exit_hook RP_TLS_FAST;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
@@ -251,6 +257,9 @@ void rp__call_enter(bool lazy)
 	atomic_signal_fence(memory_order_seq_cst);  /* a handler: level d+1 */
 	if (d < CALL_NEST)
 		held[d] = (struct call){ .n = 0, .state = state };
+	else if (d < DEEP_MAX)
+		deep = state == PTHREAD_CANCEL_ENABLE ? deep | DEEP_BIT(d)
+						      : deep & ~DEEP_BIT(d);
 	if (!exit_hook) {
 		/* Once per thread: a non-NULL value makes the destructor run. */
 		pthread_once(&exit_once, exit_key_init);
@@ -264,10 +273,12 @@ void rp__call_leave(void)
 	if (d < 0)
 		return;
 	int err = errno;
-	int state = d < CALL_NEST ? held[d].state : PTHREAD_CANCEL_DISABLE;
+	int state = d < CALL_NEST ? held[d].state
+		  : d >= DEEP_MAX ? CANCEL_UNTOUCHED
+		  : deep & DEEP_BIT(d) ? PTHREAD_CANCEL_ENABLE : PTHREAD_CANCEL_DISABLE;
 	atomic_signal_fence(memory_order_seq_cst);  /* read before a handler */
 	depth = d;                                   /* may take level d */
-	if (d < CALL_NEST && state != CANCEL_UNTOUCHED)
+	if (state != CANCEL_UNTOUCHED)
 		pthread_setcancelstate(state, NULL);
 	errno = err;
 }

@@ -47,7 +47,7 @@ enum rp_role { RP_READER = 1, RP_WRITER = 2 };
  * each access to one is a call of __tls_get_addr: a 64-byte write and
  * read took 28 ns through libringpipe.so against 18 statically linked.
  * initial-exec makes it one load off %fs, as in an executable.  The cost:
- * the library's thread-local block (216 bytes, most of it end.c's call
+ * the library's thread-local block (232 bytes, most of it end.c's call
  * levels) comes out of the static TLS that glibc keeps for libraries
  * loaded by dlopen (Python's import), about 1.6 KiB in a fresh python3
  * here; DESIGN.md, "Through the shared library". */

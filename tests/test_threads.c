@@ -8,6 +8,7 @@
  */
 #include "harness.h"
 #include <ringpipe.h>
+#include "internal.h"           /* rp__call_enter(), rp__call_leave() */
 #include "records.h"
 
 #include <fcntl.h>
@@ -945,4 +946,26 @@ TEST(call_sleeping_in_a_signal_handler_keeps_the_outer_cancel_type)
 	CHECK(rp_write(outer[1], "o", 1) == 1);
 	joined(&b);
 	CHECK(b.r == 1 && b.err == PTHREAD_CANCEL_DEFERRED);
+}
+
+/*
+ * Calls nested past end.c's four full call levels (handlers calling in
+ * while the calls they interrupted have not touched the cancel state: the
+ * fast paths of rp_read and rp_write) give it back as they found it,
+ * enabled or disabled.  White-box: the levels as those calls open them.
+ */
+TEST(calls_nested_past_the_call_levels_restore_the_cancel_state)
+{
+	static const int found[] = { PTHREAD_CANCEL_ENABLE, PTHREAD_CANCEL_DISABLE };
+	for (int k = 0; k < 2; k++)
+		for (int n = 1; n <= 8; n++) {
+			int state;
+			CHECK(pthread_setcancelstate(found[k], NULL) == 0);
+			for (int i = 0; i < n; i++)
+				rp__call_enter(true);
+			for (int i = 0; i < n; i++)
+				rp__call_leave();
+			CHECK(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &state) == 0);
+			CHECK(state == found[k]);
+		}
 }
