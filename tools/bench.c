@@ -819,18 +819,18 @@ static int stream_writer(void *arg)
 	S->t_start[j->idx] = t0;
 	bool counted = false;
 	while (done < j->per_writer) {
-		/* Running, for writers-N's window, once past its first pass
-		 * through the ring (see window_mark()). */
-		if (!counted && done >= c->cap) {
-			atomic_fetch_add(&S->running, 1);
-			counted = true;
-		}
 		if (chan_write(c, pattern + pp, n) < 0)
 			return child_fail("%s writer: %s", mech_names[c->mech], strerror(errno));
 		pp += n;
 		if (pp >= PAT_PERIOD)
 			pp %= PAT_PERIOD;
 		done += n;
+		/* Running, for writers-N's window, once it has written a ring's
+		 * worth: its first pass through the ring (see window_mark()). */
+		if (!counted && done >= c->cap) {
+			atomic_fetch_add(&S->running, 1);
+			counted = true;
+		}
 		/* --quick: look at the clock once per MiB, stop at the budget */
 		if (j->budget_ns && (since += n) >= MiB) {
 			since = 0;
