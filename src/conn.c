@@ -367,14 +367,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 			if (rp__readers_gone_hint(e))
 				goto epipe;
 			head = atomic_load_explicit(&sh->head, memory_order_relaxed);
-			/* As write_iov(): the tail we saw last can only be too
-			 * small, so the readers' line is touched only when it
-			 * shows too little room. */
-			int64_t used = rp_ring_used(&e->ring, head, e->peer);
-			if (used < 0 || e->ring.cap - (uint64_t)used < need) {
-				e->peer = atomic_load_explicit(&sh->tail, memory_order_acquire);
-				used = rp_ring_used(&e->ring, head, e->peer);
-			}
+			int64_t used = rp__queued_for_writer(e, head, need);
 			if (used < 0) {
 				err = EIO;
 				goto fail;

@@ -451,6 +451,22 @@ static inline void rp__mb_after_unlock(struct rp_end *e)
 }
 void rp__gate_open(struct rp_end *e);
 /*
+ * Bytes queued, as a writer holding the lock sees them at `head`, or -1 if
+ * the indices are corrupt.  The tail it saw last (e->peer) can only be too
+ * small, so the readers' line is loaded only when that shows less than
+ * `room` free (every load takes the line away from a busy reader).
+ */
+static inline int64_t rp__queued_for_writer(struct rp_end *e, uint64_t head,
+					    uint64_t room)
+{
+	int64_t used = rp_ring_used(&e->ring, head, e->peer);
+	if (used < 0 || e->ring.cap - (uint64_t)used < room) {
+		e->peer = atomic_load_explicit(&e->sh->tail, memory_order_acquire);
+		used = rp_ring_used(&e->ring, head, e->peer);
+	}
+	return used;
+}
+/*
  * Publishing head (writers) or tail (readers), holding the side's lock.
  * A poller of the other side's rp_fileno is told first (wait.c): a peer
  * killed between its publish and its wakeup then leaves no poller waiting.

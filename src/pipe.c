@@ -107,16 +107,10 @@ static ssize_t write_locked(struct rp_end *e, const struct iovec *iov, int cnt,
 		}
 		size_t want = total - done;
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
-		/* The tail we saw last may be old, but only ever too small: if it
-		 * already shows room, we need not touch the readers' line. */
-		int64_t used = rp_ring_used(&e->ring, head, e->peer);
-		if (used < 0 || e->ring.cap - (uint64_t)used < (atomic ? want : 1)) {
-			e->peer = atomic_load_explicit(&sh->tail, memory_order_acquire);
-			used = rp_ring_used(&e->ring, head, e->peer);
-			if (used < 0) {
-				err = EIO;
-				goto fail;
-			}
+		int64_t used = rp__queued_for_writer(e, head, atomic ? want : 1);
+		if (used < 0) {
+			err = EIO;
+			goto fail;
 		}
 		uint64_t room = e->ring.cap - (uint64_t)used;
 		if (room && (!atomic || room >= want)) {

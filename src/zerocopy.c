@@ -41,13 +41,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 	e->held = 0;
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
-		/* As write_locked() does: the tail last seen is only ever too
-		 * small, so while it shows room the readers' line stays theirs. */
-		int64_t used = rp_ring_used(&e->ring, head, e->peer);
-		if (used < 0 || e->ring.cap - (uint64_t)used < n) {
-			e->peer = atomic_load_explicit(&sh->tail, memory_order_acquire);
-			used = rp_ring_used(&e->ring, head, e->peer);
-		}
+		int64_t used = rp__queued_for_writer(e, head, n);
 		if (used < 0) {
 			errno = EIO;
 			break;
