@@ -57,6 +57,8 @@ enum rp_state { RP_FREE = 0, RP_OPEN = 1, RP_CLOSED = 2 };
 
 /* A power of two in size, so that checking a handle is a mask, not a
  * division (it is on every call). */
+#define RP_OWNERS_SEEN 8
+
 struct rp_end {
 	_Alignas(256)
 	_Atomic uint32_t state;
@@ -82,6 +84,8 @@ struct rp_end {
 	                               * [1] lock by its bias (rp__side()) */
 	_Atomic uint32_t streak;      /* lock.c: uncontended acquisitions (a
 	                               * hint: the end's threads may race on it) */
+	_Atomic uint32_t owners_seen[RP_OWNERS_SEEN]; /* lock.c: TIDs found to */
+	_Atomic uint32_t owners_next;                 /* map the ring */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
 	_Atomic uint32_t held_tid;          /* the thread that reserved or peeked */

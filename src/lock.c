@@ -29,7 +29,9 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -127,19 +129,18 @@ static bool maps_line_is(const char *s, const char *end, uint64_t dev, uint64_t 
 }
 
 /*
- * Does thread `tid` map the ring (dev, ino)?  A lock word is only a number
+ * Does thread `tid` map the ring (dev, ino)?  1 yes, 0 no, -1 we may not
+ * read its maps (another user's process).  A lock word is only a number
  * in shared memory: a hostile or confused peer may write the id of some
- * unrelated live process there.  A real holder maps the ring; anything
- * else is an impostor and its "lock" is taken over.  If we may not read
- * the maps (another user's process), we give it the benefit of the doubt.
+ * unrelated live process there.
  */
-static bool holder_maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
+static int maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
 {
 	char path[40], buf[4096];
 	proc_path(path, tid, "/maps");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno != ENOENT && errno != ESRCH;
+		return errno == ENOENT || errno == ESRCH ? 0 : -1;
 	bool found = false, in_long_line = false;
 	size_t len = 0;
 	for (;;) {
@@ -175,6 +176,14 @@ static bool holder_maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
 	return found;
 }
 
+/* A real holder maps the ring; anything else is an impostor and its
+ * "lock" is taken over.  If we may not read the maps, we give it the
+ * benefit of the doubt. */
+static bool holder_maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
+{
+	return maps_ring(tid, dev, ino) != 0;
+}
+
 /* Is thread `tid` gone (no such task, or a zombie)? */
 static bool holder_dead(uint32_t tid)
 {
@@ -199,6 +208,86 @@ static bool holder_dead(uint32_t tid)
 		return false;
 	return p[2] == 'Z' || p[2] == 'X';
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+/*
+ * Is `tid` a thread that maps this ring, as a real owner does?  The CPU
+ * of some other thread (a TID from another PID namespace, or written by a
+ * hostile peer) says nothing about the owner, so off_cpu_here() asks
+ * only about a thread whose maps show the ring, and we may read them.
+ * Reading them takes tens of microseconds, and the owners of a lock are
+ * few: each end remembers the last RP_OWNERS_SEEN it checked.  A TID
+ * reused after such an owner exited would keep its place, harmlessly: the
+ * owner it stood for is dead, with nothing left in a store buffer.
+ */
+static bool owner_known(struct rp_end *e, uint32_t tid)
+{
+	for (int i = 0; i < RP_OWNERS_SEEN; i++)
+		if (atomic_load_explicit(&e->owners_seen[i], memory_order_relaxed) == tid)
+			return true;
+	if (maps_ring(tid, e->ring_dev, e->ring_ino) != 1)
+		return false;
+	uint32_t at = atomic_fetch_add_explicit(&e->owners_next, 1, memory_order_relaxed);
+	atomic_store_explicit(&e->owners_seen[at % RP_OWNERS_SEEN], tid,
+			      memory_order_relaxed);
+	return true;
+}
+
+/*
+ * Is thread `tid` off every CPU at this moment?  We run on CPU c; if the
+ * kernel says tid's CPU is c as well (/proc/TID/stat field 39, task_cpu),
+ * tid is not running: a running task's CPU is the one it runs on, and c
+ * runs us.  That holds only if we stayed on c across the read: our
+ * context switch counts must not move (a migration away and back again
+ * would escape sched_getcpu(), but not them).  A thread that is not
+ * running passed the scheduler's full barrier when it was switched out,
+ * which is all membarrier(2) gives us for such a thread too; so when
+ * writers share a CPU and the owner of a bias was preempted outside its
+ * lock, this stands in for the membarrier at ~8 us instead of ~50 (the
+ * IPI to every CPU running a registered process: the reader's too).
+ * x86 only, where stores reach all CPUs in one order; elsewhere the
+ * membarrier stays.
+ */
+static bool off_cpu_here(struct rp_end *e, uint32_t tid)
+{
+	if (!owner_known(e, tid))
+		return false;
+	char path[40], buf[1024];
+	struct rusage r0, r1;
+	if (getrusage(RUSAGE_THREAD, &r0) < 0)
+		return false;
+	int cpu = sched_getcpu();
+	proc_path(path, tid, "/stat");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (cpu < 0 || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0 || getrusage(RUSAGE_THREAD, &r1) < 0 ||
+	    r0.ru_nvcsw != r1.ru_nvcsw || r0.ru_nivcsw != r1.ru_nivcsw)
+		return false;
+	/* The command name may hold ')' and spaces: fields follow the last
+	 * ')', the state being field 3. */
+	const char *end = buf + n, *s = memrchr(buf, ')', (size_t)n);
+	if (!s)
+		return false;
+	for (int field = 2; field < 39; field++)
+		s = skip_field(s, end);
+	const char *digits = s;
+	unsigned long long on = parse_num(&s, end, 10);
+	return s > digits && s < end && *s == ' ' && on == (unsigned)cpu;
+}
+#else
+static bool off_cpu_here(struct rp_end *e, uint32_t tid)
+{
+	(void)e;
+	(void)tid;
+	return false;
+}
+#endif
 
 static uint64_t mono_ns(void)
 {
@@ -239,7 +328,8 @@ static int next_sleep(uint64_t deadline, struct timespec *ts, bool *last)
  * exit wakes us), so it will see it at its next entry too: its loads come
  * in order.  Busy clear: the owner is out, or its entry's store of busy
  * has not reached us yet while its load of the word already missed the
- * CAS; a membarrier rules that out (look again after it).  Without
+ * CAS; a membarrier rules that out (look again after it), or finding the
+ * owner switched out on our own CPU, which is cheaper.  Without
  * membarrier (a seccomp filter, say) we wait that store out instead: a
  * store leaves a store buffer within nanoseconds, and any interrupt drains
  * it, so looking again BIAS_DRAIN_NS later is enough; and nobody biases
@@ -258,7 +348,10 @@ static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 		if (!b) {
 			if (fenced)
 				return 0;
-			if (!rp__fence_peers(e)) {
+			int err = errno;        /* /proc may not be there */
+			bool parked = off_cpu_here(e, owner);
+			errno = err;
+			if (!parked && !rp__fence_peers(e)) {
 				struct timespec ts = { 0, BIAS_DRAIN_NS };
 				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 					;

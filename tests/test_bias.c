@@ -60,6 +60,24 @@ static void check_wlock_biased_to_me(const struct hp *h)
 		      (RP_LOCK_BIASED | my_tid()));
 }
 
+/* Run on `cpu` alone. */
+static void pin_to(int cpu)
+{
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+}
+
+/* A CPU of `set` other than `cpu`, or -1. */
+static int other_cpu(const cpu_set_t *set, int cpu)
+{
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (c != cpu && CPU_ISSET(c, set))
+			return c;
+	return -1;
+}
+
 /* A named pipe with both ends open (the reader non-blocking at first). */
 static void open_pair(struct hp *h, size_t cap, rp_end **r, rp_end **w)
 {
@@ -288,11 +306,18 @@ TEST(an_owner_killed_inside_its_biased_lock_is_taken_over)
 /*
  * A process that may not call membarrier(2) still revokes a bias (it
  * waits out the owner's store buffer instead), its writes arrive whole,
- * and from then on nobody biases this ring.
+ * and from then on nobody biases this ring.  The revoker runs on another
+ * CPU than the one we (the owner) sleep on, so it must fence: on the
+ * same CPU it would need no membarrier (the case after this one), and
+ * with one CPU only that is all it can do.
  */
 TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 {
 	rp_alarm(30);
+	cpu_set_t all;
+	CHECK(sched_getaffinity(0, sizeof all, &all) == 0);
+	int mine = sched_getcpu(), theirs = other_cpu(&all, mine);
+	pin_to(mine);
 	struct hp h;
 	rp_end *r, *w;
 	open_pair(&h, 65536, &r, &w);
@@ -302,12 +327,14 @@ TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 	check_wlock_biased_to_me(&h);
 	pid_t pid = fork_child();
 	if (pid == 0) {
+		if (theirs >= 0)
+			pin_to(theirs);
 		refuse_membarrier();
 		write_recs(w, 1, 0, 20);
 		_exit(0);
 	}
 	rp_wait_ok(pid);
-	if (bias_expected())
+	if (bias_expected() && theirs >= 0)
 		CHECK(peek32(h.shm, OFF(heavy_publish)) == 1);
 	write_recs(w, 0, 20, 20);
 	uint32_t *total;
@@ -317,6 +344,94 @@ TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 	CHECK(*total == 60);
 	CHECK(rp_close(r) == 0);
 	hp_clean(&h);
+	CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+}
+
+/*
+ * A revoker that finds the owner outside its lock and switched out on
+ * the revoker's own CPU needs no membarrier(2): the owner passed the
+ * scheduler's full barrier when it left the CPU (lock.c, off_cpu_here).
+ * This one may not call it: had it tried, the ring would be marked for
+ * heavy publishes.  x86 only; elsewhere it must fence.  The look does
+ * not count if the revoker is switched out while it reads /proc (a busy
+ * machine), so it has three tries, each on a fresh ring.
+ */
+TEST(a_revoker_on_the_cpu_its_owner_left_needs_no_membarrier)
+{
+	rp_alarm(30);
+	cpu_set_t all;
+	CHECK(sched_getaffinity(0, sizeof all, &all) == 0);
+	pin_to(sched_getcpu());                 /* and the child with us */
+	bool spared = false;
+	for (int attempt = 0; attempt < 3 && !spared; attempt++) {
+		struct hp h;
+		rp_end *r, *w;
+		open_pair(&h, 65536, &r, &w);
+		take_both_alone(r, w);
+		check_wlock_biased_to_me(&h);
+		pid_t pid = fork_child();
+		if (pid == 0) {
+			refuse_membarrier();
+			CHECK(rp_write(w, "later", 5) == 5);
+			_exit(0);
+		}
+		rp_wait_ok(pid);                /* we sleep off the CPU */
+		spared = peek32(h.shm, OFF(heavy_publish)) == 0;
+		char got[5];
+		read_exact(r, got, sizeof got);
+		CHECK(memcmp(got, "later", 5) == 0);
+		CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+		hp_clean(&h);
+	}
+#if defined(__x86_64__) || defined(__i386__)
+	CHECK(spared || !bias_expected());
+#else
+	CHECK(!spared || !bias_expected());
+#endif
+	CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+}
+
+/*
+ * The CPU of a thread that does not map the ring says nothing about the
+ * owner (a TID from another PID namespace, or a hostile peer's): a lock
+ * biased to such a thread, idle on our CPU, is revoked with a membarrier
+ * all the same.  This revoker may not call it, so the ring ends up marked
+ * for heavy publishes; had it trusted the stranger's CPU, it would not.
+ */
+TEST(a_revoker_trusts_no_cpu_of_a_thread_that_does_not_map_the_ring)
+{
+	rp_alarm(30);
+	cpu_set_t all;
+	CHECK(sched_getaffinity(0, sizeof all, &all) == 0);
+	pin_to(sched_getcpu());
+	pid_t stranger = fork_child();          /* before the pipe: no mapping */
+	if (stranger == 0) {
+		for (;;)
+			pause();
+	}
+	wait_sleeping(stranger);
+	struct hp h;
+	rp_end *r, *w;
+	open_pair(&h, 65536, &r, &w);
+	poke32(h.shm, OFF(wlock.owner[0]), (uint32_t)stranger);
+	poke32(h.shm, OFF(wlock.busy[0]), 0);
+	poke32(h.shm, OFF(wlock.word), RP_LOCK_BIASED | (uint32_t)stranger);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		refuse_membarrier();
+		CHECK(rp_write(w, "later", 5) == 5);
+		_exit(0);
+	}
+	rp_wait_ok(pid);
+	CHECK(peek32(h.shm, OFF(heavy_publish)) == 1);
+	char got[5];
+	read_exact(r, got, sizeof got);
+	CHECK(memcmp(got, "later", 5) == 0);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+	kill(stranger, SIGKILL);
+	CHECK(waitpid(stranger, NULL, 0) == stranger);
+	CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
 }
 
 /* After the refusal above, a writer that keeps the lock alone is no longer

@@ -20,7 +20,9 @@
  *                 busy (must be caught)
  *   DRAIN_WAIT    membarrier refused: the revoker waits until busy is
  *                 clear with the owner's buffer drained (the time it
- *                 waits in lock.c)
+ *                 waits in lock.c); the same as a revoker that finds
+ *                 the owner switched out on its own CPU (off_cpu_here():
+ *                 a thread not running has an empty buffer)
  *   ONE_FLAG      one busy flag for every owner (the first version of
  *                 lock.c): a thread on its way into a bias it has just
  *                 lost clears the flag of the next owner (must be caught)
