@@ -162,6 +162,11 @@ struct rp_shared {
 	_Alignas(RP_CACHELINE)
 	_Atomic uint64_t wr_blocked_ns;
 	_Atomic uint64_t rd_blocked_ns;
+	/* Where each side last waited: CPU + 1, 0 if unknown.  A waiter
+	 * yields at once only to a peer that may share its CPU (wait.c).
+	 * Advisory too: a process that never sets them leaves 0. */
+	_Atomic uint32_t rd_cpu;
+	_Atomic uint32_t wr_cpu;
 
 	/* Who sleeps: slot i names (by TID) the sleeper that set bit i of
 	 * rd_sleepers / wr_sleepers, so that the count of a sleeper killed

@@ -56,17 +56,20 @@
 #define SPIN_POLL_REPLY 1
 #endif
 #ifndef SPIN_POLL_STREAM
-#define SPIN_POLL_STREAM 128
+#define SPIN_POLL_STREAM 256
 #endif
-/* A wait for data that ended within this many pauses, finding the ring at
+/* A wait for data that ended within two such looks, finding the ring at
  * most a quarter full, was fed a stream (fuller, and looking less often
  * would keep the writer waiting for room). */
-#define STREAM_PAUSES 256
+#define STREAM_PAUSES (2 * SPIN_POLL_STREAM)
 /* Spinning longer than this after the first clock check (64 pauses in,
  * ~1.2 us here) yields the CPU at every check: a round trip between two
  * processes sharing a CPU took 70 us when the spin yielded every 1024
  * pauses, 15 us this way. */
 #define YIELD_AFTER_NS  1000
+/* ... but only every YIELD_APART_NS while the peer last waited on another
+ * CPU (see peer_may_share_cpu()). */
+#define YIELD_APART_NS  16000
 #define PROBE_NS        10000000ULL   /* writers re-check readers this often */
 #define MAX_TOKENS      64
 #define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
@@ -326,12 +329,12 @@ static __thread bool fed_stream RP_TLS_FAST;        /* our last wait for data wa
  * fed a stream of small writes gets a little data at every look, and
  * every look takes the writer's lines away from it; looking less often
  * lets each look find more (a 64-byte stream ran twice as fast:
- * DESIGN.md, "Small writes").  That costs the reader up to 3 us of
+ * DESIGN.md, "Small writes").  That costs the reader up to 5 us of
  * latency, which a thread that answers what it reads (its own writes say
  * so) must not pay: a round trip would double.  So the slow looks are for
  * a thread that has not written lately and whose last wait was short, and
  * found the ring at most a quarter full (a 4 KiB ring fills in well under
- * 3 us); a wait after a quiet spell looks often.  The first wait after a
+ * 5 us); a wait after a quiet spell looks often.  The first wait after a
  * write is most likely for the answer to it, and looks at every pause: a
  * round trip took 0.23 us against 0.40 looking every 8th.  (A relay that
  * writes between all its waits pays for it in its upstream's lines.)
@@ -353,6 +356,30 @@ static bool writable(struct rp_end *e, uint64_t need)
 	return free_space(e) >= need;
 }
 
+/*
+ * Note where our side waits, and say whether the other side may share our
+ * CPU: it last waited on this one, or has never said.  Eight writers that
+ * shared a CPU and waited for room yielded to each other, each of them
+ * then taking the writers' lock (a revocation) only to find no room.  The
+ * hint goes stale when the peer moves without waiting since, so a waiter
+ * that trusts it still yields every YIELD_APART_NS, which bounds the cost
+ * of a stale "elsewhere" to a peer that does share our CPU.
+ */
+static bool peer_may_share_cpu(struct rp_end *e, bool for_data)
+{
+	struct rp_shared *sh = e->sh;
+	_Atomic uint32_t *ours = for_data ? &sh->rd_cpu : &sh->wr_cpu;
+	_Atomic uint32_t *theirs = for_data ? &sh->wr_cpu : &sh->rd_cpu;
+	int cpu = sched_getcpu();       /* glibc reads it from rseq */
+	if (cpu < 0)
+		return true;
+	uint32_t here = (uint32_t)cpu + 1;
+	if (atomic_load_explicit(ours, memory_order_relaxed) != here)
+		atomic_store_explicit(ours, here, memory_order_relaxed);
+	uint32_t there = atomic_load_explicit(theirs, memory_order_relaxed);
+	return there == 0 || there == here;
+}
+
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		    uint64_t arg, int fd, int nbfd, _Atomic uint64_t *sleepers,
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
@@ -361,7 +388,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	/* The clock is first read after 64 pauses: most waits end sooner,
 	 * and a read costs 25-90 ns here, a tenth of a round trip.  So the
 	 * budget and blocked_ns count from there (~1 us late). */
-	uint64_t t0 = 0, deadline = 0;
+	uint64_t t0 = 0, deadline = 0, yielded = 0, apart = 0;
 	bool for_data = ready == readable;
 	unsigned poll = spin_poll(for_data);
 
@@ -375,8 +402,10 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		if ((i & 63) == 63) {
 			uint64_t now = rp__now_ns();
 			if (!deadline) {
-				t0 = now;
+				t0 = yielded = now;
 				deadline = now + spin_ns();
+				if (!peer_may_share_cpu(e, for_data))
+					apart = YIELD_APART_NS;
 			}
 			if (now >= deadline) {
 				if (for_data)
@@ -387,8 +416,10 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 			 * are waiting for.  Costs a system call when the CPU is
 			 * ours, so only once the peer is late: a peer running on
 			 * another CPU mostly answers well within YIELD_AFTER_NS. */
-			if (now - t0 >= YIELD_AFTER_NS)
+			if (now - t0 >= YIELD_AFTER_NS && now - yielded >= apart) {
 				sched_yield();
+				yielded = now;
+			}
 		}
 		cpu_relax();
 	}
