@@ -70,8 +70,8 @@ clean:
 # other programs', or too many); and the nested-handlers case, whose
 # signals valgrind keeps blocked while a handler runs, SA_NODEFER or not
 # (TSan likewise: the case skips itself there); and the cases that count
-# a spin's yields, whose first clock check under valgrind comes after the
-# spin is over.  The signal-storm case is in: valgrind's slow first spin_init() is what showed
+# a spin's yields, whose clock checks under valgrind come tens of
+# microseconds apart.  The signal-storm case is in: valgrind's slow first spin_init() is what showed
 # that a handler could wait for its own thread's pthread_once (now gone).
 VALGRIND_SKIP ?= ^((test_tool|test_examples|test_library|python|crashmatrix)\.|test_leaks\.handlers_nested_|test_yield\.a_writer_yields_)
 test-valgrind: build

@@ -55,10 +55,10 @@ enum rp_role { RP_READER = 1, RP_WRITER = 2 };
 
 enum rp_state { RP_FREE = 0, RP_OPEN = 1, RP_CLOSED = 2 };
 
+#define RP_OWNERS_SEEN 8          /* lock.c: owner_known() */
+
 /* A power of two in size, so that checking a handle is a mask, not a
  * division (it is on every call). */
-#define RP_OWNERS_SEEN 8
-
 struct rp_end {
 	_Alignas(256)
 	_Atomic uint32_t state;
@@ -86,6 +86,7 @@ struct rp_end {
 	                               * hint: the end's threads may race on it) */
 	_Atomic uint32_t owners_seen[RP_OWNERS_SEEN]; /* lock.c: TIDs found to */
 	_Atomic uint32_t owners_next;                 /* map the ring */
+	_Atomic uint32_t off_cpu_skip; /* lock.c: revocations before we ask again */
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
 	_Atomic uint32_t held_tid;          /* the thread that reserved or peeked */

@@ -45,6 +45,7 @@
 #define BIAS_BURST_NS   8000000ULL
 #define BIAS_HONOUR_NS  1000000000ULL /* a limit further ahead is garbage */
 #define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
+#define OFF_CPU_BACKOFF 15          /* see owner_parked() */
 
 __thread uint32_t rp__tid_cache RP_TLS_FAST;
 __thread uint32_t rp__bias_depth RP_TLS_FAST;
@@ -211,14 +212,17 @@ static bool holder_dead(uint32_t tid)
 
 #if defined(__x86_64__) || defined(__i386__)
 /*
- * Is `tid` a thread that maps this ring, as a real owner does?  The CPU
- * of some other thread (a TID from another PID namespace, or written by a
- * hostile peer) says nothing about the owner, so off_cpu_here() asks
- * only about a thread whose maps show the ring, and we may read them.
- * Reading them takes tens of microseconds, and the owners of a lock are
- * few: each end remembers the last RP_OWNERS_SEEN it checked.  A TID
- * reused after such an owner exited would keep its place, harmlessly: the
- * owner it stood for is dead, with nothing left in a store buffer.
+ * Could `tid` be the owner?  Only a thread whose maps show the ring (and
+ * that we may read) could: the CPU of any other thread says nothing about
+ * the owner.  A filter, not a proof: like the rest of the lock it counts
+ * on one PID namespace for all the ring's processes (DESIGN.md, "Known
+ * deviations"), where a lock word's TID names the thread that wrote it,
+ * and on nobody writing TIDs into the word but the lock (a hostile peer
+ * can break the lock anyway, as it can head and tail).  Reading the maps
+ * takes tens of microseconds, and the owners of a lock are few: each end
+ * remembers the last RP_OWNERS_SEEN that passed.  A TID reused after such
+ * an owner exited would keep its place, harmlessly: the owner it stood
+ * for is dead, with nothing left in a store buffer.
  */
 static bool owner_known(struct rp_end *e, uint32_t tid)
 {
@@ -289,6 +293,28 @@ static bool off_cpu_here(struct rp_end *e, uint32_t tid)
 }
 #endif
 
+/*
+ * off_cpu_here(), unless it has been failing: when the owners run on
+ * other CPUs (writers spread over them), its /proc reads (~8 us, more
+ * for an owner's maps) only add to the membarrier that follows, so after
+ * a failure we skip it for the next OFF_CPU_BACKOFF revocations.
+ */
+static bool owner_parked(struct rp_end *e, uint32_t owner)
+{
+	uint32_t skip = atomic_load_explicit(&e->off_cpu_skip, memory_order_relaxed);
+	if (skip) {
+		atomic_store_explicit(&e->off_cpu_skip, skip - 1, memory_order_relaxed);
+		return false;
+	}
+	int err = errno;        /* /proc may not be there */
+	bool parked = off_cpu_here(e, owner);
+	errno = err;
+	if (!parked)
+		atomic_store_explicit(&e->off_cpu_skip, OFF_CPU_BACKOFF,
+				      memory_order_relaxed);
+	return parked;
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -348,9 +374,7 @@ static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 		if (!b) {
 			if (fenced)
 				return 0;
-			int err = errno;        /* /proc may not be there */
-			bool parked = off_cpu_here(e, owner);
-			errno = err;
+			bool parked = owner_parked(e, owner);
 			if (!parked && !rp__fence_peers(e)) {
 				struct timespec ts = { 0, BIAS_DRAIN_NS };
 				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)

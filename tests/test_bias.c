@@ -345,6 +345,8 @@ TEST(a_revoker_refused_membarrier_gets_in_and_ends_biasing)
 	CHECK(rp_close(r) == 0);
 	hp_clean(&h);
 	CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+	if (theirs < 0)
+		SKIP("one CPU: the revoker never had to fence");
 }
 
 /*
