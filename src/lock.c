@@ -185,29 +185,50 @@ static bool holder_maps_ring(uint32_t tid, uint64_t dev, uint64_t ino)
 	return maps_ring(tid, dev, ino) != 0;
 }
 
+/*
+ * Read /proc/TID/stat into buf: the fields after the command name (the
+ * state first; the name may hold ')' and spaces, so they follow the last
+ * ')'), *end set past them.  NULL if there are none: *gone says whether
+ * that is because there is no such task (also when it went between the
+ * open and the read).
+ */
+static const char *stat_fields(uint32_t tid, char *buf, size_t size,
+			       const char **end, bool *gone)
+{
+	char path[40];
+	proc_path(path, tid, "/stat");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	*gone = false;
+	if (fd < 0) {
+		*gone = errno == ENOENT || errno == ESRCH;
+		return NULL;
+	}
+	ssize_t n = read(fd, buf, size);
+	close(fd);
+	if (n <= 0) {
+		*gone = true;
+		return NULL;
+	}
+	const char *p = memrchr(buf, ')', (size_t)n);
+	if (!p || buf + n - p < 3 || p[1] != ' ')
+		return NULL;
+	*end = buf + n;
+	return p + 2;
+}
+
 /* Is thread `tid` gone (no such task, or a zombie)? */
 static bool holder_dead(uint32_t tid)
 {
-	char path[40], buf[256];
-	int fd;
-	ssize_t n;
+	char buf[256];
+	const char *end, *state;
+	bool gone;
 
 	if (tid == 0)
 		return true;
-	proc_path(path, tid, "/stat");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	/* The command name may hold ')' and spaces: the state follows the last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return false;
-	return p[2] == 'Z' || p[2] == 'X';
+	state = stat_fields(tid, buf, sizeof(buf), &end, &gone);
+	if (!state)
+		return gone;
+	return *state == 'Z' || *state == 'X';
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -256,29 +277,18 @@ static bool off_cpu_here(struct rp_end *e, uint32_t tid)
 {
 	if (!owner_known(e, tid))
 		return false;
-	char path[40], buf[1024];
+	char buf[1024];
+	const char *end, *s;
+	bool gone;
 	struct rusage r0, r1;
 	if (getrusage(RUSAGE_THREAD, &r0) < 0)
 		return false;
 	int cpu = sched_getcpu();
-	proc_path(path, tid, "/stat");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (cpu < 0 || fd < 0) {
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	ssize_t n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n <= 0 || getrusage(RUSAGE_THREAD, &r1) < 0 ||
+	if (cpu < 0 || !(s = stat_fields(tid, buf, sizeof(buf), &end, &gone)) ||
+	    getrusage(RUSAGE_THREAD, &r1) < 0 ||
 	    r0.ru_nvcsw != r1.ru_nvcsw || r0.ru_nivcsw != r1.ru_nivcsw)
 		return false;
-	/* The command name may hold ')' and spaces: fields follow the last
-	 * ')', the state being field 3. */
-	const char *end = buf + n, *s = memrchr(buf, ')', (size_t)n);
-	if (!s)
-		return false;
-	for (int field = 2; field < 39; field++)
+	for (int field = 3; field < 39; field++)        /* s: field 3 */
 		s = skip_field(s, end);
 	const char *digits = s;
 	unsigned long long on = parse_num(&s, end, 10);

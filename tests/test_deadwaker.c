@@ -36,13 +36,6 @@
 #define RECOVER_MS 400.0        /* the longest recheck interval (100 ms), with slack */
 #define NUDGE_MS   400.0
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* A named pipe of CAP bytes with a blocking reader and writer open, and
  * a child blocked on it; `done` is when the child's call returned. */
 struct scene {
@@ -74,7 +67,7 @@ static double asleep_then(struct scene *s, double ms)
 {
 	sleep_ms(ms);
 	CHECK(*s->done == 0);             /* really blocked */
-	return now_ms();
+	return rp_now_ms();
 }
 
 static void reap(struct scene *s)
@@ -121,7 +114,7 @@ static void blocked_writer(struct scene *s, bool recheck)
 		char more[100];
 		memset(more, 'm', sizeof more);
 		CHECK(rp_write(s->w, more, sizeof more) == (ssize_t)sizeof more);
-		*s->done = now_ms();
+		*s->done = rp_now_ms();
 		_exit(0);
 	}
 }
@@ -136,7 +129,7 @@ static void blocked_reader(struct scene *s, const char *want, size_t n,
 		rp_close(s->w);
 		char buf[CAP];
 		ssize_t got = rp_read(s->r, buf, sizeof buf);
-		*s->done = now_ms();
+		*s->done = rp_now_ms();
 		CHECK(got >= (ssize_t)n && memcmp(buf, want, n) == 0);
 		_exit(0);
 	}
@@ -181,7 +174,7 @@ static double dead_reader_empties_under_writer(struct scene *s, bool recheck,
 /* Wait (a while) for the child's call to return. */
 static void wait_done(struct scene *s, double t)
 {
-	while (*s->done == 0 && now_ms() - t < rp_ms(5000))
+	while (*s->done == 0 && rp_now_ms() - t < rp_ms(5000))
 		sleep_ms(1);
 }
 
@@ -308,7 +301,7 @@ TEST(writer_killed_before_token_conn_poll_recovers_alone)
 		rp_conn *c = rp_conn_from_ends(s.r, NULL);
 		CHECK(c != NULL);
 		CHECK(rp_poll(c, -1) == 1);
-		*s.done = now_ms();
+		*s.done = rp_now_ms();
 		char buf[16];
 		CHECK(rp_recv(c, buf, sizeof buf) == 5 && memcmp(buf, "hello", 5) == 0);
 		_exit(0);

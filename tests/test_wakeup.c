@@ -17,13 +17,6 @@
 #define ROUNDS 20
 #define FIT_MS 500.0    /* a woken writer runs in well under a millisecond */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static const struct rp_shared *map_ring(const struct hp *h)
 {
 	int fd = open(h->shm, O_RDONLY | O_CLOEXEC);
@@ -92,12 +85,12 @@ TEST(writer_that_fits_wakes_while_bigger_writer_sleeps)
 		sleep_ms(20);                  /* let B reach its watch */
 		read_exactly(r, 1);
 
-		double t0 = now_ms();
-		while (!atomic_load(&sh->small_done) && now_ms() - t0 < rp_ms(FIT_MS))
+		double t0 = rp_now_ms();
+		while (!atomic_load(&sh->small_done) && rp_now_ms() - t0 < rp_ms(FIT_MS))
 			sleep_ms(1);
 		if (!atomic_load(&sh->small_done))
 			fprintf(stderr, "round %d: the 1-byte writer still asleep "
-				"after %.0f ms with room for it\n", round, now_ms() - t0);
+				"after %.0f ms with room for it\n", round, rp_now_ms() - t0);
 		CHECK(atomic_load(&sh->small_done));
 
 		read_exactly(r, CAP);          /* the rest, and S's byte */

@@ -25,22 +25,15 @@
 #define CAP     65536
 #define WAITS   40              /* writes that each wait for room */
 #define MAX_YIELDS 8192
-#define APART_NS   16000        /* wait.c's YIELD_APART_NS */
-#define CLOSE_NS   12000        /* "within APART_NS", with room for delays */
+#define CLOSE_MS   0.012        /* within wait.c's YIELD_APART_NS (16 us),
+				 * with room for delays */
 
 static _Atomic int counting;
 static _Atomic unsigned nyields;
 static struct {
-	uint64_t at;            /* the call */
+	double at;              /* the call, rp_now_ms() */
 	long switches;          /* ours before it (getrusage) */
 } yields[MAX_YIELDS];
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static long switches(void)
 {
@@ -54,7 +47,7 @@ int sched_yield(void)
 	if (atomic_load_explicit(&counting, memory_order_relaxed)) {
 		unsigned i = atomic_fetch_add(&nyields, 1);
 		if (i < MAX_YIELDS) {
-			yields[i].at = now_ns();
+			yields[i].at = rp_now_ms();
 			yields[i].switches = switches();
 		}
 	}
@@ -87,10 +80,10 @@ static void pin_apart(int *mine, int *theirs)
 	CHECK(setenv("RINGPIPE_SPIN_NS", "50000", 1) == 0);
 }
 
-static void spin_ns(uint64_t ns)
+static void spin_ms(double ms)
 {
-	uint64_t end = now_ns() + ns;
-	while (now_ns() < end)
+	double end = rp_now_ms() + ms;
+	while (rp_now_ms() < end)
 		;
 }
 
@@ -101,7 +94,7 @@ static void read_slowly(rp_end *r)
 	static unsigned char buf[CHUNK];
 	ssize_t n;
 	do {
-		spin_ns(200000);
+		spin_ms(0.2);
 		n = rp_read(r, buf, sizeof buf);
 		CHECK(n >= 0);
 	} while (n > 0);
@@ -122,7 +115,7 @@ static void write_past_full(rp_end *w)
 }
 
 /*
- * How many of the gaps between consecutive yields are under CLOSE_NS, of
+ * How many of the gaps between consecutive yields are under CLOSE_MS, of
  * *gaps that count: those in which we kept the CPU (no context switch of
  * ours from one call to the next), so that the gap is the spin's own and
  * not another process's time slice.  Too few to tell: SKIP, the CPU was
@@ -137,10 +130,10 @@ static unsigned close_gaps(unsigned *gaps)
 		if (yields[i].switches != yields[i - 1].switches)
 			continue;
 		++*gaps;
-		close += yields[i].at - yields[i - 1].at < CLOSE_NS;
+		close += yields[i].at - yields[i - 1].at < CLOSE_MS;
 	}
-	fprintf(stderr, "%u yields, %u of %u gaps on the CPU under %d us\n", n,
-		close, *gaps, CLOSE_NS / 1000);
+	fprintf(stderr, "%u yields, %u of %u gaps on the CPU under %.0f us\n", n,
+		close, *gaps, CLOSE_MS * 1000);
 	if (*gaps < WAITS / 2)
 		SKIP("our CPU was too busy with others to measure");
 	return close;
@@ -155,15 +148,20 @@ static void open_pair(struct hp *h, rp_end **r, rp_end **w)
 	CHECK(*r && *w && rp_set_nonblock(*r, 0) == 0);
 }
 
-/* A child reading slowly on `cpu`: after a wait for a first byte on the
- * empty ring if `waits`, else once the ring is full (so that it never
- * waits).  We keep only the write end. */
-static pid_t fork_slow_reader(rp_end *r, rp_end *w, int cpu, bool waits)
+/* We write into a pipe, pinned to *mine; a child reads it slowly on
+ * *theirs: after a wait for a first byte on the empty ring if `waits`,
+ * else once the ring is full (so that it never waits).  We keep only the
+ * write end. */
+static pid_t start_slow_pair(struct hp *h, rp_end **w, int *mine, int *theirs,
+			     bool waits)
 {
+	rp_end *r;
+	pin_apart(mine, theirs);
+	open_pair(h, &r, w);
 	pid_t pid = fork_child();
 	if (pid == 0) {
-		CHECK(rp_close(w) == 0);
-		pin_to(cpu);
+		CHECK(rp_close(*w) == 0);
+		pin_to(*theirs);
 		if (waits) {
 			char x;
 			CHECK(rp_read(r, &x, 1) == 1);
@@ -219,11 +217,9 @@ TEST(a_writer_yields_only_now_and_then_to_a_reader_on_another_cpu)
 {
 	rp_alarm(60);
 	int mine, theirs;
-	pin_apart(&mine, &theirs);
 	struct hp h;
-	rp_end *r, *w;
-	open_pair(&h, &r, &w);
-	pid_t pid = fork_slow_reader(r, w, theirs, true);
+	rp_end *w;
+	pid_t pid = start_slow_pair(&h, &w, &mine, &theirs, true);
 	for (int i = 0; i < 10000 && !peek32(h.shm, OFF(rd_cpu)); i++)
 		sleep_ms(1);
 	CHECK(peek32(h.shm, OFF(rd_cpu)) == (uint32_t)theirs + 1);
@@ -244,11 +240,9 @@ TEST(a_writer_yields_at_once_to_a_reader_that_never_waited)
 {
 	rp_alarm(60);
 	int mine, theirs;
-	pin_apart(&mine, &theirs);
 	struct hp h;
-	rp_end *r, *w;
-	open_pair(&h, &r, &w);
-	pid_t pid = fork_slow_reader(r, w, theirs, false);
+	rp_end *w;
+	pid_t pid = start_slow_pair(&h, &w, &mine, &theirs, false);
 	write_past_full(w);
 	rp_wait_ok(pid);
 	CHECK(peek32(h.shm, OFF(wr_cpu)) == (uint32_t)mine + 1);
