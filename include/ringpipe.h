@@ -62,12 +62,13 @@ typedef struct rp_conn rp_conn;
 
 #define RP_DEFAULT_MAX_MESSAGE ((size_t)1 << 30)  /* rp_recv_alloc's limit */
 
-int      rp_conn_pipe(rp_conn *conns[2], int duplex);   /* duplex=0: conns[0] receives, conns[1] sends */
+/* duplex=0: conns[0] receives, conns[1] sends */
+int      rp_conn_pipe(rp_conn *conns[2], int duplex);
 rp_conn *rp_conn_from_ends(rp_end *rd, rp_end *wr);     /* either may be NULL */
 int      rp_send(rp_conn *c, const void *msg, size_t len);
 ssize_t  rp_recv(rp_conn *c, void *buf, size_t cap);
 ssize_t  rp_recv_alloc(rp_conn *c, void **msg);          /* caller frees with free() */
-int      rp_poll(rp_conn *c, int timeout_ms);            /* 1: a message or EOF is ready, 0: timeout */
+int      rp_poll(rp_conn *c, int timeout_ms);            /* 1: message or EOF, 0: timeout */
 int      rp_conn_fileno(rp_conn *c);
 int      rp_conn_close(rp_conn *c);                      /* also closes the ends it wraps */
 int      rp_conn_set_max_message(rp_conn *c, size_t max); /* bound rp_recv_alloc */

@@ -142,7 +142,8 @@ static void byte_writer(struct shared *sh, rp_end *w, unsigned id, uint64_t seed
 {
 	unsigned char buf[RP_PIPE_BUF];
 	for (uint32_t seq = 0; seq < MAXSEQ && !atomic_load(&sh->stop); seq++) {
-		uint32_t len = sizeof(struct rec) + (uint32_t)(rng(&seed) % (RP_PIPE_BUF - sizeof(struct rec) + 1));
+		uint32_t len = sizeof(struct rec) +
+			       (uint32_t)(rng(&seed) % (RP_PIPE_BUF - sizeof(struct rec) + 1));
 		make_rec(buf, id, seq, len);
 		if (id == 0) {          /* one writer commits through zero-copy */
 			void *span = rp_write_reserve(w, len);

@@ -2088,7 +2088,8 @@ static void print_human(double elapsed)
 			}
 		}
 		if (best && mc)
-			printf("best ringpipe-zerocopy row (%s writes, %s capacity): %.2f GB/s = %.0f%% of memcpy in cache\n",
+			printf("best ringpipe-zerocopy row (%s writes, %s capacity): "
+			       "%.2f GB/s = %.0f%% of memcpy in cache\n",
 			       fmt_size(best->size, a, sizeof(a)), fmt_size(best->cap, b, sizeof(b)),
 			       best->med, 100 * best->med / mc->med);
 	}

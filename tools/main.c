@@ -13,17 +13,25 @@
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
-	const char *usage;
+	const char *args, *what;
 } cmds[] = {
-	{ "mkfifo", rp_cmd_mkfifo, "mkfifo [-m MODE] [-s CAPACITY] PATH...   create named pipes" },
-	{ "rm",     rp_cmd_rm,     "rm [--stale] PATH...                     remove them" },
-	{ "ls",     rp_cmd_ls,     "ls [PATH...]                             list pipes and who holds them" },
-	{ "stat",   rp_cmd_stat,   "stat [--json] PATH                       one pipe in detail" },
-	{ "read",   rp_cmd_read,   "read [--progress] PATH                   copy the pipe to stdout until EOF" },
-	{ "write",  rp_cmd_write,  "write [--progress] PATH                  copy stdin into the pipe, then close" },
-	{ "top",    rp_cmd_top,    "top [-d SECONDS] [-n COUNT]              live view of all pipes" },
-	{ "bench",  rp_cmd_bench,  "bench [--json] [--quick] [--only M,..] [--test T,..]  ringpipe against kernel pipes" },
+	{ "mkfifo", rp_cmd_mkfifo, "[-m MODE] [-s CAPACITY] PATH...", "create named pipes" },
+	{ "rm",     rp_cmd_rm,     "[--stale] PATH...", "remove them" },
+	{ "ls",     rp_cmd_ls,     "[PATH...]", "list pipes and who holds them" },
+	{ "stat",   rp_cmd_stat,   "[--json] PATH", "one pipe in detail" },
+	{ "read",   rp_cmd_read,   "[--progress] PATH", "copy the pipe to stdout until EOF" },
+	{ "write",  rp_cmd_write,  "[--progress] PATH", "copy stdin into the pipe, then close" },
+	{ "top",    rp_cmd_top,    "[-d SECONDS] [-n COUNT]", "live view of all pipes" },
+	{ "bench",  rp_cmd_bench,  "[--json] [--quick] [--only M,..] [--test T,..]",
+	  "ringpipe against kernel pipes" },
 };
+
+/* "NAME ARGS", then what it does from column 42 (or two spaces on). */
+static void print_usage(FILE *f, size_t i)
+{
+	int n = fprintf(f, "%s %s", cmds[i].name, cmds[i].args);
+	fprintf(f, "%*s%s\n", n < 39 ? 41 - n : 2, "", cmds[i].what);
+}
 
 void tool_err(const char *what, const char *fmt, ...)
 {
@@ -84,8 +92,10 @@ const char *tool_human(uint64_t v, char *buf, size_t len)
 static void usage(FILE *f)
 {
 	fputs("usage: ringpipe COMMAND [ARGS]\n\ncommands:\n", f);
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "  %s\n", cmds[i].usage);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		fputs("  ", f);
+		print_usage(f, i);
+	}
 	fputs("\n'ringpipe COMMAND --help' for one command; see ringpipe(1).\n", f);
 }
 
@@ -108,7 +118,8 @@ int main(int argc, char **argv)
 			/* bench lists its mechanisms and tests itself. */
 			if ((!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) &&
 			    cmds[i].fn != rp_cmd_bench) {
-				printf("usage: ringpipe %s\n", cmds[i].usage);
+				fputs("usage: ringpipe ", stdout);
+				print_usage(stdout, i);
 				return 0;
 			}
 		}
