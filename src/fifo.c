@@ -105,20 +105,6 @@ static int open_companion(const char *path, int flags)
 	return fd;
 }
 
-/* A write-only, non-blocking end of a companion that may have no reader
- * yet: hold a reader of our own (O_RDWR) just for the open. */
-static int open_companion_wronly(const char *path)
-{
-	int rw = open_companion(path, O_RDWR);
-	if (rw < 0)
-		return -1;
-	int fd = open_companion(path, O_WRONLY | O_NONBLOCK);
-	int err = errno;
-	close(rw);
-	errno = err;
-	return fd;
-}
-
 static int make_fifo(const char *path, mode_t mode, size_t capacity)
 {
 	uint64_t cap = rp__capacity_round(capacity);
@@ -324,6 +310,43 @@ static int open_path(struct rp_end *e, const char *path, int oflags, bool cancel
 	return fd;
 }
 
+/* A companion that is not there as a FIFO is damage: found before the
+ * open of the path, which may block or fail by the FIFO's rules. */
+static int companion_there(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A writer's open of the gate, with the FIFO open rules: only reader ends
+ * hold the gate for reading, so it blocks until a reader opens (ENXIO if
+ * nb).  The path cannot give that rule to a writer: every writer end holds
+ * it O_RDWR (see open_fifo()), which the kernel counts as a reader.  The
+ * gate stays non-blocking: rp__gate_close() fills it until EAGAIN.
+ */
+static int open_gate(struct rp_end *e, const char *path, int nb, bool cancellable)
+{
+	struct stat st;
+	int fd = open_path(e, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | nb, cancellable);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP)
+			errno = EINVAL;         /* a companion gone is damage */
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) ||
+	    (!nb && fcntl(fd, F_SETFL, O_NONBLOCK) < 0)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
 static rp_end *open_fifo(const char *path, int flags, bool cancellable)
 {
 	int acc = flags & O_ACCMODE;
@@ -354,26 +377,40 @@ static rp_end *open_fifo(const char *path, int flags, bool cancellable)
 	}
 	if (join(e) < 0)
 		goto fail;
-	/* Companions first, the path last: its open may block for a partner. */
+	/*
+	 * The path, then the gate: either open may block for a partner.  A
+	 * reader's open of the path pairs it with a writer, as the kernel's
+	 * FIFO does, and its open of the gate (non-blocking) then lets that
+	 * writer go; a writer that went on at the reader's first open could
+	 * write and close before the reader's second, which would then wait
+	 * for a writer that came and went.
+	 */
+	if (companion_there(n.gate) < 0)
+		goto fail;
 	if (acc == O_RDONLY) {
 		e->wake = open_companion(n.wake, O_RDWR | O_NONBLOCK);
-		e->gate = open_companion(n.gate, O_RDONLY | O_NONBLOCK);
-		if (e->wake < 0 || e->gate < 0)
+		if (e->wake < 0)
 			goto fail;
 		e->bell = open_path(e, path, O_RDONLY | O_CLOEXEC | nb, cancellable);
 		if (e->bell < 0 || (nb && clear_nonblock(e->bell) < 0))
 			goto fail;
+		e->gate = open_companion(n.gate, O_RDONLY | O_NONBLOCK);
+		if (e->gate < 0)
+			goto fail;
 	} else {
 		e->wake = open_companion(n.wake, O_RDONLY | O_NONBLOCK);
-		e->gate = open_companion_wronly(n.gate);
-		if (e->wake < 0 || clear_nonblock(e->wake) < 0 || e->gate < 0)
+		if (e->wake < 0 || clear_nonblock(e->wake) < 0)
 			goto fail;
-		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
-		/* O_WRONLY first, for the FIFO's open rules; then O_RDWR, as
-		 * every token sender holds its pipe (see internal.h). */
+		/* O_WRONLY first, for the FIFO's open rules when no other
+		 * writer holds it; then O_RDWR, as every token sender holds its
+		 * pipe (see internal.h). */
 		e->bell = open_path(e, path, O_WRONLY | O_CLOEXEC | nb, cancellable);
 		if (e->bell < 0 || rp__swap_rdwr(&e->bell) < 0)
 			goto fail;
+		e->gate = open_gate(e, n.gate, nb, cancellable);
+		if (e->gate < 0)
+			goto fail;
+		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
 	}
 	if (rp__end_open(e, acc == O_RDONLY ? RP_READER : RP_WRITER, flags) < 0)
 		goto fail;

@@ -328,6 +328,25 @@ TEST(open_wronly_nonblock_no_reader_enxio)
 	tmp_clean(&t);
 }
 
+/* Another writer open is not a reader: O_WRONLY|O_NONBLOCK still gets
+ * ENXIO once the last reader has closed (fifo(7); SEMANTICS F5). */
+TEST(open_wronly_nonblock_enxio_while_only_another_writer_is_open)
+{
+	rp_alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0644, 0) == 0);
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	CHECK(r && w);
+	CHECK(rp_close(r) == 0);
+	errno = 0;
+	CHECK(rp_open(t.path, O_WRONLY | O_NONBLOCK) == NULL);
+	CHECK(errno == ENXIO);
+	CHECK(rp_close(w) == 0);
+	tmp_clean(&t);
+}
+
 /* O_RDONLY|O_NONBLOCK with no writer opens at once. */
 TEST(open_rdonly_nonblock_no_writer_opens_at_once)
 {
@@ -446,6 +465,42 @@ TEST(open_wronly_blocks_until_reader_opens)
 	CHECK(t1 - sh->t_open < rp_ms(100));
 	CHECK(rp_write(w, "yo", 2) == 2);
 	CHECK(rp_close(w) == 0);
+	rp_wait_ok(pid);
+	tmp_clean(&t);
+}
+
+/* The same with another writer open and no reader: the open waits for
+ * the reader (it does not return before the reader's open begins). */
+TEST(open_wronly_blocks_until_reader_opens_while_another_writer_is_open)
+{
+	rp_alarm(20);
+	struct { _Atomic int reader_opening; } *sh = shared_mem(sizeof *sh);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	rp_end *r0 = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	rp_end *w0 = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	CHECK(r0 && w0);
+	CHECK(rp_close(r0) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		CHECK(rp_close(w0) == 0);
+		sleep_ms(300);
+		atomic_store(&sh->reader_opening, 1);
+		rp_end *r = rp_open(t.path, O_RDONLY);
+		CHECK(r != NULL);
+		char buf[4];
+		CHECK(rp_read(r, buf, sizeof buf) == 2);
+		CHECK(memcmp(buf, "yo", 2) == 0);
+		CHECK(rp_close(r) == 0);
+		_exit(0);
+	}
+	rp_end *w = rp_open(t.path, O_WRONLY);
+	CHECK(w != NULL);
+	CHECK(atomic_load(&sh->reader_opening) == 1);
+	CHECK(rp_write(w, "yo", 2) == 2);
+	CHECK(rp_close(w) == 0);
+	CHECK(rp_close(w0) == 0);
 	rp_wait_ok(pid);
 	tmp_clean(&t);
 }
