@@ -354,7 +354,7 @@ static int send_msg(struct rp_end *e, const unsigned char *msg, uint64_t len)
 	uint64_t off = 0;
 	int err;
 
-	if (rp__lock(e, &sh->wlock) < 0)
+	if (rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
 		return -1;
 	/* Whatever a previous holder (perhaps now dead) was sending is over. */
 	if (atomic_load_explicit(&sh->msg_start, memory_order_seq_cst) != RP_NO_MSG)
@@ -609,7 +609,7 @@ static ssize_t recv_msg(struct rp_conn *c, struct rp_end *e, void *ubuf,
 	bool writers_gone = false;
 	int err;
 
-	if (rp__lock(e, &sh->rlock) < 0)
+	if (rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
 		return -1;
 	if (c->stage) {
 		if (!out && c->stage_total > cap) {

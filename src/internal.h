@@ -314,20 +314,36 @@ static inline RP_HOT bool rp__bias_enter(struct rp_end *e, struct rp_lockword *l
 	return false;
 }
 
-/* 0, or -1 EDEADLK.  The uncontended cases inline: they are on every call. */
-static inline RP_HOT int rp__lock_at(struct rp_end *e, struct rp_lockword *l, int side)
+/* The uncontended cases, inline: they are on every call.  True if ours. */
+static inline RP_HOT bool rp__lock_fast(struct rp_end *e, struct rp_lockword *l, int side)
 {
 	uint32_t me = rp__tid_cache;
 	uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
 	if (me && (w & ~RP_LOCK_SLOT) == (RP_LOCK_BIASED | me) &&
 	    !atomic_load_explicit(&l->busy[rp_lock_slot(w)], memory_order_relaxed) &&
 	    rp__bias_enter(e, l, side, w))
-		return 0;
-	if (me && w == 0 &&
-	    atomic_compare_exchange_strong_explicit(&l->word, &w, me,
-			memory_order_acquire, memory_order_relaxed))
+		return true;
+	return me && w == 0 &&
+	       atomic_compare_exchange_strong_explicit(&l->word, &w, me,
+			memory_order_acquire, memory_order_relaxed);
+}
+
+/* 0, or -1 EDEADLK. */
+static inline RP_HOT int rp__lock_at(struct rp_end *e, struct rp_lockword *l, int side)
+{
+	if (rp__lock_fast(e, l, side))
 		return 0;
 	return rp__lock_within(e, l, 0);
+}
+
+/* The lock a call on an end takes first: as rp__lock_at(), but if the end
+ * is non-blocking, -1 EAGAIN rather than a long wait (lock.c). */
+int rp__lock_call_slow(struct rp_end *e, struct rp_lockword *l);
+static inline RP_HOT int rp__lock_call(struct rp_end *e, struct rp_lockword *l, int side)
+{
+	if (rp__lock_fast(e, l, side))
+		return 0;
+	return rp__lock_call_slow(e, l);
 }
 
 static inline RP_HOT void rp__unlock_at(struct rp_end *e, struct rp_lockword *l, int side)

@@ -46,6 +46,7 @@
 #define BIAS_HONOUR_NS  1000000000ULL /* a limit further ahead is garbage */
 #define BIAS_DRAIN_NS   10000000L   /* see await_owner() */
 #define OFF_CPU_BACKOFF 15          /* see owner_parked() */
+#define NB_LOCK_NS      2000000ULL  /* see rp__lock_call_slow() */
 
 __thread uint32_t rp__tid_cache RP_TLS_FAST;
 __thread uint32_t rp__bias_depth RP_TLS_FAST;
@@ -551,6 +552,27 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 		}
 		cur = atomic_load_explicit(word, memory_order_relaxed);
 	}
+}
+
+/*
+ * A non-blocking call waits for the lock at most NB_LOCK_NS, then fails
+ * with EAGAIN: the holder may be another caller's reservation or peek
+ * (zerocopy.c), or a sender in the middle of a message (conn.c), which
+ * last as long as their holder likes, and O_NONBLOCK promises no such
+ * wait.  The bound covers a holder briefly preempted in its copy.
+ */
+int rp__lock_call_slow(struct rp_end *e, struct rp_lockword *l)
+{
+	if (!e->nb_cache)
+		return rp__lock_within(e, l, 0);
+	if (rp__lock_within(e, l, NB_LOCK_NS) == 0)
+		return 0;
+	if (errno != ETIMEDOUT)
+		return -1;
+	if (!rp__nb(e))         /* made blocking meanwhile, through a copy */
+		return rp__lock_within(e, l, 0);
+	errno = EAGAIN;
+	return -1;
 }
 
 bool rp__lock_abandoned(struct rp_end *e, struct rp_lockword *l)

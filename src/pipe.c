@@ -77,14 +77,15 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
 /* Enter the side's lock for a plain write or read.  It cancels this
  * thread's uncommitted reservation or releases its peek (which hold the
  * lock already); another thread's makes us wait for its commit or
- * consume.  0, or -1 EDEADLK. */
+ * consume (if the end is non-blocking, only briefly: EAGAIN).  0, or -1
+ * EDEADLK or EAGAIN. */
 static inline RP_HOT int side_enter(struct rp_end *e, int side)
 {
 	if (rp__held_by_me(e)) {
 		e->held = 0;
 		return 0;
 	}
-	return rp__lock_at(e, rp__side_lock(e, side), side);
+	return rp__lock_call(e, rp__side_lock(e, side), side);
 }
 
 static ssize_t write_iov(struct rp_end *e, const struct iovec *iov, int cnt,

@@ -36,7 +36,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		goto out;
 	}
 	/* A second reserve by the same thread replaces the first. */
-	if (!rp__held_by_me(e) && rp__lock(e, &sh->wlock) < 0)
+	if (!rp__held_by_me(e) && rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
 		goto out;
 	e->held = 0;
 	for (;;) {
@@ -124,7 +124,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 		goto out;
 	}
 	*np = 0;
-	if (!rp__held_by_me(e) && rp__lock(e, &sh->rlock) < 0)
+	if (!rp__held_by_me(e) && rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
 		goto out;
 	e->held = 0;
 	for (;;) {

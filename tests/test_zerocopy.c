@@ -3,6 +3,8 @@
 #include <ringpipe.h>
 
 #include <fcntl.h>
+#include <stdbool.h>
+#include <unistd.h>
 
 static unsigned char pat(size_t i) { return (unsigned char)(i * 31 + i / 256); }
 
@@ -273,4 +275,74 @@ TEST(zerocopy_on_wrong_end_ebadf)
 	CHECK(rp_read_peek(e[1], &n) == NULL && errno == EBADF);
 	CHECK_ERR(rp_read_consume(e[1], 1), EBADF);
 	CHECK(rp_nread(e[0]) == 1);
+}
+
+/* A child that holds a reservation (or a peek) on the end it inherited
+ * until told to let go; the parent's calls on its own copy are
+ * non-blocking.  Returns the child; *go is where to tell it. */
+static pid_t hold_in_child(rp_end *e[2], bool peek, int *go)
+{
+	int up[2], down[2];
+	CHECK(pipe(up) == 0 && pipe(down) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		size_t n = 0;
+		char c;
+		close(up[0]), close(down[1]);   /* the parent's death ends the wait */
+		if (peek)
+			CHECK(rp_read_peek(e[0], &n) != NULL && n == 4);
+		else
+			CHECK(rp_write_reserve(e[1], 16) != NULL);
+		CHECK(write(up[1], "h", 1) == 1);
+		CHECK(read(down[0], &c, 1) == 1);
+		CHECK((peek ? rp_read_consume(e[0], n) : rp_write_commit(e[1], 0)) == 0);
+		_exit(0);
+	}
+	char c;
+	CHECK(read(up[0], &c, 1) == 1);
+	close(up[0]), close(up[1]), close(down[0]);
+	*go = down[1];
+	return pid;
+}
+
+/* O_NONBLOCK means EAGAIN, not a wait for another process's commit. */
+TEST(nonblocking_write_eagain_while_another_process_holds_a_reservation)
+{
+	rp_end *e[2];
+	int go;
+	char c = 'x';
+	rp_alarm(10);
+	mkpipe(e, O_NONBLOCK, 4096);
+	pid_t pid = hold_in_child(e, false, &go);
+	errno = 0;
+	CHECK(rp_write(e[1], &c, 1) == -1 && errno == EAGAIN);
+	errno = 0;
+	CHECK(rp_write_reserve(e[1], 1) == NULL && errno == EAGAIN);
+	CHECK(write(go, "g", 1) == 1);
+	rp_wait_ok(pid);
+	CHECK(rp_write(e[1], &c, 1) == 1);
+	close(go);
+}
+
+/* The same for a read while another process holds a peek. */
+TEST(nonblocking_read_eagain_while_another_process_holds_a_peek)
+{
+	rp_end *e[2];
+	int go;
+	char buf[8];
+	size_t n;
+	rp_alarm(10);
+	mkpipe(e, O_NONBLOCK, 4096);
+	CHECK(rp_write(e[1], "abcd", 4) == 4);
+	pid_t pid = hold_in_child(e, true, &go);
+	errno = 0;
+	CHECK(rp_read(e[0], buf, sizeof buf) == -1 && errno == EAGAIN);
+	errno = 0;
+	CHECK(rp_read_peek(e[0], &n) == NULL && errno == EAGAIN);
+	CHECK(write(go, "g", 1) == 1);
+	rp_wait_ok(pid);
+	CHECK(rp_write(e[1], "e", 1) == 1);
+	CHECK(rp_read(e[0], buf, sizeof buf) == 1 && buf[0] == 'e');
+	close(go);
 }
