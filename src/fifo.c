@@ -267,6 +267,8 @@ static int join(struct rp_end *e)
 		atomic_store(&sh->rd_armed, 1);
 		atomic_store(&sh->msg_start, RP_NO_MSG);
 		atomic_store(&sh->heavy_publish, 0);
+		atomic_store(&sh->wr_polled, 0);
+		atomic_store(&sh->rd_polled, 0);
 	}
 	int r = alone < 0 ? -1 : ofd_lock(e->shm_fd, F_RDLCK, RP_LOCK_SESSION, 0);
 	int err = errno;

@@ -418,16 +418,19 @@ static inline void rp__note_answer(void)
  * kernel pipe's write. */
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial);
 /* Wake whoever sleeps on (or polls) the other side.  Inline because every
- * call passes here and almost always finds nobody: two loads of a line
- * that stays cached on both sides. */
-void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t armed);
+ * call passes here and almost always finds nobody: loads of a line that
+ * stays cached on both sides.  A writer's also shuts the gate if the ring
+ * is full and somebody may poll a write end (rp__gate_shut_full()). */
+void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t armed,
+			   uint32_t polled);
 void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t gate);
 static inline void rp__wake_readers(struct rp_end *e)
 {
 	uint64_t n = atomic_load_explicit(&e->sh->rd_sleepers, memory_order_seq_cst);
 	uint32_t a = atomic_load_explicit(&e->sh->rd_armed, memory_order_seq_cst);
-	if (__builtin_expect((n | a) != 0, 0))
-		rp__wake_readers_slow(e, n, a);
+	uint32_t p = atomic_load_explicit(&e->sh->wr_polled, memory_order_relaxed);
+	if (__builtin_expect((n | a | p) != 0, 0))
+		rp__wake_readers_slow(e, n, a, p);
 }
 static inline void rp__wake_writers(struct rp_end *e)
 {
@@ -515,8 +518,16 @@ static inline void rp__publish_tail(struct rp_end *e, uint64_t tail, memory_orde
 	atomic_store_explicit(&e->sh->tail, tail, mo);
 }
 int rp__poll_arm_reader(struct rp_end *e);  /* READY, GONE (EOF), -1 EAGAIN */
-void rp__reader_emptied(struct rp_end *e);
+/* A reader emptied the ring: if somebody polls a read end, keep its
+ * tokens exact (wait.c).  Inline: most readers are not polled. */
+void rp__reader_emptied_slow(struct rp_end *e);
+static inline void rp__reader_emptied(struct rp_end *e)
+{
+	if (e->polled || atomic_load_explicit(&e->sh->rd_polled, memory_order_relaxed))
+		rp__reader_emptied_slow(e);
+}
 int rp__gate_close(struct rp_end *e, uint64_t need); /* READY, -1 EAGAIN */
+void rp__gate_shut_full(struct rp_end *e);
 bool rp__readers_gone(struct rp_end *e);
 /* A clock good to a few ms: the writers read it on every call. */
 static inline uint64_t rp__coarse_ns(void)

@@ -154,6 +154,12 @@ struct rp_shared {
 	_Atomic uint32_t rd_armed;    /* a poller waits for a doorbell token */
 	_Atomic uint32_t gate_closed; /* the writers' poll gate pipe is full */
 	_Atomic uint32_t rd_closes;   /* bumped by every reader close: EPIPE hint */
+	_Atomic uint32_t wr_polled;   /* a write end's rp_fileno was asked for:
+	                               * writes that fill the ring shut the gate
+	                               * (wait.c, rp__gate_shut_full()) */
+	_Atomic uint32_t rd_polled;   /* a read end's rp_fileno was asked for:
+	                               * every reader that empties the ring drops
+	                               * stale tokens (rp__reader_emptied()) */
 	_Atomic uint32_t heavy_publish; /* a reader cannot fence for writers
 	                               * (fence.c): publish with a barrier */
 

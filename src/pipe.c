@@ -391,15 +391,27 @@ int rp_fileno(rp_end *h)
 	if (!e)
 		return -1;
 	int fd = e->role == RP_READER ? e->bell : e->gate;
-	if (e->role == RP_READER && !e->polled) {
-		/* From now on somebody may poll: drop stale tokens, arm. */
-		e->polled = 1;
-		int saved = errno;
-		if (rp__lock(e, &e->sh->rlock) == 0) {
-			rp__poll_arm_reader(e);
-			rp__unlock(e, &e->sh->rlock);
+	if (e->role == RP_WRITER) {
+		/* From now on somebody may poll a write end: a write that fills
+		 * the ring shuts the gate, and if it is full now, shut it. */
+		if (!atomic_load_explicit(&e->sh->wr_polled, memory_order_relaxed))
+			atomic_store(&e->sh->wr_polled, 1);
+		rp__gate_shut_full(e);
+	} else {
+		/* Readers in other processes must keep the tokens exact too
+		 * (they may share this end, or empty the ring for it). */
+		if (!atomic_load_explicit(&e->sh->rd_polled, memory_order_relaxed))
+			atomic_store(&e->sh->rd_polled, 1);
+		if (!e->polled) {
+			/* From now on somebody may poll: drop stale tokens, arm. */
+			e->polled = 1;
+			int saved = errno;
+			if (rp__lock(e, &e->sh->rlock) == 0) {
+				rp__poll_arm_reader(e);
+				rp__unlock(e, &e->sh->rlock);
+			}
+			errno = saved;
 		}
-		errno = saved;
 	}
 	rp__end_put(e);
 	return fd;

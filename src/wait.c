@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -492,20 +493,24 @@ static void ring_bell(struct rp_end *e, int fd, uint64_t k,
 		reap(e, sleepers, who);
 }
 
-void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a)
+void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p)
 {
 	struct rp_shared *sh = e->sh;
 
-	rp__call_quiet();       /* write(2) is a cancellation point */
-	if (a)
-		a = atomic_exchange_explicit(&sh->rd_armed, 0,
-					     memory_order_relaxed) != 0;
-	n = rp_sleeper_count(n) + a;
-	if (n) {
-		int err = errno;
-		ring_bell(e, e->bell, n, &sh->rd_sleepers, sh->rd_who);
-		errno = err;
+	if (n | a) {
+		rp__call_quiet();       /* write(2) is a cancellation point */
+		if (a)
+			a = atomic_exchange_explicit(&sh->rd_armed, 0,
+						     memory_order_relaxed) != 0;
+		n = rp_sleeper_count(n) + a;
+		if (n) {
+			int err = errno;
+			ring_bell(e, e->bell, n, &sh->rd_sleepers, sh->rd_who);
+			errno = err;
+		}
 	}
+	if (p)
+		rp__gate_shut_full(e);
 }
 
 /* Empty the gate: the write ends' rp_fileno polls writable again. */
@@ -655,10 +660,12 @@ int rp__poll_arm_reader(struct rp_end *e)
 }
 
 /* A reader (holding the readers' lock) emptied the ring: if somebody polls
- * this end, drop the now stale tokens so poll(2) stays exact. */
-void rp__reader_emptied(struct rp_end *e)
+ * this end, or any read end of the pipe in any process (a process that
+ * shares the end with a poller empties it too), drop the now stale tokens
+ * so poll(2) stays exact. */
+void rp__reader_emptied_slow(struct rp_end *e)
 {
-	if (!e->polled || rp__has_data(e))
+	if (rp__has_data(e))
 		return;
 	rp__call_quiet();
 	/* Armed, and no writer inside its lock: no token is in the bell or
@@ -669,6 +676,18 @@ void rp__reader_emptied(struct rp_end *e)
 	int saved = errno;
 	rp__poll_arm_reader(e);
 	errno = saved;
+}
+
+/* Fill the one-page gate pipe; it may already be full, or have been
+ * emptied by a reader killed before it published its room (rp__gate_open).
+ * False (EPIPE, and SIGPIPE from the kernel) if no reader is left. */
+static bool fill_gate(struct rp_end *e)
+{
+	ssize_t w;
+	while ((w = write(e->gate, zeros, sizeof(zeros))) > 0)
+		;
+	atomic_store(&e->sh->gate_closed, 1);
+	return !(w < 0 && errno == EPIPE);
 }
 
 /*
@@ -687,25 +706,51 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 		return writable(e, need) ? RP_WAIT_READY : -1;
 	}
 	int r = -1;
-	if (writable(e, need)) {
+	if (writable(e, need))
 		r = RP_WAIT_READY;
-	} else {
-		/* Fill the one-page pipe; it may already be full, or have been
-		 * emptied by a reader killed before it published its room
-		 * (rp__gate_open).  EPIPE (and SIGPIPE, from the kernel) if no
-		 * reader is left. */
-		ssize_t w;
-		while ((w = write(e->gate, zeros, sizeof(zeros))) > 0)
-			;
-		if (w < 0 && errno == EPIPE)
-			r = -2;
-		atomic_store(&sh->gate_closed, 1);
-	}
+	else if (!fill_gate(e))
+		r = -2;
 	rp__unlock(e, &sh->rlock);
 	if (r == -1)
 		rp__wake_readers(e);     /* as in rp__wait_writable() */
 	errno = r == -2 ? EPIPE : EAGAIN;
 	return r < 0 ? -1 : r;
+}
+
+/*
+ * A write left the ring full, or an end asks for its rp_fileno, while
+ * somebody may poll a write end (wr_polled): shut the gate now, so that
+ * poll(2) stops reporting POLLOUT for a full pipe.  Without a poller the
+ * gate is left to a non-blocking writer's EAGAIN (rp__gate_close()), which
+ * spares a stream that keeps filling the ring two system calls per fill.
+ * The write that filled it succeeded, so a reader gone meanwhile must not
+ * raise SIGPIPE here: it is held back, and taken if the gate raised it.
+ */
+void rp__gate_shut_full(struct rp_end *e)
+{
+	if (writable(e, 1))
+		return;         /* writers only take room: POLLOUT stays true */
+	rp__call_quiet();
+	struct rp_shared *sh = e->sh;
+	int err = errno;
+	if (rp__lock_within(e, &sh->rlock, ARM_LOCK_NS) < 0) {
+		errno = err;
+		return;         /* a reader holds it for long: a spurious POLLOUT */
+	}
+	if (!writable(e, 1)) {
+		sigset_t pipe, old, pending;
+		sigemptyset(&pipe);
+		sigaddset(&pipe, SIGPIPE);
+		pthread_sigmask(SIG_BLOCK, &pipe, &old);
+		bool was = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+		if (!fill_gate(e) && !was) {
+			struct timespec now = { 0, 0 };
+			sigtimedwait(&pipe, NULL, &now);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	rp__unlock(e, &sh->rlock);
+	errno = err;
 }
 
 /* Has every reader gone (closed, exec'd with O_CLOEXEC, or died)? */

@@ -70,6 +70,41 @@ TEST(read_end_not_pollin_after_drain)
 	CHECK(revents(e[0], POLLIN, 50) == 0);
 }
 
+/* The read end is shared with a child forked before anyone asked for its
+ * descriptor; the child takes the data: the parent's descriptor must stop
+ * polling readable (a kernel pipe's does: SEMANTICS P1). */
+TEST(read_end_not_pollin_after_another_process_takes_the_data)
+{
+	rp_end *e[2];
+	int go[2], back[2];
+	char c;
+	rp_alarm(10);
+	mkpipe(e, 0, 0);
+	CHECK(pipe(go) == 0 && pipe(back) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char buf[16];
+		close(go[1]);
+		for (int i = 0; i < 3; i++) {
+			CHECK(read(go[0], &c, 1) == 1);
+			CHECK(rp_read(e[0], buf, sizeof buf) == 3);
+			CHECK(write(back[1], "t", 1) == 1);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	for (int i = 0; i < 3; i++) {
+		CHECK(revents(e[0], POLLIN, 0) == 0);
+		CHECK(rp_write(e[1], "abc", 3) == 3);
+		CHECK(revents(e[0], POLLIN, 0) == POLLIN);
+		CHECK(write(go[1], "g", 1) == 1);
+		CHECK(read(back[0], &c, 1) == 1);
+		CHECK(revents(e[0], POLLIN, 100) == 0);
+	}
+	rp_wait_ok(pid);
+}
+
 TEST(write_end_pollout_when_room)
 {
 	static unsigned char buf[1000];
@@ -84,6 +119,33 @@ TEST(write_end_not_pollout_when_full)
 {
 	rp_end *e[2];
 	mkfull(e);
+	CHECK(revents(e[1], POLLOUT, 100) == 0);
+}
+
+/* A kernel pipe's write end stops polling writable once the pipe is full,
+ * whoever filled it and however (SEMANTICS P3): here a blocking end whose
+ * descriptor was asked for first, filled by one write, no EAGAIN. */
+TEST(write_end_not_pollout_once_a_blocking_write_fills_the_ring)
+{
+	static unsigned char buf[4096];
+	rp_end *e[2];
+	char c;
+	mkpipe(e, 0, 4096);
+	CHECK(revents(e[1], POLLOUT, 0) == POLLOUT);
+	CHECK(rp_write(e[1], buf, sizeof buf) == sizeof buf);
+	CHECK(revents(e[1], POLLOUT, 100) == 0);
+	CHECK(rp_read(e[0], &c, 1) == 1);
+	CHECK(revents(e[1], POLLOUT, 0) == POLLOUT);
+}
+
+/* The same when the descriptor is asked for only once the pipe is full. */
+TEST(write_end_not_pollout_when_asked_for_while_full)
+{
+	static unsigned char buf[4096];
+	rp_end *e[2];
+	mkpipe(e, 0, 4096);
+	CHECK(rp_write(e[1], buf, 100) == 100);
+	CHECK(rp_write(e[1], buf, sizeof buf - 100) == sizeof buf - 100);
 	CHECK(revents(e[1], POLLOUT, 100) == 0);
 }
 

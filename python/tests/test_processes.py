@@ -90,12 +90,39 @@ def child_fileno_wait(conn, out):
     out.send(ready == [conn] and conn.recv())
 
 
+def child_take_one(r, go):
+    # Take the next message from a read end the parent polls too.
+    go.recv()
+    r.recv()
+    go.send('taken')
+
+
 class _StartMethod:
     method = None
 
     def setUp(self):
         super().setUp()
         self.ctx = multiprocessing.get_context(self.method)
+
+    def test_fileno_not_readable_after_a_child_takes_the_message(self):
+        # The child shares the read end; the parent asks for its fileno
+        # only after starting it.  Once the child has taken the message,
+        # the parent's descriptor must not poll readable (it did, and a
+        # select-then-recv loop blocked: 2026-11-29 review).
+        import select
+        r, w = ringpipe.Pipe(False)
+        go_parent, go_child = ringpipe.Pipe()
+        p = start(self.ctx, child_take_one, r, go_child)
+        fd = r.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        w.send('x')
+        self.assertEqual(len(poller.poll(5000)), 1)
+        go_parent.send('go')
+        self.assertEqual(go_parent.recv(), 'taken')
+        self.assertEqual(poller.poll(100), [])
+        self.assertFalse(r.poll())
+        join(self, p)
 
     def test_duplex_echo(self):
         a, b = ringpipe.Pipe()
