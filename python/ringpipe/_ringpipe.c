@@ -1100,6 +1100,12 @@ static PyObject *conn_pipe(PyObject *cls, PyObject *args)
 		PyErr_SetString(PyExc_ValueError, "capacity must not be negative");
 		return NULL;
 	}
+	if ((uint64_t)capacity > RP_MAX_CAPACITY) {
+		PyErr_Format(PyExc_ValueError, "capacity %zd is over the limit of "
+			     "%llu bytes (4 GiB)", capacity,
+			     (unsigned long long)RP_MAX_CAPACITY);
+		return NULL;
+	}
 	if (rp_pipe2(a, O_CLOEXEC, (size_t)capacity) < 0)
 		goto fail;
 	if (duplex && rp_pipe2(b, O_CLOEXEC, (size_t)capacity) < 0)

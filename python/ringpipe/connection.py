@@ -57,10 +57,15 @@ def Pipe(duplex=True, *, capacity=None):
     sends.  *capacity* is the size in bytes of each direction's ring
     (rounded up to whole pages; default :data:`PIPE_CAPACITY`).  Messages
     of any size pass through any ring: larger ones stream through it.
+    Each direction holds 9 file descriptors (a duplex pair 18, against 2
+    for multiprocessing's): see the package README.
     """
     if capacity is None:
         capacity = PIPE_CAPACITY
-    return Connection._pipe(bool(duplex), int(capacity))
+    elif not isinstance(capacity, int) or isinstance(capacity, bool):
+        raise TypeError('capacity must be an int (bytes), not %s'
+                        % type(capacity).__name__)
+    return Connection._pipe(bool(duplex), capacity)
 
 
 # ---------------------------------------------------------------------------

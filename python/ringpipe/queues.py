@@ -203,15 +203,14 @@ class Queue(object):
     def close(self):
         """Indicate that this process will put no more items.  The feeder
         thread, if any, flushes what it holds and then closes the pipe;
-        otherwise the pipe is closed at once."""
+        without one, as in multiprocessing, nothing else happens (the
+        queue can still be read, and a child forked later can still put:
+        the pipe closes when the queue is collected)."""
         self._closed = True
         close = self._close
         if close:
             self._close = None
             close()
-        elif self._thread is None:
-            self._reader.close()
-            self._writer.close()
 
     def join_thread(self):
         """Join the feeder thread (after :meth:`close`): wait until every
@@ -289,6 +288,9 @@ class Queue(object):
 
     @staticmethod
     def _on_queue_feeder_error(e, obj):
-        """Hook called when the feeder thread fails to send an item."""
+        """Hook called when the feeder thread fails to send an item.  Unlike
+        multiprocessing's, *obj* is the item already pickled (bytes):
+        ``put`` pickles at once, so an object that cannot be pickled
+        raises there, and the hook sees only errors of the send."""
         import traceback
         traceback.print_exc()

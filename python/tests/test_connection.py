@@ -104,6 +104,14 @@ class PipeBasics(TestCase):
         with self.assertRaises(ValueError):
             ringpipe.Pipe(capacity=-1)
 
+    def test_capacity_over_the_limit_or_not_an_int_says_so(self):
+        with self.assertRaisesRegex(ValueError, 'over the limit'):
+            ringpipe.Pipe(capacity=1 << 40)
+        with self.assertRaisesRegex(TypeError, 'must be an int'):
+            ringpipe.Pipe(capacity=2.5)
+        with self.assertRaisesRegex(TypeError, 'must be an int'):
+            ringpipe.Pipe(capacity='4096')
+
     def test_repr(self):
         a, b = ringpipe.Pipe(False)
         self.assertIn('fd=', repr(a))

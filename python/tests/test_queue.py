@@ -122,6 +122,14 @@ class QueueAPI(TestCase):
         self.q.close()            # twice is fine
         self.q.join_thread()
 
+    def test_close_without_feeder_leaves_the_pipe_open(self):
+        # As multiprocessing: with no feeder thread, close() only says that
+        # this process puts no more; the queue can still be asked about.
+        self.q.close()
+        self.assertTrue(self.q.empty())
+        self.assertFalse(self.q._reader.closed)
+        self.assertFalse(self.q._writer.closed)
+
     def test_join_thread_needs_close(self):
         with self.assertRaises(AssertionError):
             self.q.join_thread()
