@@ -366,5 +366,74 @@ case_every_subcommand_has_help() {
 	done
 }
 
+# A closed standard descriptor must not become the ring file of an end:
+# `read` would print into the ring, `write` copy the ring out (a review,
+# 2026-11-29).  Both fail as cat does, and the pipe stays whole.
+case_read_with_stdout_closed_fails_and_leaves_the_ring_whole() {
+	"$RINGPIPE" mkfifo "$T/p"
+	set +e
+	"$RINGPIPE" read "$T/p" >&- 2>"$T/err" &
+	r=$!
+	printf 'hello-data\n' | "$RINGPIPE" write "$T/p"
+	wait $r
+	st=$?
+	set -e
+	[ "$st" != 0 ] || fail "read with stdout closed succeeded"
+	grep -q "Bad file descriptor" "$T/err" || fail "$(cat "$T/err")"
+	"$RINGPIPE" stat "$T/p" >"$T/out" || fail "stat: $(cat "$T/out")"
+	if grep -q damaged "$T/out"; then fail "ring damaged: $(cat "$T/out")"; fi
+}
+
+case_write_with_stdin_closed_fails_and_sends_nothing() {
+	"$RINGPIPE" mkfifo "$T/p"
+	"$RINGPIPE" read "$T/p" >"$T/out" &
+	r=$!
+	if "$RINGPIPE" write "$T/p" <&- 2>"$T/err"; then fail "write succeeded"; fi
+	wait $r || fail "read status $?"
+	[ ! -s "$T/out" ] || fail "the reader got $(wc -c <"$T/out") bytes"
+}
+
+# rm --stale removes the files of a FIFO deleted with plain rm, and keeps
+# one renamed within its directory and one whose name is not ASCII (both
+# were taken for gone).  Files younger than 10 s are left to a concurrent
+# mkfifo, hence the wait.
+case_rm_stale_removes_deleted_keeps_renamed_and_non_ascii() {
+	"$RINGPIPE" mkfifo "$T/gone" "$T/old" "$T/caf$(printf '\303\251')"
+	g=$("$RINGPIPE" stat "$T/gone" | sed -n 's/^ *ring: //p')
+	mv "$T/old" "$T/new"
+	rm "$T/gone"
+	sleep 11
+	"$RINGPIPE" rm --stale >"$T/out" || fail "rm --stale status $?"
+	[ ! -e "$g" ] || fail "$g kept: $(cat "$T/out")"
+	"$RINGPIPE" stat "$T/new" >/dev/null || fail "renamed pipe destroyed"
+	"$RINGPIPE" stat "$T/caf$(printf '\303\251')" >/dev/null || fail "non-ASCII pipe destroyed"
+}
+
+case_ls_parses_options_and_names_the_path_given() {
+	"$RINGPIPE" mkfifo "$T/old"
+	mv "$T/old" "$T/new"
+	"$RINGPIPE" ls -- "$T/new" >"$T/out" || fail "ls -- PATH: $(cat "$T/out")"
+	grep -q "^$T/new " "$T/out" || fail "not listed as $T/new: $(cat "$T/out")"
+	if "$RINGPIPE" ls --bogus 2>"$T/err"; then fail "ls --bogus succeeded"; fi
+	grep -q "^ringpipe: ls: unrecognized option '--bogus'" "$T/err" || fail "$(cat "$T/err")"
+}
+
+case_output_that_cannot_be_written_fails_the_command() {
+	if "$RINGPIPE" ls >/dev/full 2>"$T/err"; then fail "ls >/dev/full succeeded"; fi
+	grep -q "ringpipe: stdout: No space left on device" "$T/err" || fail "$(cat "$T/err")"
+}
+
+case_top_rejects_nan_delay_and_extra_arguments() {
+	if timeout 10 "$RINGPIPE" top -d nan -n 1 2>"$T/err"; then fail "-d nan accepted"; fi
+	grep -q "invalid delay 'nan'" "$T/err" || fail "$(cat "$T/err")"
+	if "$RINGPIPE" top -n 1 extra 2>"$T/err"; then fail "extra argument accepted"; fi
+}
+
+case_bench_rejects_an_empty_list() {
+	if "$RINGPIPE" bench --only '' 2>"$T/err"; then fail "--only '' accepted"; fi
+	grep -q "empty --only list" "$T/err" || fail "$(cat "$T/err")"
+	if "$RINGPIPE" bench --test=, 2>"$T/err"; then fail "--test=, accepted"; fi
+}
+
 [ $# -eq 1 ] || { echo "usage: $0 CASE" >&2; exit 2; }
 "case_$1"

@@ -2145,8 +2145,9 @@ static int parse_list(const char *arg, int mechs)
 {
 	char buf[256];
 	snprintf(buf, sizeof(buf), "%s", arg);
+	int n = 0;
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
+	     tok = strtok_r(NULL, ",", &save), n++) {
 		if (mechs) {
 			int m;
 			for (m = 0; m < M_COUNT; m++)
@@ -2174,6 +2175,11 @@ static int parse_list(const char *arg, int mechs)
 			if (B.ntests < 16)
 				snprintf(B.tests[B.ntests++], sizeof(B.tests[0]), "%s", tok);
 		}
+	}
+	if (n == 0) {
+		/* Nothing selected would mean everything: a full run. */
+		fprintf(stderr, "ringpipe bench: empty %s list\n", mechs ? "--only" : "--test");
+		return -1;
 	}
 	return 0;
 }

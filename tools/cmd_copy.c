@@ -77,7 +77,8 @@ static int parse(int argc, char **argv, struct progress *p, const char **path)
 		p->on = true;
 	}
 	if (optind != argc - 1) {
-		tool_err(argv[0], "expected exactly one PATH");
+		tool_err(NULL, "%s: expected exactly one PATH",
+			 argv[0] + strlen("ringpipe: "));
 		return -1;
 	}
 	*path = argv[optind];

@@ -84,9 +84,12 @@ int rp_cmd_rm(int argc, char **argv)
 			status = 1;
 		}
 	}
-	if (stale && tool_reap_stale(true) < 0) {
-		tool_err("/dev/shm", "%s", strerror(errno));
-		status = 1;
+	if (stale) {
+		int r = tool_reap_stale(true);
+		if (r == -1)
+			tool_err("/dev/shm", "%s", strerror(errno));
+		if (r < 0)
+			status = 1;     /* -2: some were not removed, each said */
 	}
 	return status;
 }

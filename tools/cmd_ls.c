@@ -49,11 +49,13 @@ static void holders_text(const struct tool_pipe *p, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
-static void print_row(const struct tool_pipe *p)
+/* One pipe; `name` is the path it was asked for by, or NULL for the one
+ * it was made at (which a rename since leaves behind). */
+static void print_row(const struct tool_pipe *p, const char *name)
 {
 	char cap[16], q[16], moved[16], hold[512];
 	holders_text(p, hold, sizeof(hold));
-	printf("%-28s %6s %7s %7s  %-13s %s\n", p->name,
+	printf("%-28s %6s %7s %7s  %-13s %s\n", name ? name : p->name,
 	       tool_human(p->capacity, cap, sizeof(cap)),
 	       tool_human(p->valid ? p->head - p->tail : 0, q, sizeof(q)),
 	       tool_human(p->head, moved, sizeof(moved)), state(p), hold);
@@ -61,28 +63,31 @@ static void print_row(const struct tool_pipe *p)
 
 int rp_cmd_ls(int argc, char **argv)
 {
+	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
 	struct tool_inventory inv;
 	int status = 0;
 
+	if (getopt_long(argc, argv, "", opts, NULL) != -1)
+		return 2;               /* getopt said which option */
 	if (tool_inventory_scan(&inv) < 0) {
 		tool_err("/proc", "%s", strerror(errno));
 		return 1;
 	}
 	printf("%-28s %6s %7s %7s  %-13s %s\n", "PIPE", "CAP", "QUEUED", "MOVED",
 	       "STATE", "HOLDERS (pid/command:r|w)");
-	if (argc > 1) {
-		for (int i = 1; i < argc; i++) {
+	if (optind < argc) {
+		for (int i = optind; i < argc; i++) {
 			struct tool_pipe *p = tool_inventory_find(&inv, argv[i]);
 			if (!p) {
 				tool_err(argv[i], "%s", tool_strerror(errno));
 				status = 1;
 				continue;
 			}
-			print_row(p);
+			print_row(p, argv[i]);
 		}
 	} else {
 		for (size_t i = 0; i < inv.npipes; i++)
-			print_row(&inv.pipes[i]);
+			print_row(&inv.pipes[i], NULL);
 	}
 	for (size_t i = 0; i < inv.ndenied; i++)
 		fprintf(stderr, "ringpipe: pid %d (%s): cannot inspect: permission denied\n",

@@ -112,14 +112,16 @@ int rp_cmd_top(int argc, char **argv)
 		switch (c) {
 		case 'd':
 			delay = strtod(optarg, &end);
-			if (*end || delay < 0.05 || delay > 3600) {
+			/* NaN fails both comparisons: say it the other way. */
+			if (*end || end == optarg || !(delay >= 0.05 && delay <= 3600)) {
 				tool_err("top", "invalid delay '%s'", optarg);
 				return 2;
 			}
 			break;
 		case 'n':
+			errno = 0;
 			count = strtol(optarg, &end, 10);
-			if (*end || count < 1) {
+			if (errno || *end || end == optarg || count < 1) {
 				tool_err("top", "invalid count '%s'", optarg);
 				return 2;
 			}
@@ -127,6 +129,10 @@ int rp_cmd_top(int argc, char **argv)
 		default:
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		tool_err("top", "unexpected argument '%s'", argv[optind]);
+		return 2;
 	}
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);

@@ -321,28 +321,66 @@ static bool ring_held(const char *ring)
 	return held;
 }
 
-/* Does the FIFO this ring belongs to still exist where it was made? */
+/* Is the entry `name` of directory fd `dir` the FIFO (dev, ino)? */
+static bool is_the_fifo(int dir, const char *name, uint64_t dev, uint64_t ino)
+{
+	struct stat st;
+	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISFIFO(st.st_mode) && (uint64_t)st.st_dev == dev &&
+	       (uint64_t)st.st_ino == ino;
+}
+
+/*
+ * Might the FIFO this ring belongs to still exist?  Its absolute path was
+ * recorded when it was made (cut to the header's 255 bytes).  The ring is
+ * stale only if that directory is gone, or neither the path nor any other
+ * entry of the directory is the FIFO (so a FIFO renamed within its
+ * directory is found by its inode; one moved to another directory is not:
+ * ringpipe(1)).  What we cannot read or judge, a path cut short or not
+ * absolute, an unreadable directory, is kept.
+ */
 static bool fifo_alive(const char *ring)
 {
+	struct rp_shared sh;
 	int fd = open(ring, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	struct tool_pipe p = { 0 };
-	struct rp_shared sh;
-	bool ok = read_header(fd, &p) &&
-		  pread(fd, &sh, sizeof(sh), 0) == (ssize_t)sizeof(sh);
+		return errno != ENOENT;
+	bool ok = pread(fd, &sh, sizeof(sh), 0) == (ssize_t)sizeof(sh) &&
+		  sh.magic == RP_MAGIC && sh.fifo_ino;
 	close(fd);
 	if (!ok)
-		return false;
-	struct stat st;
-	return stat(p.name, &st) == 0 && S_ISFIFO(st.st_mode) &&
-	       (uint64_t)st.st_dev == sh.fifo_dev && (uint64_t)st.st_ino == sh.fifo_ino;
+		return false;                   /* not a named ring's header */
+	char path[sizeof(sh.path)];
+	memcpy(path, sh.path, sizeof(path));
+	if (path[0] != '/' || !memchr(path, '\0', sizeof(path)) ||
+	    strlen(path) >= sizeof(path) - 1)
+		return true;
+	char *slash = strrchr(path, '/');
+	const char *base = slash + 1;
+	*slash = '\0';
+	int dir = open(path[0] ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return errno != ENOENT && errno != ENOTDIR;
+	bool alive = is_the_fifo(dir, base, sh.fifo_dev, sh.fifo_ino);
+	DIR *d = alive ? NULL : fdopendir(dup(dir));
+	if (d) {
+		struct dirent *de;
+		while (!alive && (de = readdir(d)))
+			alive = (uint64_t)de->d_ino == sh.fifo_ino &&
+				is_the_fifo(dir, de->d_name, sh.fifo_dev, sh.fifo_ino);
+		closedir(d);
+	} else if (!alive) {
+		alive = true;                   /* cannot look: keep */
+	}
+	close(dir);
+	return alive;
 }
 
 int tool_reap_stale(bool verbose)
 {
 	DIR *d = opendir(SHM_DIR);
 	int reaped = 0;
+	bool failed = false;
 	if (!d)
 		return -1;
 	struct dirent *de;
@@ -368,8 +406,15 @@ int tool_reap_stale(bool verbose)
 			reaped++;
 			if (verbose)
 				printf("removed %s\n", base);
+		} else if (errno != ENOENT) {
+			tool_err(base, "cannot remove: %s", strerror(errno));
+			failed = true;
 		}
 	}
 	closedir(d);
+	if (failed) {
+		errno = EPERM;
+		return -2;
+	}
 	return reaped;
 }

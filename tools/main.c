@@ -5,6 +5,7 @@
 #include "tool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,15 +100,39 @@ static void usage(FILE *f)
 	fputs("\n'ringpipe COMMAND --help' for one command; see ringpipe(1).\n", f);
 }
 
+/*
+ * A standard descriptor that is closed would be the next open's: the ring
+ * file of an end, which `read` would then print into and `write` copy out
+ * of.  Hold each with /dev/null opened O_PATH, where reads and writes fail
+ * with EBADF, as cat's do on a closed descriptor.
+ */
+static void hold_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", O_PATH | O_CLOEXEC) != fd)
+			exit(2);        /* cannot say so: stderr may be the one */
+}
+
+/* What a command printed must have reached stdout, as with coreutils. */
+static int stdout_flushed(int status)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return status;
+	tool_err("stdout", "%s", strerror(errno ? errno : EIO));
+	return status ? status : 1;
+}
+
 int main(int argc, char **argv)
 {
+	hold_std_fds();
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
-		return 0;
+		return stdout_flushed(0);
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(argv[1], cmds[i].name))
@@ -120,10 +145,14 @@ int main(int argc, char **argv)
 			    cmds[i].fn != rp_cmd_bench) {
 				fputs("usage: ringpipe ", stdout);
 				print_usage(stdout, i);
-				return 0;
+				return stdout_flushed(0);
 			}
 		}
-		return cmds[i].fn(argc - 1, argv + 1);
+		/* getopt's own messages then read "ringpipe: CMD: ...". */
+		char name[32];
+		snprintf(name, sizeof(name), "ringpipe: %s", cmds[i].name);
+		argv[1] = name;
+		return stdout_flushed(cmds[i].fn(argc - 1, argv + 1));
 	}
 	tool_err(NULL, "unknown command '%s'", argv[1]);
 	usage(stderr);

@@ -74,7 +74,9 @@ void tool_inventory_free(struct tool_inventory *inv);
 /* The inventory entry for the named pipe at `path`, or NULL (errno set). */
 struct tool_pipe *tool_inventory_find(struct tool_inventory *inv, const char *path);
 size_t tool_count_role(const struct tool_pipe *p, char role);
-/* Remove ring files that no process holds and no FIFO names any more. */
+/* Remove ring files that no process holds and no FIFO names any more:
+ * how many, -1 (errno) if /dev/shm cannot be read, -2 if some could not
+ * be removed (each reported on stderr). */
 int tool_reap_stale(bool verbose);
 
 /* bench_memory.c: KiB per open named pipe, n held (both ends, 64 bytes
