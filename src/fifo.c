@@ -269,6 +269,13 @@ static int join(struct rp_end *e)
 		atomic_store(&sh->heavy_publish, 0);
 		atomic_store(&sh->wr_polled, 0);
 		atomic_store(&sh->rd_polled, 0);
+		/* What stat reports starts again with the data. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		atomic_store(&sh->rd_blocked_ns, 0);
+		atomic_store(&sh->wr_blocked_ns, 0);
+		atomic_store(&sh->started_ns,
+			     (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 	}
 	int r = alone < 0 ? -1 : ofd_lock(e->shm_fd, F_RDLCK, RP_LOCK_SESSION, 0);
 	int err = errno;

@@ -173,6 +173,11 @@ struct rp_shared {
 	 * Advisory too: a process that never sets them leaves 0. */
 	_Atomic uint32_t rd_cpu;
 	_Atomic uint32_t wr_cpu;
+	/* CLOCK_REALTIME when the ring last started afresh (made, or opened
+	 * with no end open): the start of what head and the blocked times
+	 * count.  0 from a process that never set it: stat then uses
+	 * created_ns. */
+	_Atomic uint64_t started_ns;
 
 	/* Who sleeps: slot i names (by TID) the sleeper that set bit i of
 	 * rd_sleepers / wr_sleepers, so that the count of a sleeper killed

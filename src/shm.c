@@ -62,6 +62,7 @@ int rp__shared_init(int fd, uint64_t capacity, uint64_t dev, uint64_t ino,
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sh->created_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	sh->started_ns = sh->created_ns;
 	if (path)
 		snprintf(sh->path, sizeof(sh->path), "%s", path);
 	/* Armed from birth: the first write makes rp_fileno readable. */

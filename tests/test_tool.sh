@@ -435,5 +435,58 @@ case_bench_rejects_an_empty_list() {
 	if "$RINGPIPE" bench --test=, 2>"$T/err"; then fail "--test=, accepted"; fi
 }
 
+# JSON must be UTF-8: a path's stray bytes come out as U+FFFD, and a UTF-8
+# name is shown as it is (ls printed "caf??").
+case_stat_json_is_utf8_and_ls_shows_utf8_names() {
+	bad="$T/lat$(printf '\351')"
+	good="$T/caf$(printf '\303\251')"
+	"$RINGPIPE" mkfifo "$bad" "$good"
+	"$RINGPIPE" stat --json "$bad" >"$T/json" || fail "stat --json status $?"
+	python3 -c 'import json,sys; json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))' \
+		"$T/json" || fail "not UTF-8 JSON: $(od -c "$T/json" | head -5)"
+	"$RINGPIPE" ls >"$T/ls"
+	grep -q "^$good " "$T/ls" || fail "$(cat "$T/ls")"
+}
+
+# A reader killed in its sleep stays in the ring's sleeper count until a
+# peer's wake takes it back; ls must not report it asleep meanwhile.
+case_ls_does_not_count_a_killed_sleeper() {
+	"$RINGPIPE" mkfifo "$T/p"
+	sleep 5 | "$RINGPIPE" write "$T/p" &
+	"$RINGPIPE" read "$T/p" >/dev/null &
+	r=$!
+	asleep() { grep -q "reader asleep" "$T/ls"; }
+	look_until asleep "$T/ls" "$RINGPIPE" ls "$T/p" || fail "never asleep: $(cat "$T/ls")"
+	kill -9 $r
+	wait $r 2>/dev/null || :
+	"$RINGPIPE" ls "$T/p" >"$T/ls"
+	if grep -q "reader asleep" "$T/ls"; then fail "killed reader still asleep: $(cat "$T/ls")"; fi
+}
+
+# The blocked times add up every process's waits: three readers of a slow
+# writer showed "readers 263%".  A share is now per holder, at most 100%,
+# and the times start again with the pipe's data when it is reopened.
+case_stat_blocked_share_is_per_reader_and_restarts_with_the_pipe() {
+	"$RINGPIPE" mkfifo "$T/p"
+	(for i in 1 2 3 4 5 6 7 8 9 10; do printf x; sleep 0.2; done) |
+		"$RINGPIPE" write "$T/p" &
+	for i in 1 2 3; do "$RINGPIPE" read "$T/p" >/dev/null & done
+	sleep 1.5
+	"$RINGPIPE" stat --json "$T/p" >"$T/json1" || fail "stat status $?"
+	wait
+	sleep 1 | "$RINGPIPE" write "$T/p" &
+	"$RINGPIPE" read "$T/p" >/dev/null &
+	sleep 0.5
+	"$RINGPIPE" stat --json "$T/p" >"$T/json2" || fail "stat status $?"
+	wait
+	python3 - "$T/json1" "$T/json2" <<'EOF' || fail "$(cat "$T/json1" "$T/json2")"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert 0 < a["readers_blocked_share"] <= 1, a
+assert a["readers_blocked_s"] > b["readers_blocked_s"], (a, b)
+assert b["bytes_moved"] == 0 and b["age_s"] < a["age_s"], (a, b)
+EOF
+}
+
 [ $# -eq 1 ] || { echo "usage: $0 CASE" >&2; exit 2; }
 "case_$1"

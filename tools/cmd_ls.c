@@ -96,17 +96,22 @@ int rp_cmd_ls(int argc, char **argv)
 	return status;
 }
 
+/* A JSON string: must be UTF-8, so a path's other bytes become U+FFFD. */
 static void json_str(const char *s)
 {
 	putchar('"');
-	for (; *s; s++) {
+	while (*s) {
 		unsigned char c = (unsigned char)*s;
+		int n = tool_utf8_len((const unsigned char *)s);
 		if (c == '"' || c == '\\')
 			printf("\\%c", c);
 		else if (c < 0x20)
 			printf("\\u%04x", c);
+		else if (n == 0)
+			fputs("\\ufffd", stdout);
 		else
-			putchar(c);
+			fwrite(s, 1, (size_t)n, stdout);
+		s += n ? n : 1;
 	}
 	putchar('"');
 }
@@ -124,6 +129,14 @@ static void json_holders(const struct tool_pipe *p, char role)
 		first = false;
 	}
 	putchar(']');
+}
+
+static double blocked_share(uint64_t blocked_ns, double age, size_t holders)
+{
+	if (age <= 0)
+		return 0;
+	double s = blocked_ns / 1e9 / age / (double)(holders ? holders : 1);
+	return s < 1 ? s : 1;
 }
 
 static const char *verdict(const struct tool_pipe *p, double wr_share, double rd_share)
@@ -178,8 +191,10 @@ int rp_cmd_stat(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	double age = p->created_ns && now > p->created_ns ? (now - p->created_ns) / 1e9 : 0;
-	double wr_share = age > 0 ? p->wr_blocked_ns / 1e9 / age : 0;
-	double rd_share = age > 0 ? p->rd_blocked_ns / 1e9 / age : 0;
+	/* The blocked times add up every process's waits: a share is per
+	 * holder of the side, and at most the whole time. */
+	double wr_share = blocked_share(p->wr_blocked_ns, age, tool_count_role(p, 'w'));
+	double rd_share = blocked_share(p->rd_blocked_ns, age, tool_count_role(p, 'r'));
 	uint64_t queued = p->head - p->tail;
 	const char *v = verdict(p, wr_share, rd_share);
 

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,40 @@ static void read_comm(pid_t pid, char *comm, size_t len)
 		snprintf(comm, len, "?");
 }
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629), 0 if none. */
+int tool_utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	int n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 :
+		c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	/* The second byte's range excludes overlongs, surrogates, > U+10FFFF. */
+	unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+	for (int i = 1; i < n; i++)
+		if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xbf))
+			return 0;
+	return n;
+}
+
+/*
+ * Sleepers of a count word (layout.h): those named in a slot only while
+ * the thread is there, since a sleeper killed in its sleep stays counted
+ * until a peer's wake takes its count back; those without a slot (the
+ * high half) cannot be checked and are taken as they are.
+ */
+static uint32_t live_sleepers(uint64_t w, const _Atomic uint32_t *who)
+{
+	uint32_t n = (uint32_t)(w >> 32);
+	for (int i = 0; i < RP_SLEEP_SLOTS; i++) {
+		if (!((w >> i) & 1))
+			continue;
+		pid_t tid = (pid_t)(atomic_load(&who[i]) & 0x3fffffff);
+		if (tid == 0 || kill(tid, 0) == 0 || errno == EPERM)
+			n++;            /* 0: counted in, its name not yet stored */
+	}
+	return n;
+}
+
 /* Copy the header fields we show; false if it is not a valid ring. */
 static bool read_header(int fd, struct tool_pipe *p)
 {
@@ -60,9 +95,11 @@ static bool read_header(int fd, struct tool_pipe *p)
 		p->capacity = sh->capacity;
 		p->head = atomic_load(&sh->head);
 		p->tail = atomic_load(&sh->tail);
-		p->created_ns = sh->created_ns;
-		p->rd_sleepers = (uint32_t)rp_sleeper_count(atomic_load(&sh->rd_sleepers));
-		p->wr_sleepers = (uint32_t)rp_sleeper_count(atomic_load(&sh->wr_sleepers));
+		p->created_ns = atomic_load(&sh->started_ns);
+		if (!p->created_ns)
+			p->created_ns = sh->created_ns;
+		p->rd_sleepers = live_sleepers(atomic_load(&sh->rd_sleepers), sh->rd_who);
+		p->wr_sleepers = live_sleepers(atomic_load(&sh->wr_sleepers), sh->wr_who);
 		p->rd_blocked_ns = atomic_load(&sh->rd_blocked_ns);
 		p->wr_blocked_ns = atomic_load(&sh->wr_blocked_ns);
 	}
@@ -72,9 +109,13 @@ static bool read_header(int fd, struct tool_pipe *p)
 		char path[sizeof(sh->path) + 1];
 		memcpy(path, sh->path, sizeof(sh->path));
 		path[sizeof(sh->path)] = '\0';   /* untrusted: bound it */
-		for (char *c = path; *c; c++)
-			if (!isprint((unsigned char)*c))
-				*c = '?';
+		/* Shown as text: UTF-8 stays, control and stray bytes are '?'. */
+		for (unsigned char *c = (unsigned char *)path; *c;) {
+			int n = tool_utf8_len(c);
+			if (n == 0 || (n == 1 && !isprint(*c)))
+				*c = '?', n = 1;
+			c += n;
+		}
 		p->named = true;
 		snprintf(p->name, sizeof(p->name), "%s", path[0] ? path : "?");
 	}

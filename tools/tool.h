@@ -43,7 +43,8 @@ struct tool_pipe {
 	char problem[32];          /* see tool_pipe_problem() */
 	char name[320];            /* the FIFO's path, or "anon:<inode>" */
 	char ring_path[320];       /* /dev/shm/... for named pipes */
-	uint64_t capacity, head, tail, created_ns;
+	uint64_t capacity, head, tail;
+	uint64_t created_ns;    /* when what head counts began (started_ns) */
 	uint32_t rd_sleepers, wr_sleepers;
 	uint64_t rd_blocked_ns, wr_blocked_ns;
 	struct tool_holder *holders;
@@ -74,6 +75,8 @@ void tool_inventory_free(struct tool_inventory *inv);
 /* The inventory entry for the named pipe at `path`, or NULL (errno set). */
 struct tool_pipe *tool_inventory_find(struct tool_inventory *inv, const char *path);
 size_t tool_count_role(const struct tool_pipe *p, char role);
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629), 0 if none. */
+int tool_utf8_len(const unsigned char *s);
 /* Remove ring files that no process holds and no FIFO names any more:
  * how many, -1 (errno) if /dev/shm cannot be read, -2 if some could not
  * be removed (each reported on stderr). */
