@@ -488,5 +488,20 @@ assert b["bytes_moved"] == 0 and b["age_s"] < a["age_s"], (a, b)
 EOF
 }
 
+# As a user who may not read the ring file, stat said "damaged header".
+case_stat_by_a_user_without_access_says_permission_denied() {
+	if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+		echo "SKIP: needs root (to become another user) and setpriv" >&2
+		exit 77
+	fi
+	chmod 755 "$T"
+	cp "$RINGPIPE" "$T/rp"
+	"$RINGPIPE" mkfifo -m 0600 "$T/p"
+	if setpriv --reuid=65534 --regid=65534 --clear-groups "$T/rp" stat "$T/p" 2>"$T/err"; then
+		fail "stat as nobody succeeded"
+	fi
+	grep -q "^ringpipe: $T/p: Permission denied" "$T/err" || fail "$(cat "$T/err")"
+}
+
 [ $# -eq 1 ] || { echo "usage: $0 CASE" >&2; exit 2; }
 "case_$1"

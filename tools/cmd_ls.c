@@ -178,9 +178,11 @@ int rp_cmd_stat(int argc, char **argv)
 		return 1;
 	}
 	struct tool_pipe *p = tool_inventory_find(&inv, path);
-	if (p && !p->valid && p->problem[0])
+	if (p && !p->valid && p->layout && p->layout != RP_LAYOUT_VERSION)
 		tool_err(path, "made by a ringpipe with another header layout (version %u; "
 			 "this one reads %u)", p->layout, RP_LAYOUT_VERSION);
+	else if (p && !p->valid && p->problem[0])
+		tool_err(path, "%s", tool_strerror(EACCES));
 	else if (!p || !p->valid)
 		tool_err(path, "%s", p ? "damaged header" : tool_strerror(errno));
 	if (!p || !p->valid) {
@@ -197,6 +199,13 @@ int rp_cmd_stat(int argc, char **argv)
 	double rd_share = blocked_share(p->rd_blocked_ns, age, tool_count_role(p, 'r'));
 	uint64_t queued = p->head - p->tail;
 	const char *v = verdict(p, wr_share, rd_share);
+	if (inv.ndenied && (!tool_count_role(p, 'r') || !tool_count_role(p, 'w'))) {
+		/* The side we did not see may be among them: say so, and
+		 * judge nothing. */
+		tool_err(path, "%zu processes could not be inspected (permission "
+			 "denied): holders may be missing", inv.ndenied);
+		v = "unknown: some processes could not be inspected";
+	}
 
 	if (json) {
 		printf("{\"path\": ");

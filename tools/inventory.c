@@ -281,6 +281,8 @@ static void scan_shm(struct tool_inventory *inv)
 		if (fd >= 0) {
 			p->valid = read_header(fd, p);
 			close(fd);
+		} else if (errno == EACCES || errno == EPERM) {
+			snprintf(p->problem, sizeof(p->problem), "no permission");
 		}
 		if (!p->named)
 			snprintf(p->name, sizeof(p->name), "%.280s (%s)", path,

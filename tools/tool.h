@@ -51,8 +51,8 @@ struct tool_pipe {
 	size_t nholders;
 };
 
-/* Why a pipe is not valid: "damaged", or "layout vN" for a ring made by a
- * release with another header layout. */
+/* Why a pipe is not valid: "damaged", "layout vN" for a ring made by a
+ * release with another header layout, or "no permission" to read it. */
 static inline const char *tool_pipe_problem(const struct tool_pipe *p)
 {
 	return p->problem[0] ? p->problem : "damaged";
