@@ -186,6 +186,39 @@ static int lookup(const char *path, struct stat *st, struct names *n)
 }
 
 /*
+ * May we remove `path` from directory `dir`?  The kernel's rule: write and
+ * search on the directory, and in a sticky one (/dev/shm is), owning the
+ * file or the directory, or CAP_FOWNER, which we take root to have.  A
+ * file already gone is no obstacle.
+ */
+static bool may_unlink(int dir, const char *path)
+{
+	struct stat d, f;
+	if (fstatat(dir, path, &f, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT;
+	if (fstat(dir, &d) < 0 || faccessat(dir, ".", W_OK | X_OK, AT_EACCESS) < 0)
+		return false;
+	uid_t me = geteuid();
+	return !(d.st_mode & S_ISVTX) || me == 0 || f.st_uid == me || d.st_uid == me;
+}
+
+/* Can every companion go?  Checked before the FIFO goes, so that a remove
+ * refused half-way (another user's pipe in a directory anyone may write,
+ * its files in sticky /dev/shm) leaves the pipe whole: EPERM. */
+static int companions_removable(const struct names *n)
+{
+	int dir = open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return -1;
+	bool ok = may_unlink(dir, n->ring) && may_unlink(dir, n->wake) &&
+		  may_unlink(dir, n->gate);
+	close(dir);
+	if (!ok)
+		errno = EPERM;
+	return ok ? 0 : -1;
+}
+
+/*
  * The /dev/shm names carry the FIFO's inode number, which a FIFO made by
  * anyone once ours is gone may get: hold the inode (O_PATH) until its files
  * are gone, or we could remove that newcomer's.
@@ -204,6 +237,12 @@ static int unlink_fifo(const char *path)
 	    held.st_ino != st.st_ino) {
 		close(pin);
 		errno = EINVAL;         /* replaced under us: look again */
+		return -1;
+	}
+	if (companions_removable(&n) < 0) {
+		int err = errno;
+		close(pin);
+		errno = err;
 		return -1;
 	}
 	int r = unlink(path);

@@ -503,5 +503,27 @@ case_stat_by_a_user_without_access_says_permission_denied() {
 	grep -q "^ringpipe: $T/p: Permission denied" "$T/err" || fail "$(cat "$T/err")"
 }
 
+# Another user's pipe in a directory anyone may write: that user may remove
+# the FIFO but not its files in sticky /dev/shm, and `rm` did the first and
+# said nothing of the second.  Now it is refused whole.
+case_rm_refused_half_way_leaves_the_pipe_whole() {
+	if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+		echo "SKIP: needs root (to become another user) and setpriv" >&2
+		exit 77
+	fi
+	chmod 755 "$T"
+	mkdir "$T/pub"
+	chmod 777 "$T/pub"
+	cp "$RINGPIPE" "$T/rp"
+	"$RINGPIPE" mkfifo -m 0666 "$T/pub/x"
+	if setpriv --reuid=65534 --regid=65534 --clear-groups "$T/rp" rm "$T/pub/x" 2>"$T/err"; then
+		"$RINGPIPE" rm --stale >/dev/null 2>&1 || :
+		fail "rm as nobody succeeded"
+	fi
+	grep -q "Operation not permitted" "$T/err" || fail "$(cat "$T/err")"
+	"$RINGPIPE" stat "$T/pub/x" >/dev/null || fail "the pipe was damaged"
+	"$RINGPIPE" rm "$T/pub/x"
+}
+
 [ $# -eq 1 ] || { echo "usage: $0 CASE" >&2; exit 2; }
 "case_$1"
