@@ -77,8 +77,8 @@ static int parse(int argc, char **argv, struct progress *p, const char **path)
 		p->on = true;
 	}
 	if (optind != argc - 1) {
-		tool_err(NULL, "%s: expected exactly one PATH",
-			 argv[0] + strlen("ringpipe: "));
+		/* argv[0] is "ringpipe: read" (main.c), as getopt's messages say. */
+		fprintf(stderr, "%s: expected exactly one PATH\n", argv[0]);
 		return -1;
 	}
 	*path = argv[optind];
