@@ -28,8 +28,10 @@
  * while after one); 9, it keeps a rate of revocations instead (a bias
  * comes back at once unless revocations come faster than that); 10, an
  * owner that finds its bias revoked says so in its busy flag
- * (RP_BUSY_ACK), which a revoker of 9 would take for "inside" for ever. */
-#define RP_LAYOUT_VERSION 10u
+ * (RP_BUSY_ACK), which a revoker of 9 would take for "inside" for ever;
+ * 11, wakers skip sleepers that a token was already dropped for (rd_rung,
+ * wr_rung), which a sleeper of 10 would never clear. */
+#define RP_LAYOUT_VERSION 11u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -162,6 +164,11 @@ struct rp_shared {
 	                               * stale tokens (rp__reader_emptied()) */
 	_Atomic uint32_t heavy_publish; /* a reader cannot fence for writers
 	                               * (fence.c): publish with a barrier */
+	_Atomic uint32_t rd_rung;     /* rd_rung, wr_rung: the slots that a
+	                               * token was dropped for since they
+	                               * counted in, with no token taken since
+	                               * (wait.c, owed()) */
+	_Atomic uint32_t wr_rung;
 
 	/* Statistics, for `ringpipe stat`: advisory only.  Bytes moved are
 	 * head and tail themselves, so the data path pays nothing for them. */

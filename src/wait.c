@@ -138,8 +138,21 @@ uint64_t rp__now_ns(void)
  */
 #define SLOT_REAPING 0x80000000u
 
+/* The marks of the side whose sleepers are counted in `sleepers` (see
+ * owed()). */
+static _Atomic uint32_t *rung_of(struct rp_end *e, _Atomic uint64_t *sleepers)
+{
+	return sleepers == &e->sh->rd_sleepers ? &e->sh->rd_rung : &e->sh->wr_rung;
+}
+
+static void forget_rung(_Atomic uint32_t *rung)
+{
+	if (atomic_load_explicit(rung, memory_order_relaxed))
+		atomic_store_explicit(rung, 0, memory_order_seq_cst);
+}
+
 static int count_in(_Atomic uint64_t *count, _Atomic uint32_t *who,
-		    _Atomic uint64_t *needs, uint64_t need)
+		    _Atomic uint32_t *rung, _Atomic uint64_t *needs, uint64_t need)
 {
 	uint32_t me = rp__self_tid();
 
@@ -156,6 +169,14 @@ static int count_in(_Atomic uint64_t *count, _Atomic uint32_t *who,
 						      memory_order_relaxed);
 			atomic_fetch_or_explicit(count, (uint64_t)1 << i,
 						 memory_order_seq_cst);
+			/* A new sleep is owed a token of its own: clear the
+			 * slot's old mark (owed()).  After the bit, so that a
+			 * waker that sees the bit and still the old mark came
+			 * before this, hence before our look at the ring, which
+			 * then sees its publish. */
+			if (atomic_load_explicit(rung, memory_order_seq_cst) & (1u << i))
+				atomic_fetch_and_explicit(rung, ~(1u << i),
+							  memory_order_seq_cst);
 			return (int)i;
 		}
 	}
@@ -290,7 +311,8 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 		e->nb_cache = 1;
 		return RP_WAIT_READY;           /* the caller re-checks: EAGAIN */
 	}
-	struct asleep a = { sleepers, who, count_in(sleepers, who, needs, arg) };
+	_Atomic uint32_t *rung = rung_of(e, sleepers);
+	struct asleep a = { sleepers, who, count_in(sleepers, who, rung, needs, arg) };
 	pthread_cleanup_push(sleep_cancelled, &a);
 	/* Supply the barrier that the other side's publishes leave out. */
 	rp__fence_peers(e);
@@ -303,12 +325,19 @@ static int sleep_on(int fd, int nbfd, _Atomic uint64_t *sleepers,
 	 * which interrupts the writers' CPUs). */
 	r = RP_WAIT_READY;
 	while (!ready(e, arg) &&
-	       (r = rp__take_token(fd, nbfd, partial, ready, e, arg)) == RP_WAIT_READY)
+	       (r = rp__take_token(fd, nbfd, partial, ready, e, arg)) == RP_WAIT_READY) {
+		/* The token we took was dropped for us, and we may sleep
+		 * again (it was stale), or for another sleeper (tokens are
+		 * not addressed): either way a mark now claims a token that
+		 * is gone.  Clear them all; the next publish drops one for
+		 * every sleeper still counted in (the model's forget-off). */
+		forget_rung(rung);
 		if (needs) {
 			int err = errno;
 			hand_back(e);
 			errno = err;
 		}
+	}
 	pthread_cleanup_pop(0);
 	int err = errno;
 	count_out(sleepers, who, a.slot);
@@ -443,6 +472,9 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	return r;
 }
 
+static void nudge_writers(struct rp_end *e, bool gate);   /* below, */
+static void nudge_readers(struct rp_end *e);              /* with the wakers */
+
 /*
  * Called by a reader that found the ring empty.  A writer asleep for room
  * now (or a gate shut) was owed a token by a reader killed after making
@@ -451,7 +483,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 int rp__wait_readable(struct rp_end *e, bool unlock)
 {
 	rp__call_quiet();       /* cancellable only in the sleep's window */
-	rp__wake_writers(e);
+	nudge_writers(e, true);
 	if (unlock)
 		rp__unlock(e, &e->sh->rlock);
 	return wait_for(e, readable, 0, e->bell, e->drain, &e->sh->rd_sleepers,
@@ -464,7 +496,7 @@ int rp__wait_readable(struct rp_end *e, bool unlock)
 int rp__wait_writable(struct rp_end *e, uint64_t need, bool unlock, bool partial)
 {
 	rp__call_quiet();
-	rp__wake_readers(e);
+	nudge_readers(e);
 	if (unlock) {
 		rp__unlock(e, &e->sh->wlock);
 		/* The same for a writer of another size asleep with room for
@@ -493,7 +525,40 @@ static void ring_bell(struct rp_end *e, int fd, uint64_t k,
 		reap(e, sleepers, who);
 }
 
-void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p)
+/*
+ * How many tokens the sleepers counted in `n` are still owed: one for each
+ * slot with no token dropped for it since it counted in, and one for each
+ * anonymous sleeper (they cannot be told apart).  Marked before the token
+ * goes, so that the next waker does not drop another: a woken sleeper
+ * stays counted in until it runs, and on a busy CPU that can be a whole
+ * time slice, in which every publish would otherwise pay a write(2).  A
+ * waker killed between its mark and its token leaves those sleepers to
+ * their own look at the ring (sleep.c) or to the other side's nudge; a
+ * sleeper that takes a token clears the marks (sleep_on()).  all: the
+ * nudge, which drops a token for every sleeper, marked or not.
+ */
+static uint64_t owed(_Atomic uint32_t *rung, uint64_t n, bool all)
+{
+	uint32_t slots = (uint32_t)n;
+	uint32_t fresh = slots;
+	if (!all && slots) {
+		/* Our publish may still sit in the store buffer (fence.c);
+		 * a sleeper that took a stale token, cleared the marks and
+		 * looks at the ring again does not fence (sleep_on()), so a
+		 * mark we skip for must be one our publish is visible past
+		 * (the model's asym-reader-1w1r found that lost wakeup). */
+		atomic_thread_fence(memory_order_seq_cst);
+		fresh &= ~atomic_load_explicit(rung, memory_order_seq_cst);
+	}
+	if (fresh) {
+		uint32_t old = atomic_fetch_or_explicit(rung, fresh, memory_order_seq_cst);
+		if (!all)
+			fresh &= ~old;
+	}
+	return (uint64_t)__builtin_popcount(fresh) + (n >> 32);
+}
+
+static void wake_readers(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p, bool all)
 {
 	struct rp_shared *sh = e->sh;
 
@@ -502,7 +567,7 @@ void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p)
 		if (a)
 			a = atomic_exchange_explicit(&sh->rd_armed, 0,
 						     memory_order_relaxed) != 0;
-		n = rp_sleeper_count(n) + a;
+		n = owed(&sh->rd_rung, n, all) + a;
 		if (n) {
 			int err = errno;
 			ring_bell(e, e->bell, n, &sh->rd_sleepers, sh->rd_who);
@@ -513,6 +578,11 @@ void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p)
 		rp__gate_shut_full(e);
 }
 
+void rp__wake_readers_slow(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p)
+{
+	wake_readers(e, n, a, p, false);
+}
+
 /* Empty the gate: the write ends' rp_fileno polls writable again. */
 static void drain_gate(struct rp_end *e)
 {
@@ -521,18 +591,22 @@ static void drain_gate(struct rp_end *e)
 		;
 }
 
-void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t g)
+static void wake_writers(struct rp_end *e, uint64_t n, uint32_t g, bool all)
 {
 	struct rp_shared *sh = e->sh;
 	rp__call_quiet();
 	int err = errno;
-	if (n)
-		ring_bell(e, e->wake, rp_sleeper_count(n), &sh->wr_sleepers,
-			  sh->wr_who);
+	if (n && (n = owed(&sh->wr_rung, n, all)))
+		ring_bell(e, e->wake, n, &sh->wr_sleepers, sh->wr_who);
 	if (g && atomic_exchange_explicit(&sh->gate_closed, 0,
 					  memory_order_relaxed))
 		drain_gate(e);
 	errno = err;
+}
+
+void rp__wake_writers_slow(struct rp_end *e, uint64_t n, uint32_t g)
+{
+	wake_writers(e, n, g, false);
 }
 
 /*
@@ -565,17 +639,30 @@ void rp__gate_open(struct rp_end *e)
 	errno = err;
 }
 
-/* The tokens of rp__wake_writers() alone: the gate may be reopened only
- * under the readers' lock (rp__gate_close), which rp_poll does not hold. */
-static void nudge_writers(struct rp_end *e)
+/*
+ * The nudge of an end about to sleep or fail with EAGAIN (DESIGN.md, "A
+ * waker killed mid-wake"): a token for every sleeper of the other side,
+ * marked or not, since the waker that marked it may have died before its
+ * token.  gate: reopen the writers' poll gate too, which only a holder of
+ * the readers' lock may (rp__gate_close); rp_poll holds none.
+ */
+static void nudge_writers(struct rp_end *e, bool gate)
 {
 	uint64_t n = atomic_load_explicit(&e->sh->wr_sleepers, memory_order_seq_cst);
-	if (n) {
-		int err = errno;
-		ring_bell(e, e->wake, rp_sleeper_count(n), &e->sh->wr_sleepers,
-			  e->sh->wr_who);
-		errno = err;
-	}
+	uint32_t g = gate ? atomic_load_explicit(&e->sh->gate_closed,
+						 memory_order_seq_cst) : 0;
+	if (n | g)
+		wake_writers(e, n, g, true);
+}
+
+static void nudge_readers(struct rp_end *e)
+{
+	struct rp_shared *sh = e->sh;
+	uint64_t n = atomic_load_explicit(&sh->rd_sleepers, memory_order_seq_cst);
+	uint32_t a = atomic_load_explicit(&sh->rd_armed, memory_order_seq_cst);
+	uint32_t p = atomic_load_explicit(&sh->wr_polled, memory_order_relaxed);
+	if (n | a | p)
+		wake_readers(e, n, a, p, true);
 }
 
 /*
@@ -623,7 +710,7 @@ int rp__poll_arm_reader(struct rp_end *e)
 		rp__fence_peers(e);
 		if (rp__has_data(e))
 			return RP_WAIT_READY;
-		nudge_writers(e);        /* as in rp__wait_readable() */
+		nudge_writers(e, false); /* as in rp__wait_readable() */
 		errno = EAGAIN;
 		return -1;
 	}
@@ -634,8 +721,10 @@ int rp__poll_arm_reader(struct rp_end *e)
 			break;
 		}
 		ssize_t n = readv(e->drain, &v, 1);
-		if (n > 0)
+		if (n > 0) {
+			forget_rung(&sh->rd_rung);      /* as a sleeper would */
 			continue;
+		}
 		if (n == 0) {
 			r = RP_WAIT_GONE;        /* empty, and no writer left */
 			break;
@@ -647,7 +736,7 @@ int rp__poll_arm_reader(struct rp_end *e)
 			r = RP_WAIT_READY;
 			break;
 		}
-		nudge_writers(e);        /* as in rp__wait_readable() */
+		nudge_writers(e, false); /* as in rp__wait_readable() */
 		errno = EAGAIN;
 		r = -1;
 		break;
@@ -712,7 +801,7 @@ int rp__gate_close(struct rp_end *e, uint64_t need)
 		r = -2;
 	rp__unlock(e, &sh->rlock);
 	if (r == -1)
-		rp__wake_readers(e);     /* as in rp__wait_writable() */
+		nudge_readers(e);        /* as in rp__wait_writable() */
 	errno = r == -2 ? EPIPE : EAGAIN;
 	return r < 0 ? -1 : r;
 }

@@ -5,7 +5,8 @@
  * index first and drops the sleepers' token second.  Killed in between, it
  * leaves the other side asleep with its wait already over.  These cases
  * play that dead peer by writing the index straight into the /dev/shm ring
- * of a named pipe, with no token, while a child sleeps, and require the
+ * of a named pipe, with no token (and, *_after_marking_*, with the
+ * sleepers marked as served), while a child sleeps, and require the
  * sleeper to get going as soon as a live peer on the other side comes by
  * and finds nothing to do (wait.c), and, when nobody comes, to look again
  * by itself within its recheck interval (at most 100 ms, in rp_read,
@@ -178,20 +179,46 @@ static void wait_done(struct scene *s, double t)
 		sleep_ms(1);
 }
 
-TEST(reader_killed_before_token_next_blocking_read_wakes_writer)
+/*
+ * marked: the dead peer got further, and marked the sleepers it owed a
+ * token (wait.c, owed()), so that the next publishers of its side drop
+ * them none, before it died.  The other side's nudge drops a token for
+ * every sleeper, marked or not; and without anybody the sleeper looks by
+ * itself.
+ */
+static void dead_peer_marked(struct hp *h, bool writers)
+{
+	poke32(h->shm, writers ? OFF(wr_rung) : OFF(rd_rung), 0xffffffffu);
+}
+
+static void next_blocking_read_wakes_writer(bool marked)
 {
 	struct scene s;
 	double t = dead_reader_empties_under_writer(&s, false, 200);
+	if (marked)
+		dead_peer_marked(&s.h, true);
 	read_more(s.r);
 	reap(&s);                         /* its note of the time is in */
 	check_within(t, *s.done, NUDGE_MS, "writer done");
 	scene_end(&s);
 }
 
-TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
+TEST(reader_killed_before_token_next_blocking_read_wakes_writer)
+{
+	next_blocking_read_wakes_writer(false);
+}
+
+TEST(reader_killed_after_marking_next_blocking_read_wakes_writer)
+{
+	next_blocking_read_wakes_writer(true);
+}
+
+static void next_nonblocking_read_wakes_writer(bool marked)
 {
 	struct scene s;
 	double t = dead_reader_empties_under_writer(&s, false, 200);
+	if (marked)
+		dead_peer_marked(&s.h, true);
 	CHECK(rp_set_nonblock(s.r, 1) == 0);
 	char c;
 	CHECK_ERR(rp_read(s.r, &c, 1), EAGAIN);
@@ -199,6 +226,16 @@ TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
 	check_within(t, *s.done, NUDGE_MS, "writer done");
 	read_more(s.r);
 	scene_end(&s);
+}
+
+TEST(reader_killed_before_token_next_nonblocking_read_wakes_writer)
+{
+	next_nonblocking_read_wakes_writer(false);
+}
+
+TEST(reader_killed_after_marking_next_nonblocking_read_wakes_writer)
+{
+	next_nonblocking_read_wakes_writer(true);
 }
 
 /* The dead reader made room for the sleeping writer's 100 bytes but not for
@@ -232,16 +269,28 @@ TEST(reader_killed_before_token_bigger_writer_wakes_smaller)
 
 /* The ring filled by the dead writer: the next writer finds no room, and
  * wakes the reader before it goes to sleep itself. */
-TEST(writer_killed_before_token_next_blocked_write_wakes_reader)
+static void next_blocked_write_wakes_reader(bool marked)
 {
 	struct scene s;
 	double t = dead_writer_fills_under_reader(&s, false, 200);
+	if (marked)
+		dead_peer_marked(&s.h, false);
 	CHECK(rp_write(s.w, "x", 1) == 1);
 	reap(&s);
 	check_within(t, *s.done, NUDGE_MS, "reader done");
 	char c;
 	CHECK(rp_read(s.r, &c, 1) == 1 && c == 'x');
 	scene_end(&s);
+}
+
+TEST(writer_killed_before_token_next_blocked_write_wakes_reader)
+{
+	next_blocked_write_wakes_reader(false);
+}
+
+TEST(writer_killed_after_marking_next_blocked_write_wakes_reader)
+{
+	next_blocked_write_wakes_reader(true);
 }
 
 /* Nobody comes by: the survivors are idle.  The sleeper looks again by
@@ -255,14 +304,26 @@ TEST(writer_killed_before_token_sleeping_reader_recovers_alone)
 	scene_end(&s);
 }
 
-TEST(reader_killed_before_token_sleeping_writer_recovers_alone)
+static void sleeping_writer_recovers_alone(bool marked)
 {
 	struct scene s;
 	double t = dead_reader_empties_under_writer(&s, true, 300);
+	if (marked)
+		dead_peer_marked(&s.h, true);
 	wait_done(&s, t);
 	check_within(t, *s.done, RECOVER_MS, "writer done");
 	read_more(s.r);
 	scene_end(&s);
+}
+
+TEST(reader_killed_before_token_sleeping_writer_recovers_alone)
+{
+	sleeping_writer_recovers_alone(false);
+}
+
+TEST(reader_killed_after_marking_sleeping_writer_recovers_alone)
+{
+	sleeping_writer_recovers_alone(true);
 }
 
 /* A setting that is not a decimal number ("0x" starts like 0) is ignored:

@@ -9,8 +9,8 @@
  * reader processes call rp_read() for 1 byte at a time, on a ring of
  * CAP = 2 bytes, along the paths of src/pipe.c (write_iov, read_iov) and
  * src/wait.c (rp__wait_readable, rp__wait_writable, wait_for, sleep_on,
- * rp__wake_readers, rp__wake_writers, ring_bell, reap, count_in,
- * count_out).  Also
+ * rp__wake_readers, rp__wake_writers, owed, ring_bell, reap, count_in,
+ * count_out, forget_rung).  Also
  * modelled: the kernel pipes the sleepers block in (the bell and the wake
  * pipe) with their EOF rule, the writers' and readers' locks with lock.c's
  * takeover of a dead holder, and a killer that may SIGKILL a process
@@ -65,6 +65,17 @@
  *                       writer, after counting itself in, calls
  *                       membarrier(2); the reader sees its own store
  *   NO_FENCE_R          with ASYM_READER: the writer does not call it
+ *   NO_FORGET           (layout 11's marks) a sleeper that takes a token
+ *                       leaves the marks as they are
+ *   NUDGE_MARKED        the nudges drop tokens only for unmarked sleepers,
+ *                       as a publish does
+ *   NO_OWED_FENCE       (with ASYM_FENCE) a waker loads the marks with its
+ *                       own publish still in its store buffer
+ *   NO_KILL_MARKING     the killer spares a process between marking
+ *                       sleepers and writing their tokens: the window that
+ *                       DESIGN.md documents (checks killed-peer-marked-*)
+ *   NO_RUNG             no marks: every wake drops a token for every
+ *                       counted sleeper (the code before layout 11)
  * Changes to wait.c (README, "Findings"):
  *   RESET_ALL           ring_bell() resets the whole sleeper count when
  *                       the token pipe is full and FIONREAD shows at least
@@ -115,6 +126,11 @@
 #ifndef IDLE_MASK
 #define IDLE_MASK 0
 #endif
+#ifdef NUDGE_MARKED
+#define NUDGE_ALL 0
+#else
+#define NUDGE_ALL 1
+#endif
 
 /*
  * Tokens a kernel pipe holds.  The kernel's hold 65536; the model's hold
@@ -137,6 +153,8 @@ byte wlock;                   /* writers' lock: 0 free, else holder _pid+1 */
 byte rlock;                   /* readers' lock, as wlock */
 byte rd_sleepers;             /* readers blocked on the bell */
 byte wr_sleepers;             /* writers blocked on the wake pipe */
+byte rd_rung;                 /* rd_rung, wr_rung: bit p, sleeper p's mark */
+byte wr_rung;                 /* (a token was dropped for it: owed()) */
 
 /* ---- the kernel -------------------------------------------------------- */
 byte bell;                    /* tokens queued in the bell pipe */
@@ -154,6 +172,8 @@ bool holding[NPROC];          /* a writer that read a token and has too
                                * little room, until hand_back() decides */
 bool window[NPROC];           /* between its publish of head/tail and the
                                * end of the wake that follows it */
+bool marking[NPROC];          /* between marking sleepers (owed()) and the
+                               * write(2) of their tokens */
 #ifdef ASYM_FENCE
 byte pend[NW];                /* a writer's publish of head still in its
                                * store buffer: the bytes it adds */
@@ -214,6 +234,18 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 
 #define IS_WRITER(p) ((p) < NW)
 
+/* The slot bits of a count word: the counted sleepers of one side (WR: 1
+ * for the writers), bit p for process p. */
+#define CB(p, WR) ((counted[p] && IS_WRITER(p) == WR) -> (1 << (p)) : 0)
+#if NPROC == 2
+#define CMASK(WR) (CB(0, WR) | CB(1, WR))
+#elif NPROC == 3
+#define CMASK(WR) (CB(0, WR) | CB(1, WR) | CB(2, WR))
+#else
+#define CMASK(WR) (CB(0, WR) | CB(1, WR) | CB(2, WR) | CB(3, WR))
+#endif
+#define BITS(m) (((m) & 1) + (((m) >> 1) & 1) + (((m) >> 2) & 1) + (((m) >> 3) & 1))
+
 /*
  * write(2) into a kernel pipe takes the pipe's mutex, as the read(2) that
  * takes a token does after it: the writer's stores before its write (its
@@ -229,6 +261,15 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 #else
 #define TOKEN_RELEASE if :: IS_WRITER(_pid) -> DRAIN(_pid) :: else fi
 #endif
+/* owed()'s fence before it loads the marks: it lands the caller's own
+ * buffered publish (NO_OWED_FENCE: without it). */
+#if !defined(ASYM_FENCE) || defined(NO_OWED_FENCE)
+#define OWN_FENCE skip
+#elif defined(ASYM_READER)
+#define OWN_FENCE if :: IS_WRITER(_pid) -> DRAIN(_pid) :: else -> RDRAIN fi
+#else
+#define OWN_FENCE if :: IS_WRITER(_pid) -> DRAIN(_pid) :: else fi
+#endif
 #define MAY_IDLE  ((IDLE_MASK >> _pid) & 1)
 
 /* A live process blocked in read(2): nothing queued, a write end open
@@ -237,7 +278,7 @@ bit calls;                    /* LIVENESS: flips when a call starts while a
 #define W_ASLEEP(p) (!dead[p] && at_read[p] && wake == 0 && wake_wr_ends > 0 \
                      && ROOM >= need[p])
 /* A live waker between its publish and the end of its wake. */
-#define LIVE_WINDOW(p) (window[p] && !dead[p])
+#define LIVE_WINDOW(p) ((window[p] || marking[p]) && !dead[p])
 
 #if NW == 1
 #define ANY_W_OWED    W_ASLEEP(0)
@@ -317,7 +358,7 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 {
 #if defined(NO_RESET)
 	atomic {                                        /* write(fd, zeros, k) */
-		TOKEN_RELEASE;
+		TOKEN_RELEASE; marking[_pid] = 0;
 		if
 		:: fd + k <= fdcap -> fd = fd + k       /* written */
 		:: else                                  /* EAGAIN: keep the count */
@@ -327,7 +368,7 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 	}
 #elif defined(RESET_ALL)
 	atomic {                                        /* write(fd, zeros, k) */
-		TOKEN_RELEASE;
+		TOKEN_RELEASE; marking[_pid] = 0;
 		if
 		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
 		:: else                                  /* EAGAIN */
@@ -346,7 +387,7 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 	fi
 #else
 	atomic {                                        /* write(fd, zeros, k) */
-		TOKEN_RELEASE;
+		TOKEN_RELEASE; marking[_pid] = 0;
 		if
 		:: fd + k <= fdcap -> fd = fd + k; k = 0; END_WINDOW(END)
 		:: else                                  /* EAGAIN */
@@ -364,22 +405,63 @@ inline ring_bell(fd, fdcap, k, sleepers, WR, END)
 #endif
 }
 
-/* rp__wake_readers(): rd_armed is 0 (nobody polls: README, "poll"). */
-inline wake_readers(END)
+/*
+ * owed(rung, n, all): of the sleepers `seen` in the count word (loaded
+ * before), those with no mark: a load of the marks, then a fetch_or of
+ * those (two steps); n = how many the fetch_or found unmarked.  ALL (the
+ * nudge): every one seen, marked or not, and no load.  NO_RUNG: no marks,
+ * every one seen (the code before layout 11).
+ */
+inline owed(rung, ALL)
+{
+#ifdef NO_RUNG
+	n = BITS(seen)
+#else
+	if
+	:: ALL -> fresh = seen
+	:: else -> atomic { OWN_FENCE; fresh = seen & ~rung }  /* fence, load */
+	fi;
+	if
+	:: fresh != 0 ->
+		atomic {                                /* fetch_or, seq_cst */
+			old = rung; rung = rung | fresh;
+			if :: !ALL -> fresh = fresh & ~old :: else fi;
+			n = BITS(fresh); old = 0; fresh = 0;
+			marking[_pid] = (n > 0)
+		}
+	:: else -> n = 0
+	fi
+#endif
+}
+
+/* The tokens owed, if any; n = 0 after, and the window ends (END). */
+inline ring_owed(fd, fdcap, sleepers, rung, WR, END, ALL)
+{
+	owed(rung, ALL);
+	if
+	:: n > 0 -> ring_bell(fd, fdcap, n, sleepers, WR, END)
+	:: else -> atomic { seen = 0; END_WINDOW(END) }
+	fi;
+	seen = 0
+}
+
+/* rp__wake_readers(): rd_armed is 0 (nobody polls: README, "poll").
+ * ALL: the nudge (nudge_readers()). */
+inline wake_readers(END, ALL)
 {
 	if
-	:: atomic { rd_sleepers > 0 -> n = rd_sleepers }   /* load, seq_cst */
-		ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, END)
+	:: atomic { rd_sleepers > 0 -> n = rd_sleepers; seen = CMASK(0) }  /* load */
+		ring_owed(bell, BELL_CAP, rd_sleepers, rd_rung, 0, END, ALL)
 	:: atomic { rd_sleepers == 0 -> END_WINDOW(END) }   /* (the same load) */
 	fi
 }
 
 /* rp__wake_writers(): gate_closed is 0 (no non-blocking writer). */
-inline wake_writers(END)
+inline wake_writers(END, ALL)
 {
 	if
-	:: atomic { wr_sleepers > 0 -> n = wr_sleepers }   /* load, seq_cst */
-		ring_bell(wake, WAKE_CAP, n, wr_sleepers, 1, END)
+	:: atomic { wr_sleepers > 0 -> n = wr_sleepers; seen = CMASK(1) }  /* load */
+		ring_owed(wake, WAKE_CAP, wr_sleepers, wr_rung, 1, END, ALL)
 	:: atomic { wr_sleepers == 0 -> END_WINDOW(END) }   /* (the same load) */
 	fi
 }
@@ -432,7 +514,7 @@ inline hand_back()
  *
  * sleep_on()'s rp__nonblocking() check is left out: the ends stay blocking.
  */
-inline wait_for(READY_COND, fd, holders, sleepers)
+inline wait_for(READY_COND, fd, holders, sleepers, rung)
 {
 	if
 	:: atomic { READY_COND -> r = READY }           /* the spin saw it */
@@ -444,6 +526,12 @@ sleep_on:
 			      :: else fi
 #endif
 		}
+#ifndef NO_RUNG
+		/* our old mark, if any: a load, and a fetch_and if it is
+		 * set, one step here (a mark set between the two is cleared
+		 * by the fetch_and; one set before the load, by either) */
+		rung = rung & ~(1 << _pid);
+#endif
 #if defined(ASYM_READER) && !defined(NO_FENCE_R)
 		if                                        /* rp__fence_peers */
 		:: IS_WRITER(_pid) -> atomic { RDRAIN }
@@ -471,8 +559,8 @@ sleep_on:
 #endif
 #ifdef LATE_NUDGE
 			if
-			:: IS_WRITER(_pid) -> wake_readers(0)
-			:: else -> wake_writers(0)
+			:: IS_WRITER(_pid) -> wake_readers(0, 1)
+			:: else -> wake_writers(0, 1)
 			fi;
 #endif
 			/* read(fd, &c, 1): blocks while the pipe is empty and
@@ -492,6 +580,12 @@ take:
 				fi
 #endif
 			}
+#if !defined(NO_RUNG) && !defined(NO_FORGET)
+			if                                /* forget_rung(): a load, */
+			:: r == READY -> rung = 0         /* and a store if it is not 0 */
+			:: else
+			fi;
+#endif
 #ifndef STALE_RECOUNT
 			if
 			:: r == READY && !(READY_COND) ->       /* stale: the next */
@@ -538,7 +632,7 @@ take:
  */
 active [NW] proctype writer()
 {
-	byte n, queued, r, j;
+	byte n, queued, r, j, seen, fresh, old;
 	FIXED_NEED;
 	{
 	do
@@ -559,19 +653,20 @@ again:
 		 * load of the sleeper count overtakes it
 		 * (it lands when store_buffer says so, or at the unlock, an
 		 * exchange, at the latest: even after the tokens are written) */
-		:: atomic { WRITABLE -> pend[_pid] = need[_pid]; window[_pid] = 1; n = rd_sleepers }
+		:: atomic { WRITABLE -> pend[_pid] = need[_pid]; window[_pid] = 1; n = rd_sleepers;
+			    seen = CMASK(0) }
 			if
-			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, 0)
+			:: n > 0 -> ring_owed(bell, BELL_CAP, rd_sleepers, rd_rung, 0, 0, 0)
 			:: else
 			fi;
 #elif !defined(STORE_LOAD_REORDER)
 		:: atomic { WRITABLE -> head = (head + need[_pid]) % MOD; window[_pid] = 1 }
-			wake_readers(0);               /* rp__wake_readers(e) */
+			wake_readers(0, 0);            /* rp__wake_readers(e) */
 #else
-		:: atomic { WRITABLE -> n = rd_sleepers }   /* the load overtakes */
+		:: atomic { WRITABLE -> n = rd_sleepers; seen = CMASK(0) }   /* the load overtakes */
 			atomic { head = (head + need[_pid]) % MOD; window[_pid] = 1 }
 			if
-			:: n > 0 -> ring_bell(bell, BELL_CAP, n, rd_sleepers, 0, 0)
+			:: n > 0 -> ring_owed(bell, BELL_CAP, rd_sleepers, rd_rung, 0, 0, 0)
 			:: else
 			fi;
 #endif
@@ -583,7 +678,7 @@ again:
 		:: else ->                             /* no room */
 			/* rp__wait_writable(e, need, true) */
 #ifndef NO_NUDGE
-			wake_readers(0);               /* the nudge */
+			wake_readers(0, NUDGE_ALL);    /* the nudge */
 #endif
 #ifndef WRITER_SLEEPS_LOCKED
 			atomic { n = 0; wlock = 0 };   /* rp__unlock(&sh->wlock) */
@@ -591,7 +686,7 @@ again:
 #ifndef NO_HAND_BACK
 			hand_back();                   /* the same side's nudge */
 #endif
-			wait_for(WRITABLE, wake, wake_wr_ends, wr_sleepers);
+			wait_for(WRITABLE, wake, wake_wr_ends, wr_sleepers, wr_rung);
 #ifndef WRITER_SLEEPS_LOCKED
 			if
 			:: r == GONE -> break          /* no_readers: EPIPE, and
@@ -618,7 +713,7 @@ again:
  */
 active [NR] proctype reader()
 {
-	byte n, queued, r, j;
+	byte n, queued, r, j, seen, fresh, old;
 	{
 	do
 	:: atomic {                                   /* rp_read(): */
@@ -635,18 +730,18 @@ again:
 		:: atomic { HAS_DATA -> tail = (tail + 1) % MOD; window[_pid] = 1 }
 #endif
 			rlock = 0;                     /* rp__unlock(&sh->rlock) */
-			wake_writers(1)                /* rp__wake_writers(e) */
+			wake_writers(1, 0)             /* rp__wake_writers(e) */
 		:: atomic { !RHAS_DATA && r == GONE -> rlock = 0 };
 			break                          /* writers_gone: EOF, and
 			                                * the reader stops */
 		:: !RHAS_DATA && r != GONE ->          /* empty */
 			/* rp__wait_readable(e, true) */
 #ifndef NO_NUDGE
-			wake_writers(0);               /* the nudge */
+			wake_writers(0, NUDGE_ALL);    /* the nudge */
 #endif
 			atomic { n = 0; rlock = 0 };   /* rp__unlock(&sh->rlock) */
 			/* r == GONE is read_iov()'s writers_gone */
-			wait_for(RHAS_DATA, bell, bell_wr_ends, rd_sleepers);
+			wait_for(RHAS_DATA, bell, bell_wr_ends, rd_sleepers, rd_rung);
 			rp_lock(rlock);
 			goto again
 		fi
@@ -662,8 +757,16 @@ again:
  * pipe (a reader).  Nothing else is undone: a held lock stays held until a
  * waiter finds the holder dead, a sleeper count stays counted.
  */
+#ifdef NO_KILL_MARKING
+/* Not between marking sleepers and their token: the one window whose kill
+ * only the other side's nudge and the recheck repair (DESIGN.md, "A waker
+ * killed mid-wake"; deviation-marked-*). */
+#define KILLABLE(p) (!dead[p] && !marking[p] && ((KILL_MASK >> (p)) & 1))
+#else
 #define KILLABLE(p) (!dead[p] && ((KILL_MASK >> (p)) & 1))
+#endif
 #define KILL(p) dead[p] = 1; kills++; at_read[p] = 0; window[p] = 0; holding[p] = 0; \
+	marking[p] = 0; \
 	if :: IS_WRITER(p) -> bell_wr_ends-- :: else -> wake_wr_ends-- fi
 
 #if defined(ASYM_FENCE) || defined(ASYM_READER)
