@@ -79,6 +79,8 @@ struct rp_end {
 	uint32_t seen_rd_closes;
 	uint64_t next_probe_ns;
 	uint64_t next_reap_ns;      /* wait.c: reap() at most this often */
+	_Atomic uint32_t skips;     /* wait.c: wakes that found every sleeper
+	                             * marked (skipped()) */
 	int widowed;                  /* last probe found no reader */
 	_Atomic uint32_t bias_in[2];  /* inside the writers' [0] or readers'
 	                               * [1] lock by its bias (rp__side()) */

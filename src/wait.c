@@ -73,6 +73,7 @@
 #define YIELD_APART_NS  16000
 #define PROBE_NS        10000000ULL   /* writers re-check readers this often */
 #define MAX_TOKENS      64
+#define SKIPS_PER_REAP  65536         /* see skipped() */
 #define ARM_LOCK_NS     2000000       /* see rp__poll_arm_reader() */
 #define HAND_BACK_NS    1000000       /* see hand_back() */
 
@@ -558,6 +559,25 @@ static uint64_t owed(_Atomic uint32_t *rung, uint64_t n, bool all)
 	return (uint64_t)__builtin_popcount(fresh) + (n >> 32);
 }
 
+/*
+ * A wake found every counted sleeper marked and dropped nothing.  A
+ * sleeper killed asleep stays counted, and marked, until reap() takes it
+ * back; before the marks every publish dropped it a token, the pipe
+ * filled, and ring_bell()'s EAGAIN set off the reap.  So every
+ * SKIPS_PER_REAP skips on an end (a full pipe's worth) reap all the same:
+ * it reads /proc at most once per PROBE_NS, and clears only the dead.
+ */
+static void skipped(struct rp_end *e, _Atomic uint64_t *sleepers, _Atomic uint32_t *who)
+{
+	uint32_t k = atomic_load_explicit(&e->skips, memory_order_relaxed) + 1;
+	if (k < SKIPS_PER_REAP) {
+		atomic_store_explicit(&e->skips, k, memory_order_relaxed);
+		return;
+	}
+	atomic_store_explicit(&e->skips, 0, memory_order_relaxed);
+	reap(e, sleepers, who);
+}
+
 static void wake_readers(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p, bool all)
 {
 	struct rp_shared *sh = e->sh;
@@ -567,7 +587,10 @@ static void wake_readers(struct rp_end *e, uint64_t n, uint32_t a, uint32_t p, b
 		if (a)
 			a = atomic_exchange_explicit(&sh->rd_armed, 0,
 						     memory_order_relaxed) != 0;
-		n = owed(&sh->rd_rung, n, all) + a;
+		uint64_t k = owed(&sh->rd_rung, n, all);
+		if (!k && (uint32_t)n)
+			skipped(e, &sh->rd_sleepers, sh->rd_who);
+		n = k + a;
 		if (n) {
 			int err = errno;
 			ring_bell(e, e->bell, n, &sh->rd_sleepers, sh->rd_who);
@@ -596,8 +619,13 @@ static void wake_writers(struct rp_end *e, uint64_t n, uint32_t g, bool all)
 	struct rp_shared *sh = e->sh;
 	rp__call_quiet();
 	int err = errno;
-	if (n && (n = owed(&sh->wr_rung, n, all)))
-		ring_bell(e, e->wake, n, &sh->wr_sleepers, sh->wr_who);
+	if (n) {
+		uint64_t k = owed(&sh->wr_rung, n, all);
+		if (k)
+			ring_bell(e, e->wake, k, &sh->wr_sleepers, sh->wr_who);
+		else
+			skipped(e, &sh->wr_sleepers, sh->wr_who);
+	}
 	if (g && atomic_exchange_explicit(&sh->gate_closed, 0,
 					  memory_order_relaxed))
 		drain_gate(e);

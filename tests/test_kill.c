@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -1121,10 +1122,10 @@ TEST(kill_writer_wakes_all_blocked_readers)
 }
 
 /* Poll `hdr`'s reader count until it is `want`, for up to 10 s. */
-static int wait_rd_count(struct rp_shared *hdr, uint64_t want)
+static int wait_count(_Atomic uint64_t *count, uint64_t want)
 {
 	for (int i = 0; i < 10000; i++) {
-		if (rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == want)
+		if (rp_sleeper_count(atomic_load(count)) == want)
 			return 1;
 		sleep_ms(1);
 	}
@@ -1132,47 +1133,71 @@ static int wait_rd_count(struct rp_shared *hdr, uint64_t want)
 }
 
 /*
- * A reader killed asleep leaves its count behind, so every publish owes it
- * a token.  Once the token pipe is full the count of the dead reader is taken
- * back, and publishes stop paying for it.  (The parent reads each byte back
- * while it is there, so no live reader sleeps and drains the tokens: the
- * pipe fills after 64 Ki publishes whatever the timing.  That only dead
- * sleepers' counts are taken back is the model's reap-live check.)
+ * A reader (writer) killed asleep leaves its count behind.  The first
+ * publish drops it a token and marks it (wait.c, owed()); every later one
+ * finds it marked and drops nothing, and after 64 Ki such skips (a full
+ * token pipe's worth, which is what set off the reap before the marks)
+ * the count of the dead sleeper is taken back.  The parent moves each byte
+ * through while it is there, so no live sleeper comes along.  That only
+ * dead sleepers' counts are taken back is the model's reap-live check.
  */
-TEST(reader_killed_asleep_count_is_taken_back)
+static void killed_asleep_count_is_taken_back(bool writer)
 {
 	rp_alarm(60);
-	enum { N = 100000 };
+	enum { N = 100000, CAP = 16384 };
 	struct named nm;
-	open_named(&nm, 16384);
+	open_named(&nm, CAP);
 	struct rp_shared *hdr = nm.hdr;
+	_Atomic uint64_t *count = writer ? &hdr->wr_sleepers : &hdr->rd_sleepers;
+	_Atomic uint32_t *who = writer ? hdr->wr_who : hdr->rd_who;
+	static char full[CAP];
+	if (writer)                             /* it sleeps for room */
+		CHECK(rp_write(nm.wr, full, CAP) == CAP);
 
 	pid_t dying = fork_child();
 	if (dying == 0) {
-		char c;
-		rp_read(nm.rd, &c, 1);
+		char c = 0;
+		if (writer)
+			rp_write(nm.wr, &c, 1);
+		else
+			rp_read(nm.rd, &c, 1);
 		_exit(1);
 	}
-	CHECK(wait_rd_count(hdr, 1));
+	CHECK(wait_count(count, 1));
 	int slot = -1;
 	for (int i = 0; i < RP_SLEEP_SLOTS; i++)
-		if (atomic_load(&hdr->rd_who[i]) == (uint32_t)dying)
+		if (atomic_load(&who[i]) == (uint32_t)dying)
 			slot = i;
 	CHECK(slot >= 0);                        /* it named itself */
 	CHECK(kill(dying, SIGKILL) == 0);
 	wait_killed(dying);
-	CHECK(rp_sleeper_count(atomic_load(&hdr->rd_sleepers)) == 1);
+	CHECK(rp_sleeper_count(atomic_load(count)) == 1);
 
 	for (int i = 0; i < N; i++) {
 		char c;
-		CHECK(rp_write(nm.wr, "x", 1) == 1);
-		CHECK(rp_read(nm.rd, &c, 1) == 1 && c == 'x');
+		if (writer) {                   /* room for one byte, then none */
+			CHECK(rp_read(nm.rd, &c, 1) == 1);
+			CHECK(rp_write(nm.wr, "x", 1) == 1);
+		} else {
+			CHECK(rp_write(nm.wr, "x", 1) == 1);
+			CHECK(rp_read(nm.rd, &c, 1) == 1 && c == 'x');
+		}
 	}
-	CHECK(atomic_load(&hdr->rd_who[slot]) == 0);
-	CHECK(atomic_load(&hdr->rd_sleepers) == 0);
+	CHECK(atomic_load(&who[slot]) == 0);
+	CHECK(atomic_load(count) == 0);
 	CHECK(rp_close(nm.wr) == 0);
 	CHECK(rp_close(nm.rd) == 0);
 	munmap(hdr, RP_HDR_SIZE);
 	CHECK(rp_unlink(nm.path) == 0);
 	rmdir(nm.dir);
+}
+
+TEST(reader_killed_asleep_count_is_taken_back)
+{
+	killed_asleep_count_is_taken_back(false);
+}
+
+TEST(writer_killed_asleep_count_is_taken_back)
+{
+	killed_asleep_count_is_taken_back(true);
 }
