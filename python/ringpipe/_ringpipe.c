@@ -796,7 +796,42 @@ PyDoc_STRVAR(recv_bytes_into_doc,
 "Receive one message into the writable buffer buf at byte offset offset,\n"
 "and return its length.  If it does not fit, the message is consumed and\n"
 "multiprocessing.BufferTooShort is raised with the whole message as\n"
-"e.args[0].");
+"e.args[0].  A buffer that may not be written is a TypeError, and the\n"
+"message stays queued.");
+
+/* ValueError, as multiprocessing words it, if offset is outside a buffer
+ * of len bytes. */
+static int bad_offset(Py_ssize_t offset, Py_ssize_t len)
+{
+	if (offset >= 0 && offset <= len)
+		return 0;
+	PyErr_SetString(PyExc_ValueError,
+			offset < 0 ? "negative offset" : "offset too large");
+	return 1;
+}
+
+/*
+ * recv_bytes_into() was given a buffer it may not write (the error is
+ * set).  multiprocessing checks the offset first (ValueError), then
+ * receives the message and fails to copy it in (TypeError): the same
+ * errors here, but the message stays queued instead of being lost.
+ */
+static PyObject *read_only_buffer(PyObject *bufobj, Py_ssize_t offset)
+{
+	Py_buffer ro;
+	if (!PyErr_ExceptionMatches(PyExc_BufferError))
+		return NULL;            /* not a buffer at all: TypeError */
+	PyErr_Clear();
+	if (PyObject_GetBuffer(bufobj, &ro, PyBUF_FULL_RO) < 0)
+		return NULL;
+	Py_ssize_t len = ro.len;
+	PyBuffer_Release(&ro);
+	if (!bad_offset(offset, len))
+		PyErr_Format(PyExc_TypeError,
+			     "recv_bytes_into() argument must be read-write "
+			     "bytes-like object, not %.200s", Py_TYPE(bufobj)->tp_name);
+	return NULL;
+}
 
 static PyObject *conn_recv_bytes_into(Conn *self, PyObject *args, PyObject *kw)
 {
@@ -812,11 +847,9 @@ static PyObject *conn_recv_bytes_into(Conn *self, PyObject *args, PyObject *kw)
 	if (check_mode(self, 1) < 0)
 		return NULL;
 	if (PyObject_GetBuffer(bufobj, &view, PyBUF_WRITABLE) < 0)
-		return NULL;
-	if (offset < 0 || offset > view.len) {
+		return read_only_buffer(bufobj, offset);
+	if (bad_offset(offset, view.len)) {
 		PyBuffer_Release(&view);
-		PyErr_SetString(PyExc_ValueError,
-				offset < 0 ? "negative offset" : "offset too large");
 		return NULL;
 	}
 	if (enter(self) < 0) {
