@@ -534,20 +534,22 @@ static void ring_bell(struct rp_end *e, int fd, uint64_t k,
  * stays counted in until it runs, and on a busy CPU that can be a whole
  * time slice, in which every publish would otherwise pay a write(2).  A
  * waker killed between its mark and its token leaves those sleepers to
- * their own look at the ring (sleep.c) or to the other side's nudge; a
- * sleeper that takes a token clears the marks (sleep_on()).  all: the
- * nudge, which drops a token for every sleeper, marked or not.
+ * their own look at the ring (sleep.c) or to a nudge (nudge_readers(),
+ * nudge_writers()); a sleeper that takes a token clears the marks
+ * (sleep_on()).  all: the nudge, which drops a token for every sleeper,
+ * marked or not.
  */
 static uint64_t owed(_Atomic uint32_t *rung, uint64_t n, bool all)
 {
 	uint32_t slots = (uint32_t)n;
 	uint32_t fresh = slots;
 	if (!all && slots) {
-		/* Our publish may still sit in the store buffer (fence.c);
-		 * a sleeper that took a stale token, cleared the marks and
-		 * looks at the ring again does not fence (sleep_on()), so a
-		 * mark we skip for must be one our publish is visible past
-		 * (the model's asym-reader-1w1r found that lost wakeup). */
+		/* Our publish may still sit in the store buffer (fence.c),
+		 * and a sleeper that took a stale token clears the marks and
+		 * looks at the ring again without a fence of its own
+		 * (sleep_on()): make the publish visible before trusting a
+		 * mark, so that a sleeper clearing it after our load sees it
+		 * (the model's owed-no-fence is the lost wakeup without). */
 		atomic_thread_fence(memory_order_seq_cst);
 		fresh &= ~atomic_load_explicit(rung, memory_order_seq_cst);
 	}
