@@ -73,7 +73,7 @@
  *                       own publish still in its store buffer
  *   NO_KILL_MARKING     the killer spares a process between marking
  *                       sleepers and writing their tokens: the window that
- *                       DESIGN.md documents (checks killed-peer-marked-*)
+ *                       DESIGN.md documents (killed-peer-marks-1w2r)
  *   NO_RUNG             no marks: every wake drops a token for every
  *                       counted sleeper (the code before layout 11)
  * Changes to wait.c (README, "Findings"):
@@ -759,8 +759,8 @@ again:
  */
 #ifdef NO_KILL_MARKING
 /* Not between marking sleepers and their token: the one window whose kill
- * only the other side's nudge and the recheck repair (DESIGN.md, "A waker
- * killed mid-wake"; deviation-marked-*). */
+ * only a nudge, a hand-back or the recheck repair, not a publish (DESIGN.md,
+ * "A waker killed mid-wake"; deviation-marked-2w1r). */
 #define KILLABLE(p) (!dead[p] && !marking[p] && ((KILL_MASK >> (p)) & 1))
 #else
 #define KILLABLE(p) (!dead[p] && ((KILL_MASK >> (p)) & 1))
