@@ -192,7 +192,7 @@ int rp_cmd_stat(int argc, char **argv)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	double age = p->created_ns && now > p->created_ns ? (now - p->created_ns) / 1e9 : 0;
+	double age = p->started_ns && now > p->started_ns ? (now - p->started_ns) / 1e9 : 0;
 	/* The blocked times add up every process's waits: a share is per
 	 * holder of the side, and at most the whole time. */
 	double wr_share = blocked_share(p->wr_blocked_ns, age, tool_count_role(p, 'w'));

@@ -69,7 +69,7 @@ static uint32_t live_sleepers(uint64_t w, const _Atomic uint32_t *who)
 	for (int i = 0; i < RP_SLEEP_SLOTS; i++) {
 		if (!((w >> i) & 1))
 			continue;
-		pid_t tid = (pid_t)(atomic_load(&who[i]) & 0x3fffffff);
+		pid_t tid = (pid_t)(atomic_load(&who[i]) & RP_LOCK_TID);  /* less a reaper's mark */
 		if (tid == 0 || kill(tid, 0) == 0 || errno == EPERM)
 			n++;            /* 0: counted in, its name not yet stored */
 	}
@@ -95,9 +95,9 @@ static bool read_header(int fd, struct tool_pipe *p)
 		p->capacity = sh->capacity;
 		p->head = atomic_load(&sh->head);
 		p->tail = atomic_load(&sh->tail);
-		p->created_ns = atomic_load(&sh->started_ns);
-		if (!p->created_ns)
-			p->created_ns = sh->created_ns;
+		p->started_ns = atomic_load(&sh->started_ns);
+		if (!p->started_ns)
+			p->started_ns = sh->created_ns;
 		p->rd_sleepers = live_sleepers(atomic_load(&sh->rd_sleepers), sh->rd_who);
 		p->wr_sleepers = live_sleepers(atomic_load(&sh->wr_sleepers), sh->wr_who);
 		p->rd_blocked_ns = atomic_load(&sh->rd_blocked_ns);

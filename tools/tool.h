@@ -44,7 +44,7 @@ struct tool_pipe {
 	char name[320];            /* the FIFO's path, or "anon:<inode>" */
 	char ring_path[320];       /* /dev/shm/... for named pipes */
 	uint64_t capacity, head, tail;
-	uint64_t created_ns;    /* when what head counts began (started_ns) */
+	uint64_t started_ns;    /* when what head counts began */
 	uint32_t rd_sleepers, wr_sleepers;
 	uint64_t rd_blocked_ns, wr_blocked_ns;
 	struct tool_holder *holders;
