@@ -78,6 +78,11 @@ int rp_cmd_bench(int argc, char **argv);
 #define STREAM_BYTES        GiB
 #define STREAM_BUDGET       (B.quick ? 100000000ULL : 0)
 #define WRITERS_BUDGET      1000000000ULL   /* test_writers(), full runs */
+/* A bound the writers' time always reaches first (64 GB/s for a second):
+ * a writer given STREAM_BYTES ran out of bytes before its time was up at
+ * over 10 GB/s (quick) or 1 GB/s (full), so writers-1 was timed over
+ * 40-100 ms where writers-8 took the whole budget. */
+#define WRITERS_BYTES       (64 * GiB)
 #define STREAM_SMALL        (64 * MiB)
 #define STREAM_SMALL_BUDGET (B.quick ? 100000000ULL : 3000000000ULL)
 #define MSG_COUNT           2000000
@@ -1628,11 +1633,12 @@ static void test_idle(void)
 }
 
 /*
- * N writers into one pipe, each writing up to STREAM_BYTES until its time
- * is up, measured while all of them write.  Time-bound, not a share of a
- * fixed total: a writer sharing its CPU writes 1/N of a gigabyte within a
- * time slice or two, so the writers would take turns one after the other
- * and the test would measure starting and ending processes.
+ * N writers into one pipe, each writing until its time is up (up to
+ * WRITERS_BYTES), measured while all of them write.  Time-bound, not a
+ * share of a fixed total: a writer sharing its CPU writes 1/N of a
+ * gigabyte within a time slice or two, so the writers would take turns
+ * one after the other and the test would measure starting and ending
+ * processes.
  */
 static void test_writers(void)
 {
@@ -1660,7 +1666,7 @@ static void test_writers(void)
 					continue;
 				progress(name, 4 * KiB, r->mech, r->cap, rep);
 				if (run_stream(r->mech, r->cap, 4 * KiB,
-					       STREAM_BYTES * (uint64_t)ns[k], ns[k],
+					       WRITERS_BYTES * (uint64_t)ns[k], ns[k],
 					       budget, name, true,
 					       &r->v[r->n]) == 0) {
 					run_log(name, 4 * KiB, r->mech, r->cap, rep, r->v[r->n]);
