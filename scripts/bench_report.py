@@ -199,9 +199,12 @@ def main():
     log = []
     if a.log and os.path.exists(a.log):
         with open(a.log) as f:
-            log = [l.strip() for l in f if l.strip()]
+            # The bench's notes; not the per-run lines RINGPIPE_BENCH_VERBOSE adds.
+            log = [l.strip() for l in f if l.startswith("ringpipe bench: ")]
     nproc, model, kernel = machine()
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # When the run ended (its JSON was written), not when this report is.
+    date = datetime.datetime.fromtimestamp(os.path.getmtime(a.json), datetime.timezone.utc) \
+        .strftime("%Y-%m-%d %H:%M UTC")
 
     out = []
     w = out.append

@@ -311,6 +311,32 @@ assert all(r["value"] > 0 and r["size"] == 65536 for r in rows), rows
 PY
 }
 
+# scripts/bench_report.py on a one-row run, without gnuplot (a PATH of
+# python3 alone), so that only docs/bench.md is made.
+bench_report() {
+	mkdir -p "$T/bin"
+	ln -sf "$(python3 -c 'import sys; print(sys.executable)')" "$T/bin/python3"
+	printf '%s\n' '{"results": [{"mechanism": "ringpipe", "test": "msgrate",' \
+		'"size": 64, "value": 1e6, "unit": "msg/s", "min": 9e5, "max": 1.1e6,' \
+		'"runs": 5, "capacity": 65536}]}' >"$T/b.json"
+	printf 'ringpipe bench: a note\nrun msgrate 64 ringpipe cap=65536 rep=1: 1e6\n' >"$T/b.log"
+	touch -d '2026-01-02 03:04:00 UTC' "$T/b.json"
+	PATH=$T/bin python3 "$(dirname "$0")/../scripts/bench_report.py" --json "$T/b.json" \
+		--log "$T/b.log" --command x --md "$T/b.md" --svg "$T/b.svg" >"$T/out" 2>&1 ||
+		fail "$(cat "$T/out")"
+}
+
+case_bench_report_keeps_notes_not_verbose_run_lines() {
+	bench_report
+	grep -qx -- '- a note' "$T/b.md" || fail "$(cat "$T/b.md")"
+	! grep -q 'rep=1' "$T/b.md" || fail "$(cat "$T/b.md")"
+}
+
+case_bench_report_dates_the_run_not_the_report() {
+	bench_report
+	grep -qx -- '- date: 2026-01-02 03:04 UTC' "$T/b.md" || fail "$(cat "$T/b.md")"
+}
+
 # `ringpipe bench` reports what `python -m ringpipe.bench --tsv` prints; a
 # stand-in interpreter fixes the figures so the test checks the plumbing.
 case_bench_reports_python_results() {
