@@ -328,9 +328,9 @@ def main():
       "ringpipe rows use `rp_write`/`rp_read`, zero-copy rows `rp_write_reserve`+`memcpy`+"
       "`rp_write_commit` and `rp_read_peek`+checksum in place+`rp_read_consume`.  The "
       "time runs from the writer's first write to the reader's EOF.  A run moves 1 GiB "
-      "(64 MiB, or 3 s, of 64-byte writes); with `--quick` the writer stops after 0.1 s.")
+      "(64 MiB, or 3 s, of 64-byte writes); with `--quick` the writer stops after 70 ms.")
     w("- **msgrate**: 64-byte messages, one write call and one read call per message, "
-      "every sequence number checked; 2,000,000 messages, or 3 s (0.1 s with `--quick`).")
+      "every sequence number checked; 2,000,000 messages, or 3 s (70 ms with `--quick`).")
     w("- **rtt-p50 / rtt-p99**: 64-byte ping-pong over two channels, per-round-trip "
       "percentiles; the figure is the median over runs of each run's percentile.")
     w("- **rtt-sleeping**: the same, but the pinger sleeps 1 ms before each ping, so "
@@ -338,7 +338,7 @@ def main():
     w("- **idle-cpu**: CPU time (`CLOCK_PROCESS_CPUTIME_ID`) of a reader blocked on an "
       "empty channel, divided by the time it was blocked.")
     w("- **writers-N**: N writer processes (pinned to one CPU) into one pipe with 4 KiB "
-      "atomic writes, each for 1 s (0.1 s with `--quick`), one reader on the other CPU; "
+      "atomic writes, each for 1 s (70 ms with `--quick`), one reader on the other CPU; "
       "aggregate GB/s from the moment every writer has written a ring's worth (its first pass "
       "through a ringpipe maps the ring's pages into it, a page fault per 4 KiB) until the first stops "
       "(sharing a CPU, writers given a share of a fixed total would run one after "

@@ -274,6 +274,38 @@ assert {r["mechanism"] for r in rows} == {"ringpipe", "kernel-pipe"}, rows
 PY
 }
 
+# --quick shortens the runs, not the repetitions: every figure is still
+# the median of five, with the five's min and max around it.
+case_bench_quick_figures_are_medians_of_five_runs() {
+	"$RINGPIPE" bench --quick --json --test rtt-p50,idle-cpu --only ringpipe >"$T/json" ||
+		fail "bench failed"
+	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json")"
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+assert {r["test"] for r in rows} == {"rtt-p50", "idle-cpu"}, rows
+for r in rows:
+    assert r["runs"] == 5, r
+    assert r["min"] <= r["value"] <= r["max"], r
+PY
+}
+
+# The message rows cost --quick five seconds; it runs them only when --only
+# names them.
+case_bench_quick_runs_message_rows_only_when_named() {
+	"$RINGPIPE" bench --quick --json --test msgrate >"$T/all" 2>"$T/err" ||
+		fail "$(cat "$T/err")"
+	grep -q "leaves out the message rows" "$T/err" || fail "no note: $(cat "$T/err")"
+	"$RINGPIPE" bench --quick --json --test msgrate --only ringpipe-conn >"$T/conn" ||
+		fail "bench --only ringpipe-conn failed"
+	python3 - "$T/all" "$T/conn" <<'PY' || fail "$(cat "$T/all" "$T/conn")"
+import json, sys
+mechs = lambda f: {r["mechanism"] for r in json.load(open(f))["results"]}
+assert "ringpipe" in mechs(sys.argv[1]), sys.argv[1]
+assert not mechs(sys.argv[1]) & {"ringpipe-conn", "kernel-pipe-framed"}
+assert mechs(sys.argv[2]) == {"ringpipe-conn"}
+PY
+}
+
 # Memory per open named pipe: both mechanisms, a sane KiB figure, and the
 # held pipes all gone afterwards (no FIFO, no /dev/shm file left).
 case_bench_memory_reports_kib_per_pipe_and_cleans_up() {
@@ -343,7 +375,7 @@ case_bench_reports_python_results() {
 	cat >"$T/py" <<'SH'
 #!/bin/sh
 case "$*" in
-*"-m ringpipe.bench --tsv --runs 3 --quick"*) ;;
+*"-m ringpipe.bench --tsv --runs 5 --quick"*) ;;
 *) echo "unexpected arguments: $*" >&2; exit 2 ;;
 esac
 printf 'ringpipe-python\tmsgrate\t64\t1000000.0\tmsg/s\t900000.0\t1100000.0\t3\n'

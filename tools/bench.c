@@ -4,8 +4,7 @@
  *
  *   ringpipe bench [--json] [--quick] [--only MECH[,MECH...]] [--test T[,T...]]
  *
- * Every figure is the median of several repetitions (5, or 3 with --quick),
- * printed with its min and max.  The repetitions of the mechanisms being
+ * Every figure is the median of 5 repetitions, printed with its min and max.  The repetitions of the mechanisms being
  * compared are interleaved (rep 1 of each, then rep 2 of each, ...), so both
  * sides of every ratio see the same machine at the same time.
  *
@@ -69,14 +68,16 @@ int rp_cmd_bench(int argc, char **argv);
 /*
  * Volumes.  Full mode moves 1 GiB per stream run (64 MiB, or 3 s, for 64 B
  * writes, which the slow mechanisms take minutes over).  --quick makes the
- * same runs but stops each writer after 0.1 s, so that the whole quick run
- * stays under 30 s; the reader still checks every byte that was sent.  (It
- * used to stop at 256 MiB too: 15 ms at ringpipe's speed, of which a fresh
- * 1 MiB ring's first touch took 3-4 ms a process on the machine of
- * 2026-11-29, a page fault costing some 15 us.)
+ * same runs but stops each writer after QUICK_NS, so that five repetitions
+ * of everything it runs fit in under 30 s (20-25 s on the machine of
+ * 2026-11-29; 0.1 s runs took 25-30 s); the reader still checks every byte
+ * that was sent.  (It used to stop at 256 MiB too: 15 ms at ringpipe's
+ * speed, of which a fresh 1 MiB ring's first touch took 3-4 ms a process
+ * there, a page fault costing some 15 us.)
  */
+#define QUICK_NS            70000000ULL
 #define STREAM_BYTES        GiB
-#define STREAM_BUDGET       (B.quick ? 100000000ULL : 0)
+#define STREAM_BUDGET       (B.quick ? QUICK_NS : 0)
 #define WRITERS_BUDGET      1000000000ULL   /* test_writers(), full runs */
 /* A bound the writers' time always reaches first (64 GB/s for a second):
  * a writer given STREAM_BYTES ran out of bytes before its time was up at
@@ -84,9 +85,9 @@ int rp_cmd_bench(int argc, char **argv);
  * 40-100 ms where writers-8 took the whole budget. */
 #define WRITERS_BYTES       (64 * GiB)
 #define STREAM_SMALL        (64 * MiB)
-#define STREAM_SMALL_BUDGET (B.quick ? 100000000ULL : 3000000000ULL)
+#define STREAM_SMALL_BUDGET (B.quick ? QUICK_NS : 3000000000ULL)
 #define MSG_COUNT           2000000
-#define MSG_BUDGET          (B.quick ? 100000000ULL : 3000000000ULL)
+#define MSG_BUDGET          (B.quick ? QUICK_NS : 3000000000ULL)
 #define RTT_COUNT           (B.quick ? 2000 : 100000)
 #define RTT_WARM            (B.quick ? 200 : 2000)
 #define SLEEPING_COUNT      (B.quick ? 100 : 1000)
@@ -132,6 +133,7 @@ struct result {
 
 static struct {
 	int json, quick, reps, progress;
+	int only;                       /* --only given */
 	unsigned mechs;                 /* bit per enum mech */
 	char tests[16][24];
 	int ntests;
@@ -836,8 +838,9 @@ static int stream_writer(void *arg)
 			atomic_fetch_add(&S->running, 1);
 			counted = true;
 		}
-		/* --quick: look at the clock once per MiB, stop at the budget */
-		if (j->budget_ns && (since += n) >= MiB) {
+		/* A budget: look at the clock every 64 KiB (once per MiB took
+		 * 50-90 ms of 64-byte writes through a socket), stop at it. */
+		if (j->budget_ns && (since += n) >= 64 * KiB) {
 			since = 0;
 			if (now_ns() - t0 >= j->budget_ns)
 				break;
@@ -856,7 +859,7 @@ static int stream_writer(void *arg)
  * 20 GB/s: the stretch where all write is what the test is about.  A
  * writer's first pass through a ringpipe maps the ring's pages into it, a
  * page fault per 4 KiB at some 15 us each on the guest of 2026-11-29: for
- * seven more processes 3-4% of a 0.1 s window.
+ * seven more processes 3-4% of a 0.1 s window (5% of --quick's 70 ms).
  */
 static void window_mark(const struct job *j, uint64_t pos, int *state)
 {
@@ -2011,16 +2014,16 @@ static void print_human(double elapsed)
 		       "  the same messages over a kernel pipe with a 4-byte length header each "
 		       "(as multiprocessing does), not against raw kernel-pipe\n");
 	if (B.quick)
-		printf("--quick: each stream/msgrate run stops after 0.1 s; "
+		printf("--quick: each stream/msgrate run stops after %.2f s; "
 		       "rtt %d round trips, rtt-sleeping %d, idle %.1f s\n",
-		       RTT_COUNT, SLEEPING_COUNT, IDLE_SECS);
+		       QUICK_NS / 1e9, RTT_COUNT, SLEEPING_COUNT, IDLE_SECS);
 	else
 		printf("stream runs move 1 GiB (64 B writes: 64 MiB or 3 s); msgrate %d messages "
 		       "or 3 s; rtt %d round trips, rtt-sleeping %d, idle %.1f s\n",
 		       MSG_COUNT, RTT_COUNT, SLEEPING_COUNT, IDLE_SECS);
 	if (want_test("writers-1") || want_test("writers-2") ||
 	    want_test("writers-4") || want_test("writers-8"))
-		printf("writers-N: N writers, each for %.1f s, measured from when all "
+		printf("writers-N: N writers, each for %.2g s, measured from when all "
 		       "have written a ring's worth until the first stops\n",
 		       (double)(B.quick ? STREAM_BUDGET : WRITERS_BUDGET) / 1e9);
 	const char *spin = getenv("RINGPIPE_SPIN_NS");
@@ -2135,7 +2138,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ringpipe bench [--json] [--quick] [--only MECH[,MECH...]] [--test T[,T...]]\n"
 		"  --json     one JSON object {\"results\": [...]} on stdout\n"
-		"  --quick    3 runs per figure and smaller volumes (under 30 s)\n"
+		"  --quick    70 ms runs, no message rows (under 30 s)\n"
 		"  --only     mechanisms: ringpipe, ringpipe-zerocopy, kernel-pipe,\n"
 		"             kernel-pipe-enlarged, unix-socket, posix-mq, memcpy,\n"
 		"             ringpipe-conn, kernel-pipe-framed (messages: stream, msgrate),\n"
@@ -2144,7 +2147,8 @@ static void usage(FILE *f)
 		"             idle-cpu, writers (writers-1, -2, -4, -8), capacity (64 KiB\n"
 		"             writes at 4 KiB..64 MiB), memory (per open named pipe, %d held),\n"
 		"             python (python -m ringpipe.bench); --quick runs the last three\n"
-		"             only when named here\n", MEM_PIPES);
+		"             only when named here\n"
+		"every figure is the median of 5 runs\n", MEM_PIPES);
 }
 
 static int parse_list(const char *arg, int mechs)
@@ -2244,9 +2248,13 @@ int rp_cmd_bench(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* --quick leaves out the message rows too (5 s more) unless --only
+	 * names them: the issue's mechanisms are the byte streams. */
+	B.only = B.mechs != 0;
 	if (!B.mechs)
-		B.mechs = (1u << M_COUNT) - 1;
-	B.reps = B.quick ? 3 : 5;
+		B.mechs = ((1u << M_COUNT) - 1) &
+			  ~(B.quick ? 1u << M_CONN | 1u << M_KFRAMED : 0);
+	B.reps = MAX_REPS;
 	B.progress = isatty(STDERR_FILENO);
 
 	if (setup_buffers() < 0) {
@@ -2285,6 +2293,9 @@ int rp_cmd_bench(int argc, char **argv)
 	if (B.quick && !B.ntests)
 		note("--quick leaves out capacity, memory and python: run ringpipe bench "
 		     "without --quick, or name them with --test");
+	if (B.quick && !B.only)
+		note("--quick leaves out the message rows (ringpipe-conn, kernel-pipe-framed): "
+		     "name them with --only");
 	double elapsed = (now_ns() - t0) / 1e9;
 	load_note(&snap0, elapsed);
 	if (B.progress)
