@@ -411,6 +411,22 @@ static bool peer_may_share_cpu(struct rp_end *e, bool for_data)
 	return there == 0 || there == here;
 }
 
+/*
+ * A reader waiting for data also asks for the line that the data will
+ * start in (at tail), so that when the writer's copy and head land, the
+ * look that sees head has that line on its way as well, instead of
+ * fetching it only then: one transfer of a line between the two CPUs less
+ * per message of a ping-pong (rtt-p50 1.13-1.15 us against 0.98-1.01 in a
+ * slow hour here, 0.27-0.31 against 0.25-0.26 in a fast one; the streams
+ * unchanged).  A hint: it never faults, and whatever tail holds, the
+ * offset is inside the ring.
+ */
+static inline void prefetch_data(const struct rp_end *e)
+{
+	uint64_t tail = atomic_load_explicit(&e->sh->tail, memory_order_relaxed);
+	__builtin_prefetch(e->data + rp_ring_off(&e->ring, tail));
+}
+
 static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 		    uint64_t arg, int fd, int nbfd, _Atomic uint64_t *sleepers,
 		    _Atomic uint32_t *who, _Atomic uint64_t *needs,
@@ -424,11 +440,15 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 	unsigned poll = spin_poll(for_data);
 
 	for (unsigned i = 0;; i++) {
-		if ((i & (poll - 1)) == 0 && ready(e, arg)) {
+		if ((i & (poll - 1)) == 0) {
 			if (for_data)
-				fed_stream = i <= STREAM_PAUSES &&
-					     free_space(e) > e->ring.cap / 4 * 3;
-			return RP_WAIT_READY;
+				prefetch_data(e);
+			if (ready(e, arg)) {
+				if (for_data)
+					fed_stream = i <= STREAM_PAUSES &&
+						     free_space(e) > e->ring.cap / 4 * 3;
+				return RP_WAIT_READY;
+			}
 		}
 		if ((i & 63) == 63) {
 			uint64_t now = rp__now_ns();
