@@ -4,9 +4,10 @@
  *
  *   ringpipe bench [--json] [--quick] [--only MECH[,MECH...]] [--test T[,T...]]
  *
- * Every figure is the median of 5 repetitions, printed with its min and max.  The repetitions of the mechanisms being
- * compared are interleaved (rep 1 of each, then rep 2 of each, ...), so both
- * sides of every ratio see the same machine at the same time.
+ * Every figure is the median of 5 repetitions, printed with its min and
+ * max.  The repetitions of the mechanisms being compared are interleaved
+ * (rep 1 of each, then rep 2 of each, ...), so both sides of every ratio
+ * see the same machine at the same time.
  *
  * Writer and reader are separate forked processes pinned to two different
  * CPUs; the output says so when pinning is refused or only one CPU exists.
