@@ -60,7 +60,7 @@ int rp_cmd_bench(int argc, char **argv);
 #define PAT_PERIOD   131016       /* pattern period: multiple of 8, divides no write size */
 #define PAT_LEN      (PAT_PERIOD + MiB)
 #define RBUF         MiB          /* stream readers read up to this much per call */
-#define MAX_REPS     5
+#define REPS         5            /* every figure is the median of REPS runs */
 #define MAX_WRITERS  8
 #define MAX_ROWS     12
 #define MEM_PIPES    1000         /* memory: named pipes held at once */
@@ -133,7 +133,7 @@ struct result {
 };
 
 static struct {
-	int json, quick, reps, progress;
+	int json, quick, progress;
 	int only;                       /* --only given */
 	unsigned mechs;                 /* bit per enum mech */
 	char tests[16][24];
@@ -159,7 +159,7 @@ struct shm {
 	/* writers-N: the stretch in which all N writers write (run_stream) */
 	_Atomic int running, finished;
 	uint64_t win_t0, win_t1, win_b0, win_b1;
-	double v[MAX_ROWS * MAX_REPS];
+	double v[MAX_ROWS * REPS];
 	double p50, p99;
 	char err[256];
 };
@@ -238,7 +238,7 @@ static void progress(const char *test, uint64_t size, int mech, uint64_t cap,
 	if (!B.progress)
 		return;
 	fprintf(stderr, "\r\033[K  %s %" PRIu64 " %s%s (run %d/%d)", test, size,
-		mech_names[mech], cap == BIG_CAP ? " 1MiB" : "", rep + 1, B.reps);
+		mech_names[mech], cap == BIG_CAP ? " 1MiB" : "", rep + 1, REPS);
 }
 
 /* RINGPIPE_BENCH_VERBOSE=1: every single run on stderr, to see the spread. */
@@ -795,7 +795,7 @@ static double run_timeout(void)
 /* Jobs: what the children of one run do                               */
 
 struct job {
-	struct chan c[MAX_REPS * MAX_ROWS];
+	struct chan c[REPS * MAX_ROWS];
 	int nchan;
 	size_t wsize;
 	uint64_t per_writer;
@@ -1290,7 +1290,7 @@ static int run_rtt(int mech, uint64_t count, uint64_t warm, uint64_t gap,
 static int run_idle(const int *mechs, int nm, int reps, double secs, double *out)
 {
 	static struct job j;
-	pid_t pids[MAX_ROWS * MAX_REPS];
+	pid_t pids[MAX_ROWS * REPS];
 	int n = nm * reps;
 	char err[200];
 
@@ -1436,8 +1436,8 @@ static const struct result *find(int mech, const char *test, uint64_t size, uint
 struct row {
 	int mech;
 	uint64_t cap;
-	double v[MAX_REPS];
-	double v2[MAX_REPS];
+	double v[REPS];
+	double v2[REPS];
 	int n;
 	int dead;
 };
@@ -1472,16 +1472,16 @@ static void test_stream(void)
 			{ B.quick ? 64 * MiB : 256 * MiB, B.quick ? GiB / 2 : 2 * GiB },
 		};
 		for (int k = 0; k < 2; k++) {
-			double v[MAX_REPS];
+			double v[REPS];
 			int n = 0;
-			for (int rep = 0; rep < B.reps; rep++) {
+			for (int rep = 0; rep < REPS; rep++) {
 				progress("stream", MiB, M_MEMCPY, mc[k].ws, rep);
 				if (run_memcpy(mc[k].ws, mc[k].total, &v[n]) == 0) {
 					run_log("stream", MiB, M_MEMCPY, mc[k].ws, rep, v[n]);
 					n++;
 				}
 			}
-			if (n == B.reps)
+			if (n == REPS)
 				add_result(M_MEMCPY, "stream", MiB, mc[k].ws, "GB/s", v, n);
 		}
 	}
@@ -1490,7 +1490,7 @@ static void test_stream(void)
 		uint64_t total = w == 64 ? STREAM_SMALL : STREAM_BYTES;
 		uint64_t budget = w == 64 ? STREAM_SMALL_BUDGET : STREAM_BUDGET;
 		int nr = rows_for(rows, mechs, caps, 10);
-		for (int rep = 0; rep < B.reps; rep++)
+		for (int rep = 0; rep < REPS; rep++)
 			for (int i = 0; i < nr; i++) {
 				struct row *r = &rows[i];
 				if (r->dead)
@@ -1534,7 +1534,7 @@ static void test_msgrate(void)
 	if (!want_test("msgrate"))
 		return;
 	int nr = rows_for(rows, mechs, caps, 8);
-	for (int rep = 0; rep < B.reps; rep++)
+	for (int rep = 0; rep < REPS; rep++)
 		for (int i = 0; i < nr; i++) {
 			struct row *r = &rows[i];
 			if (r->dead || (r->mech == M_MQ && !B.mq_ok)) {
@@ -1579,7 +1579,7 @@ static void test_rtt(int sleeping)
 	}
 	const char *name = sleeping ? "rtt-sleeping" : "rtt-p50";
 	int nr = rows_for(rows, mechs, caps, 5);
-	for (int rep = 0; rep < B.reps; rep++)
+	for (int rep = 0; rep < REPS; rep++)
 		for (int i = 0; i < nr; i++) {
 			struct row *r = &rows[i];
 			if (r->dead || (r->mech == M_MQ && !B.mq_ok)) {
@@ -1614,7 +1614,7 @@ static void test_idle(void)
 	static const int all[] = { M_KPIPE, M_UNIX, M_MQ, M_RP };
 	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB };
 	int mechs[4], nm = 0;
-	double v[MAX_ROWS * MAX_REPS];
+	double v[MAX_ROWS * REPS];
 	double secs = IDLE_SECS;
 
 	if (!want_test("idle-cpu"))
@@ -1625,14 +1625,14 @@ static void test_idle(void)
 	if (!nm)
 		return;
 	progress("idle-cpu", 0, mechs[0], 0, 0);
-	if (run_idle(mechs, nm, B.reps, secs, v) < 0)
+	if (run_idle(mechs, nm, REPS, secs, v) < 0)
 		return;
 	for (int i = 0; i < nm; i++) {
 		uint64_t cap = 0;
 		for (int k = 0; k < 4; k++)
 			if (all[k] == mechs[i])
 				cap = caps[k];
-		add_result(mechs[i], "idle-cpu", 0, cap, "%", v + i * B.reps, B.reps);
+		add_result(mechs[i], "idle-cpu", 0, cap, "%", v + i * REPS, REPS);
 	}
 }
 
@@ -1659,7 +1659,7 @@ static void test_writers(void)
 		return;
 	for (int k = 0; k < 4; k++)
 		nr = rows_for(rows[k], mechs, caps, 2);
-	for (int rep = 0; rep < B.reps; rep++)
+	for (int rep = 0; rep < REPS; rep++)
 		for (int k = 0; k < 4; k++) {
 			snprintf(name, sizeof(name), "writers-%d", ns[k]);
 			if (!want_test(name))
@@ -1709,7 +1709,7 @@ static void test_capacity(void)
 		uint64_t c[2] = { caps[k], caps[k] };
 		nr = rows_for(rows[k], mechs, c, 2);
 	}
-	for (int rep = 0; rep < B.reps; rep++)
+	for (int rep = 0; rep < REPS; rep++)
 		for (int k = 0; k < NCAPS; k++)
 			for (int i = 0; i < nr; i++) {
 				struct row *r = &rows[k][i];
@@ -1744,7 +1744,7 @@ static void test_memory(void)
 	if (!want_extra_test("memory"))
 		return;
 	int nr = rows_for(rows, mechs, caps, 2);
-	for (int rep = 0; rep < B.reps; rep++)
+	for (int rep = 0; rep < REPS; rep++)
 		for (int i = 0; i < nr; i++) {
 			struct row *r = &rows[i];
 			if (r->dead)
@@ -1793,7 +1793,7 @@ static void test_python(void)
 	if (!want_mech(M_PYRP) && !want_mech(M_PYMP) && !want_mech(M_PYRQ) && !want_mech(M_PYMQ))
 		return;
 	progress("python", 0, M_PYRP, 0, 0);
-	if (bench_python(B.reps, B.quick, B.quick ? 300 : 1800, add_python, NULL,
+	if (bench_python(REPS, B.quick, B.quick ? 300 : 1800, add_python, NULL,
 			 err, sizeof(err)) < 0)
 		note("python skipped: %s (build it with make, or pip install ./python)", err);
 }
@@ -2008,7 +2008,7 @@ static void print_human(double elapsed)
 	       sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, B.pin_note);
 	printf("median of %d runs each (min-max); GB/s = 10^9 bytes/s; "
 	       "ratios are \"times better than\" (higher is better for every unit)\n",
-	       B.reps);
+	       REPS);
 	if (want_mech(M_CONN) || want_mech(M_KFRAMED))
 		printf("message rows (ringpipe-conn, kernel-pipe-framed; one message per write): "
 		       "\"vs kernel\" is against kernel-pipe-framed,\n"
@@ -2256,7 +2256,6 @@ int rp_cmd_bench(int argc, char **argv)
 	if (!B.mechs)
 		B.mechs = ((1u << M_COUNT) - 1) &
 			  ~(B.quick ? 1u << M_CONN | 1u << M_KFRAMED : 0);
-	B.reps = MAX_REPS;
 	B.progress = isatty(STDERR_FILENO);
 
 	if (setup_buffers() < 0) {
