@@ -460,15 +460,21 @@ case_write_with_stdin_closed_fails_and_sends_nothing() {
 # rm --stale removes the files of a FIFO deleted with plain rm, and keeps
 # one renamed within its directory and one whose name is not ASCII (both
 # were taken for gone).  Files younger than 10 s are left to a concurrent
-# mkfifo, hence the wait.
+# mkfifo, hence the wait.  A descriptor on the deleted FIFO (a kernel open,
+# no ringpipe end) keeps its inode from going to a concurrent test's new
+# FIFO, whose ring would then rightly take the same name (CI, 2026-11-29);
+# pin_inode's link would be found in the directory and keep the ring.
 case_rm_stale_removes_deleted_keeps_renamed_and_non_ascii() {
 	"$RINGPIPE" mkfifo "$T/gone" "$T/old" "$T/caf$(printf '\303\251')"
 	g=$("$RINGPIPE" stat "$T/gone" | sed -n 's/^ *ring: //p')
 	mv "$T/old" "$T/new"
+	exec 9<>"$T/gone"
 	rm "$T/gone"
 	sleep 11
 	"$RINGPIPE" rm --stale >"$T/out" || fail "rm --stale status $?"
+	exec 9>&-
 	[ ! -e "$g" ] || fail "$g kept: $(cat "$T/out")"
+	grep -qx "removed $g" "$T/out" || fail "not said: $(cat "$T/out")"
 	"$RINGPIPE" stat "$T/new" >/dev/null || fail "renamed pipe destroyed"
 	"$RINGPIPE" stat "$T/caf$(printf '\303\251')" >/dev/null || fail "non-ASCII pipe destroyed"
 }
