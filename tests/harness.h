@@ -75,7 +75,8 @@ static inline double rp_now_ms(void)
 }
 
 /* An upper bound on a time, in ms, scaled by $RP_TIME_SCALE: make
- * test-valgrind sets it, as everything runs some 20 times slower there.
+ * test-valgrind sets 20, as everything runs some 20 times slower there,
+ * and test-asan and test-tsan 3.
  * Lower bounds ("blocked at least 100 ms") need no scaling. */
 static inline double rp_ms(double ms)
 {

@@ -63,10 +63,13 @@ static void open_pair(struct scene *s, bool recheck)
 	s->done = shared_mem(sizeof(double));
 }
 
-/* Let the child sleep for `ms`, then act as the dead peer would have. */
+/* Let the child sleep for `ms`, then act as the dead peer would have.  It
+ * must be asleep in the kernel by then: a child slow to get there (under
+ * valgrind) would find the dead peer's work done and never sleep. */
 static double asleep_then(struct scene *s, double ms)
 {
 	sleep_ms(ms);
+	wait_sleeping(s->pid);
 	CHECK(*s->done == 0);             /* really blocked */
 	return rp_now_ms();
 }

@@ -20,9 +20,11 @@ static int count_dir(const char *dir, const char *prefix)
 	int n = 0;
 	CHECK(d != NULL);
 	struct dirent *de;
+	size_t len = strlen(prefix);
 	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' && !strncmp(de->d_name, prefix, strlen(prefix)))
-			n++;
+		if (de->d_name[0] != '.' && !strncmp(de->d_name, prefix, len) &&
+		    (!len || de->d_name[len] == '\0' || de->d_name[len] == '.'))
+			n++;         /* ringpipe.D.123 is not ringpipe.D.1234 */
 	closedir(d);
 	return n;
 }

@@ -894,12 +894,14 @@ static void on_usr1(int sig)
 	atomic_store(&usr1_seen, 1);
 }
 
-/* Send SIGUSR1 to `target` after `ms` milliseconds, from a child. */
+/* Send SIGUSR1 to `target` after `ms` milliseconds, from a child, once the
+ * target sleeps in the kernel (blocked in the call the signal is for). */
 static UNUSED pid_t signal_later(pid_t target, double ms)
 {
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		sleep_ms(ms);
+		wait_sleeping(target);
 		kill(target, SIGUSR1);
 		_exit(0);
 	}
@@ -922,8 +924,8 @@ TEST(blocking_open_interrupted_by_signal_eintr)
 	static const int modes[] = { O_RDONLY, O_WRONLY };
 	for (int i = 0; i < 2; i++) {
 		atomic_store(&usr1_seen, 0);
-		pid_t k = signal_later(getpid(), 200);
 		double t0 = rp_now_ms();
+		pid_t k = signal_later(getpid(), 200);
 		errno = 0;
 		rp_end *e = rp_open(t.path, modes[i]);
 		int err = errno;
@@ -955,6 +957,7 @@ TEST(blocking_open_restarts_under_sa_restart)
 	sa.sa_flags = SA_RESTART;
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
 	atomic_store(&usr1_seen, 0);
+	double t0 = rp_now_ms();
 	pid_t k = signal_later(getpid(), 150);
 	pid_t w = fork_child();
 	if (w == 0) {
@@ -965,7 +968,6 @@ TEST(blocking_open_restarts_under_sa_restart)
 		CHECK(rp_close(we) == 0);
 		_exit(0);
 	}
-	double t0 = rp_now_ms();
 	rp_end *r = rp_open(t.path, O_RDONLY);
 	double t1 = rp_now_ms();
 	CHECK(r != NULL);
@@ -1111,6 +1113,11 @@ TEST(mkfifo_at_path_of_removed_pipe_in_use_is_independent)
 		_exit(0);
 	}
 	wait_flag(&sh->ready);
+	/* Hold the old inode until its files are gone, so that no case beside
+	 * this one gets its number and finds them (the child's ends hold it
+	 * only until it exits). */
+	int pin = open(t.path, O_PATH | O_CLOEXEC);
+	CHECK(pin >= 0);
 	CHECK(unlink(t.path) == 0);
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
 	char new_pfx[128];
@@ -1133,6 +1140,7 @@ TEST(mkfifo_at_path_of_removed_pipe_in_use_is_independent)
 	CHECK(rp_unlink(t.path) == 0);
 	if (strcmp(old_pfx, new_pfx) != 0)
 		leftovers_remove(&left);
+	close(pin);
 	tmp_clean(&t);
 }
 

@@ -1,5 +1,6 @@
 /* test_signal.c - EINTR, SA_RESTART, SIGPIPE/EPIPE and partial counts. */
 #include "harness.h"
+#include "procs.h"
 #include <ringpipe.h>
 
 #include <fcntl.h>
@@ -19,14 +20,16 @@ static void catch_signal(int sig, int flags)
 	nsig = 0;
 }
 
-/* A child process that sends sig to us after ms milliseconds.  Fork it before
- * making the pipe so that it holds no end. */
+/* A child process that sends sig to us after ms milliseconds, once we sleep
+ * in the kernel (a signal before the call blocks would leave it blocked for
+ * good).  Fork it before making the pipe so that it holds no end. */
 static pid_t signal_after(int sig, int ms)
 {
 	pid_t parent = getpid(), pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		usleep((useconds_t)ms * 1000);
+		wait_sleeping(parent);
 		kill(parent, sig);
 		_exit(0);
 	}
@@ -45,9 +48,9 @@ TEST(blocked_read_eintr_without_sa_restart)
 	char c;
 	rp_alarm(5);
 	catch_signal(SIGUSR1, 0);
+	double t0 = rp_now_ms();
 	pid_t pid = signal_after(SIGUSR1, 200);
 	mkpipe(e, 0, 0);
-	double t0 = rp_now_ms();
 	CHECK_ERR(rp_read(e[0], &c, 1), EINTR);
 	CHECK(nsig == 1);
 	CHECK(rp_now_ms() - t0 >= 100);

@@ -89,7 +89,10 @@ case_idle_write_bridge_does_not_block_other_writers() {
 	r=$!
 	"$RINGPIPE" write "$T/p" <"$T/idle" &
 	exec 3>"$T/idle"          # stdin of the first bridge: open, never written
-	sleep 0.2
+	# Only once the idle bridge holds the pipe does the second writer test
+	# anything (and then the reader's EOF waits for both).
+	look_until 'grep -q ":w" "$T/ls"' "$T/ls" "$RINGPIPE" ls "$T/p" ||
+		fail "the idle bridge never opened: $(cat "$T/ls")"
 	printf 'second\n' | timeout 10 "$RINGPIPE" write "$T/p" || fail "second writer blocked ($?)"
 	exec 3>&-                 # EOF: the idle bridge exits, then the reader
 	wait $r || fail "read status $?"
@@ -536,18 +539,25 @@ case_ls_does_not_count_a_killed_sleeper() {
 # The blocked times add up every process's waits: three readers of a slow
 # writer showed "readers 263%".  A share is now per holder, at most 100%,
 # and the times start again with the pipe's data when it is reopened.
+# Each stat waits for the holders it is about (a slow start under the
+# sanitizers would otherwise show the previous pipe's times).
 case_stat_blocked_share_is_per_reader_and_restarts_with_the_pipe() {
 	"$RINGPIPE" mkfifo "$T/p"
-	(for i in 1 2 3 4 5 6 7 8 9 10; do printf x; sleep 0.2; done) |
-		"$RINGPIPE" write "$T/p" &
+	holders() {
+		python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+sys.exit(not (len(j["readers"]) == int(sys.argv[2]) and len(j["writers"]) == 1))' "$T/$1" "$2"
+	}
+	(for i in $(seq 20); do printf x; sleep 0.2; done) | "$RINGPIPE" write "$T/p" &
 	for i in 1 2 3; do "$RINGPIPE" read "$T/p" >/dev/null & done
-	sleep 1.5
+	look_until "holders json1 3" "$T/json1" "$RINGPIPE" stat --json "$T/p" ||
+		fail "never three readers and a writer: $(cat "$T/json1")"
+	sleep 1
 	"$RINGPIPE" stat --json "$T/p" >"$T/json1" || fail "stat status $?"
 	wait
-	sleep 1 | "$RINGPIPE" write "$T/p" &
+	sleep 3 | "$RINGPIPE" write "$T/p" &
 	"$RINGPIPE" read "$T/p" >/dev/null &
-	sleep 0.5
-	"$RINGPIPE" stat --json "$T/p" >"$T/json2" || fail "stat status $?"
+	look_until "holders json2 1" "$T/json2" "$RINGPIPE" stat --json "$T/p" ||
+		fail "never a reader and a writer: $(cat "$T/json2")"
 	wait
 	python3 - "$T/json1" "$T/json2" <<'EOF' || fail "$(cat "$T/json1" "$T/json2")"
 import json, sys
