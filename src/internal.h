@@ -382,10 +382,37 @@ char *rp__fmt_u32(char *dst, uint32_t v);
 bool rp__tid_gone(struct rp_end *e, uint32_t tid);
 void rp__lock_atfork_child(void);
 uint32_t rp__self_tid(void);
+/*
+ * A reservation or peek, held under the side's lock.  Only the lock's
+ * holder writes these, so plain (relaxed) stores do: a seq_cst store is
+ * an exchange on x86, and a reserve, commit, peek and consume made eight.
+ * The TID goes first and `held` last, with release, so that a thread that
+ * sees `held` set (acquire) sees its holder's TID, never a stale one that
+ * could be its own.
+ */
+static inline void rp__hold_set(struct rp_end *e, uint64_t pos, uint64_t len)
+{
+	e->held_pos = pos;
+	e->held_len = len;
+	atomic_store_explicit(&e->held_tid, rp__self_tid(), memory_order_relaxed);
+	atomic_store_explicit(&e->held, 1, memory_order_release);
+}
+
+static inline void rp__hold_clear(struct rp_end *e)
+{
+	atomic_store_explicit(&e->held, 0, memory_order_relaxed);
+}
+
+static inline bool rp__held(const struct rp_end *e)
+{
+	return atomic_load_explicit(&e->held, memory_order_acquire);
+}
+
 /* Does the calling thread hold this end's reservation or peek? */
 static inline bool rp__held_by_me(const struct rp_end *e)
 {
-	return e->held && e->held_tid == rp__tid_cache;
+	return rp__held(e) &&
+	       atomic_load_explicit(&e->held_tid, memory_order_relaxed) == rp__tid_cache;
 }
 
 /* wait.c: spinning, sleeping and waking. */

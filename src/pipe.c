@@ -82,7 +82,7 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
 static inline RP_HOT int side_enter(struct rp_end *e, int side)
 {
 	if (rp__held_by_me(e)) {
-		e->held = 0;
+		rp__hold_clear(e);
 		return 0;
 	}
 	return rp__lock_call(e, rp__side_lock(e, side), side);

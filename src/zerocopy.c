@@ -38,7 +38,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 	/* A second reserve by the same thread replaces the first. */
 	if (!rp__held_by_me(e) && rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
 		goto out;
-	e->held = 0;
+	rp__hold_clear(e);
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
 		int64_t used = rp__queued_for_writer(e, head, n);
@@ -57,10 +57,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		if (e->ring.cap - (uint64_t)used >= n) {
 			if (closed_meanwhile(e))
 				break;
-			e->held = 1;
-			e->held_tid = rp__self_tid();
-			e->held_pos = head;
-			e->held_len = n;
+			rp__hold_set(e, head, n);
 			span = e->data + rp_ring_off(&e->ring, head);
 			goto out;
 		}
@@ -94,11 +91,11 @@ int rp_write_commit(rp_end *h, size_t n)
 		return -1;
 	rp__note_answer();
 	int r = -1;
-	if (!e->held || n > e->held_len) {
+	if (!rp__held(e) || n > e->held_len) {
 		errno = EINVAL;
 	} else {
 		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
-		e->held = 0;
+		rp__hold_clear(e);
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
 		rp__unlock(e, &e->sh->wlock);
 		r = 0;
@@ -126,7 +123,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 	*np = 0;
 	if (!rp__held_by_me(e) && rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
 		goto out;
-	e->held = 0;
+	rp__hold_clear(e);
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
 		uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
@@ -138,10 +135,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 		if (used > 0) {
 			if (closed_meanwhile(e))
 				break;
-			e->held = 1;
-			e->held_tid = rp__self_tid();
-			e->held_pos = tail;
-			e->held_len = (uint64_t)used;
+			rp__hold_set(e, tail, (uint64_t)used);
 			*np = (size_t)used;
 			span = e->data + rp_ring_off(&e->ring, tail);
 			goto out;
@@ -180,11 +174,11 @@ int rp_read_consume(rp_end *h, size_t n)
 	if (!e)
 		return -1;
 	int r = -1;
-	if (!e->held || n > e->held_len) {
+	if (!rp__held(e) || n > e->held_len) {
 		errno = EINVAL;
 	} else {
 		rp__publish_tail(e, e->held_pos + n, RP_PUBLISH_UNLOCKED);
-		e->held = 0;
+		rp__hold_clear(e);
 		rp__unlock(e, &e->sh->rlock);
 		rp__mb_after_unlock(e);
 		rp__wake_writers(e);

@@ -536,6 +536,150 @@ TEST(peek_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
 	CHECK(rp_close(e[1]) == 0);
 }
 
+/*
+ * Two threads share an end and each alternates the zero-copy call and the
+ * plain one.  A thread must never take the other's reservation (or peek)
+ * for its own: a hold published before its holder's TID once let a thread
+ * that had held one earlier see its own TID beside the other's flag, skip
+ * the lock and clear the flag, and the holder's commit then failed with
+ * EINVAL (in some 5,000-35,000 rounds of 16-byte records).  Each thread
+ * runs up to HOLD_ROUNDS rounds or HOLD_MS, whichever ends first (valgrind
+ * runs one thread at a time, and slowly).
+ */
+enum { HOLD_ROUNDS = 1000000, HOLD_MS = 1500, REC16 = 16 };
+
+struct holder { rp_end *e; uint32_t id, rounds; pthread_t t; };
+
+/* A 16-byte record: id, sequence number, and a check of both. */
+static void rec16_fill(unsigned char *p, uint32_t id, uint32_t seq)
+{
+	uint64_t check = ((uint64_t)id << 32 | seq) * 0x9e3779b97f4a7c15ULL;
+	memcpy(p, &id, 4);
+	memcpy(p + 4, &seq, 4);
+	memcpy(p + 8, &check, 8);
+}
+
+static bool rec16_whole(const unsigned char *p, uint32_t *id, uint32_t *seq)
+{
+	unsigned char want[REC16];
+	memcpy(id, p, 4);
+	memcpy(seq, p + 4, 4);
+	rec16_fill(want, *id, *seq);
+	return memcmp(p, want, REC16) == 0;
+}
+
+static void *reserve_and_write(void *p)
+{
+	struct holder *h = p;
+	double end = rp_now_ms() + HOLD_MS;
+	uint32_t seq = 0;
+	while (h->rounds < HOLD_ROUNDS && (h->rounds % 1024 || rp_now_ms() < end)) {
+		unsigned char *span = rp_write_reserve(h->e, REC16);
+		CHECK(span != NULL);
+		rec16_fill(span, h->id, seq++);
+		CHECK(rp_write_commit(h->e, REC16) == 0);
+		unsigned char rec[REC16];
+		rec16_fill(rec, h->id, seq++);
+		CHECK(rp_write(h->e, rec, REC16) == REC16);
+		h->rounds++;
+	}
+	return NULL;
+}
+
+/* Wait for both holders, then close the end they shared: EOF. */
+static void *close_after_holders(void *p)
+{
+	struct holder *h = p;
+	CHECK(pthread_join(h[0].t, NULL) == 0 && pthread_join(h[1].t, NULL) == 0);
+	CHECK(rp_close(h[0].e) == 0);
+	return NULL;
+}
+
+TEST(threads_sharing_a_write_end_never_take_each_others_reservation)
+{
+	rp_alarm(60);
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 1 << 20) == 0);
+	struct holder h[2];
+	for (uint32_t i = 0; i < 2; i++) {
+		h[i] = (struct holder){ .e = e[1], .id = i };
+		CHECK(pthread_create(&h[i].t, NULL, reserve_and_write, &h[i]) == 0);
+	}
+	pthread_t c;
+	CHECK(pthread_create(&c, NULL, close_after_holders, h) == 0);
+	uint32_t next[2] = { 0, 0 };
+	unsigned char rec[REC16];
+	ssize_t n;
+	while ((n = rp_read(e[0], rec, REC16)) != 0) {
+		CHECK(n == REC16);      /* every write and commit is one record */
+		uint32_t id, seq;
+		CHECK(rec16_whole(rec, &id, &seq) && id < 2 && seq == next[id]);
+		next[id]++;
+	}
+	CHECK(pthread_join(c, NULL) == 0);
+	CHECK(next[0] == 2 * h[0].rounds && next[1] == 2 * h[1].rounds);
+	CHECK(rp_close(e[0]) == 0);
+}
+
+/* The same for a read end: two threads alternate a peek (consuming one
+ * record) and a read, and every record reaches exactly one of them. */
+enum { PEEK_RECORDS = 1 << 21 };
+static atomic_uchar seen[PEEK_RECORDS];
+
+static void take16(const unsigned char *p)
+{
+	uint32_t id, seq;
+	CHECK(rec16_whole(p, &id, &seq) && id == 0 && seq < PEEK_RECORDS);
+	CHECK(atomic_exchange(&seen[seq], 1) == 0);
+}
+
+static void *peek_and_read(void *p)
+{
+	rp_end *e = p;
+	for (;;) {
+		size_t n;
+		errno = 0;
+		const unsigned char *span = rp_read_peek(e, &n);
+		if (!span) {
+			CHECK(errno == 0 && n == 0);    /* EOF */
+			break;
+		}
+		CHECK(n >= REC16 && n % REC16 == 0);
+		take16(span);
+		CHECK(rp_read_consume(e, REC16) == 0);
+		unsigned char rec[REC16];
+		ssize_t r = rp_read(e, rec, REC16);
+		if (r == 0)
+			break;
+		CHECK(r == REC16);
+		take16(rec);
+	}
+	return NULL;
+}
+
+TEST(threads_sharing_a_read_end_never_take_each_others_peek)
+{
+	rp_alarm(60);
+	rp_end *e[2];
+	CHECK(rp_pipe2(e, 0, 1 << 20) == 0);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, peek_and_read, e[0]) == 0);
+	double end = rp_now_ms() + HOLD_MS;
+	uint32_t sent = 0;
+	while (sent < PEEK_RECORDS && (sent % 4096 || rp_now_ms() < end)) {
+		unsigned char rec[REC16];
+		rec16_fill(rec, 0, sent++);
+		CHECK(rp_write(e[1], rec, REC16) == REC16);
+	}
+	CHECK(rp_close(e[1]) == 0);
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_join(t[i], NULL) == 0);
+	for (uint32_t i = 0; i < PEEK_RECORDS; i++)
+		CHECK(atomic_load(&seen[i]) == (i < sent));
+	CHECK(rp_close(e[0]) == 0);
+}
+
 /* Has process pid exec'd `prog` and gone to sleep in it?  Then its exec,
  * which closes the close-on-exec descriptors, is over. */
 static bool asleep_in(pid_t pid, const char *prog)
