@@ -383,9 +383,10 @@ bool rp__tid_gone(struct rp_end *e, uint32_t tid);
 void rp__lock_atfork_child(void);
 uint32_t rp__self_tid(void);
 /*
- * A reservation or peek, held under the side's lock.  Only the lock's
- * holder writes these, so plain (relaxed) stores do: a seq_cst store is
- * an exchange on x86, and a reserve, commit, peek and consume made eight.
+ * A reservation or peek, held under the side's lock.  Only the thread
+ * that holds it writes these (and a close, which ends it), so plain
+ * (relaxed) stores do: a seq_cst store is an exchange on x86, and a
+ * reserve, commit, peek and consume made eight.
  * The TID goes first and `held` last, with release, so that a thread that
  * sees `held` set (acquire) sees its holder's TID, never a stale one that
  * could be its own.

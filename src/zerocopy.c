@@ -91,7 +91,7 @@ int rp_write_commit(rp_end *h, size_t n)
 		return -1;
 	rp__note_answer();
 	int r = -1;
-	if (!rp__held(e) || n > e->held_len) {
+	if (!rp__held_by_me(e) || n > e->held_len) {
 		errno = EINVAL;
 	} else {
 		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
@@ -174,10 +174,12 @@ int rp_read_consume(rp_end *h, size_t n)
 	if (!e)
 		return -1;
 	int r = -1;
-	if (!rp__held(e) || n > e->held_len) {
+	if (!rp__held_by_me(e) || n > e->held_len) {
 		errno = EINVAL;
 	} else {
 		rp__publish_tail(e, e->held_pos + n, RP_PUBLISH_UNLOCKED);
+		if (n == e->held_len)   /* all we saw: keep poll(2) exact, as a read */
+			rp__reader_emptied(e);
 		rp__hold_clear(e);
 		rp__unlock(e, &e->sh->rlock);
 		rp__mb_after_unlock(e);

@@ -70,6 +70,25 @@ TEST(read_end_not_pollin_after_drain)
 	CHECK(revents(e[0], POLLIN, 50) == 0);
 }
 
+/* The same when the zero-copy calls drain it: a consume of all it peeked
+ * left the descriptor polling readable on an empty pipe. */
+TEST(read_end_not_pollin_after_peek_and_consume_drain)
+{
+	rp_end *e[2];
+	size_t n;
+	mkpipe(e, O_NONBLOCK, 0);
+	CHECK(rp_write(e[1], "0123456789", 10) == 10);
+	CHECK(revents(e[0], POLLIN, 0) == POLLIN);
+	CHECK(rp_read_peek(e[0], &n) != NULL && n == 10);
+	CHECK(rp_read_consume(e[0], 4) == 0);
+	CHECK(revents(e[0], POLLIN, 0) == POLLIN);
+	CHECK(rp_read_peek(e[0], &n) != NULL && n == 6);
+	CHECK(rp_read_consume(e[0], 6) == 0);
+	CHECK(revents(e[0], POLLIN, 0) == 0);
+	CHECK(rp_read_peek(e[0], &n) == NULL && errno == EAGAIN);
+	CHECK(revents(e[0], POLLIN, 50) == 0);
+}
+
 /* The read end is shared with a child forked before anyone asked for its
  * descriptor; the child takes the data: the parent's descriptor must stop
  * polling readable (a kernel pipe's does: SEMANTICS P1). */

@@ -680,6 +680,67 @@ TEST(threads_sharing_a_read_end_never_take_each_others_peek)
 	CHECK(rp_close(e[0]) == 0);
 }
 
+/* A reservation or peek belongs to the thread that made it: another
+ * thread's commit or consume is EINVAL, as the man page says (it used to
+ * publish the holder's half-made span and drop its lock), and the holder's
+ * own still works. */
+struct other_hold { rp_end *e; bool peek; atomic_int step; pthread_t t; };
+
+static void *hold_then_finish(void *p)
+{
+	struct other_hold *o = p;
+	size_t n = 0;
+	if (o->peek) {
+		CHECK(rp_read_peek(o->e, &n) != NULL && n == 5);
+	} else {
+		char *span = rp_write_reserve(o->e, 5);
+		CHECK(span != NULL);
+		memcpy(span, "mine!", 5);
+	}
+	atomic_store(&o->step, 1);
+	while (atomic_load(&o->step) != 2)
+		sched_yield();
+	CHECK((o->peek ? rp_read_consume(o->e, 5) : rp_write_commit(o->e, 5)) == 0);
+	return NULL;
+}
+
+static void hold_taken_by_another_thread(bool peek)
+{
+	rp_alarm(30);
+	rp_end *e[2];
+	CHECK(rp_pipe(e) == 0);
+	if (peek)
+		CHECK(rp_write(e[1], "yours", 5) == 5);
+	struct other_hold o = { .e = e[peek ? 0 : 1], .peek = peek };
+	CHECK(pthread_create(&o.t, NULL, hold_then_finish, &o) == 0);
+	while (atomic_load(&o.step) != 1)
+		sched_yield();
+	if (peek)
+		CHECK_ERR(rp_read_consume(e[0], 5), EINVAL);
+	else
+		CHECK_ERR(rp_write_commit(e[1], 5), EINVAL);
+	CHECK(rp_nread(e[0]) == (peek ? 5 : 0));   /* nothing published or freed */
+	atomic_store(&o.step, 2);
+	CHECK(pthread_join(o.t, NULL) == 0);
+	char buf[8];
+	if (peek) {
+		CHECK(rp_nread(e[0]) == 0);
+	} else {
+		CHECK(rp_read(e[0], buf, sizeof buf) == 5 && memcmp(buf, "mine!", 5) == 0);
+	}
+	CHECK(rp_close(e[1]) == 0 && rp_close(e[0]) == 0);
+}
+
+TEST(commit_by_a_thread_without_the_reservation_einval)
+{
+	hold_taken_by_another_thread(false);
+}
+
+TEST(consume_by_a_thread_without_the_peek_einval)
+{
+	hold_taken_by_another_thread(true);
+}
+
 /* Has process pid exec'd `prog` and gone to sleep in it?  Then its exec,
  * which closes the close-on-exec descriptors, is over. */
 static bool asleep_in(pid_t pid, const char *prog)
