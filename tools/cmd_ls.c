@@ -184,7 +184,7 @@ int rp_cmd_stat(int argc, char **argv)
 	else if (p && !p->valid && p->problem[0])
 		tool_err(path, "%s", tool_strerror(EACCES));
 	else if (!p || !p->valid)
-		tool_err(path, "%s", p ? "damaged header" : tool_strerror(errno));
+		tool_err(path, "%s", p ? "damaged ring" : tool_strerror(errno));
 	if (!p || !p->valid) {
 		tool_inventory_free(&inv);
 		return 1;

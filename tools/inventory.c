@@ -5,8 +5,8 @@
  * link to "/memfd:ringpipe" (anonymous) or "/dev/shm/ringpipe.DEV.INO"
  * (named), and /proc/PID/fdinfo shows the OFD read lock on the end's role
  * byte (RP_LOCK_READER or RP_LOCK_WRITER).  Named pipes nobody holds are
- * found in /dev/shm.  The header is mapped read-only and checked like any
- * other untrusted input.
+ * found in /dev/shm.  The header is read (pread, not mapped: a truncation
+ * would SIGBUS a mapping) and checked like any other untrusted input.
  */
 #define _GNU_SOURCE
 #include "tool.h"
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,18 +75,22 @@ static uint32_t live_sleepers(uint64_t w, const _Atomic uint32_t *who)
 	return n;
 }
 
-/* Copy the header fields we show; false if it is not a valid ring. */
+/*
+ * Copy the header fields we show; false if it is not a valid ring.  The
+ * header is read with pread(2), not mapped: a process that truncates the
+ * ring while we look (as a hostile one may) would make a mapping SIGBUS.
+ */
 static bool read_header(int fd, struct tool_pipe *p)
 {
+	struct rp_shared copy;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)RP_HDR_SIZE)
+	if (pread(fd, &copy, sizeof(copy), 0) != (ssize_t)sizeof(copy) ||
+	    fstat(fd, &st) < 0)
 		return false;
-	const struct rp_shared *sh = mmap(NULL, RP_HDR_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-	if (sh == MAP_FAILED)
-		return false;
+	const struct rp_shared *sh = &copy;
 	bool ours = sh->magic == RP_MAGIC;
-	bool ok = ours && sh->version == RP_LAYOUT_VERSION &&
-		  sh->capacity >= 4096 && !(sh->capacity & (sh->capacity - 1));
+	/* A ring cut short of its capacity is damaged, header intact or not. */
+	bool ok = ours && rp_header_valid(sh, (uint64_t)st.st_size);
 	p->layout = ours ? sh->version : 0;
 	if (ours && p->layout != RP_LAYOUT_VERSION)
 		snprintf(p->problem, sizeof(p->problem), "layout v%u", p->layout);
@@ -119,7 +122,6 @@ static bool read_header(int fd, struct tool_pipe *p)
 		p->named = true;
 		snprintf(p->name, sizeof(p->name), "%s", path[0] ? path : "?");
 	}
-	munmap((void *)sh, RP_HDR_SIZE);
 	return ok;
 }
 
