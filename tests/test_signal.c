@@ -25,8 +25,7 @@ static void catch_signal(int sig, int flags)
  * good).  Fork it before making the pipe so that it holds no end. */
 static pid_t signal_after(int sig, int ms)
 {
-	pid_t parent = getpid(), pid = fork();
-	CHECK(pid >= 0);
+	pid_t parent = getpid(), pid = fork_child();   /* dies with us */
 	if (pid == 0) {
 		usleep((useconds_t)ms * 1000);
 		wait_sleeping(parent);
