@@ -395,7 +395,9 @@ static inline void rp__hold_set(struct rp_end *e, uint64_t pos, uint64_t len)
 {
 	e->held_pos = pos;
 	e->held_len = len;
-	atomic_store_explicit(&e->held_tid, rp__self_tid(), memory_order_relaxed);
+	uint32_t me = rp__tid_cache;    /* known once the lock is ours */
+	atomic_store_explicit(&e->held_tid, me ? me : rp__self_tid(),
+			      memory_order_relaxed);
 	atomic_store_explicit(&e->held, 1, memory_order_release);
 }
 

@@ -416,10 +416,9 @@ static bool peer_may_share_cpu(struct rp_end *e, bool for_data)
  * start in (at tail), so that when the writer's copy and head land, the
  * look that sees head has that line on its way as well, instead of
  * fetching it only then: one transfer of a line between the two CPUs less
- * per message of a ping-pong (rtt-p50 1.13-1.15 us against 0.98-1.01 in a
- * slow hour here, 0.27-0.31 against 0.25-0.26 in a fast one; the streams
- * unchanged).  A hint: it never faults, and whatever tail holds, the
- * offset is inside the ring.
+ * per message of a ping-pong (measured in docs/DESIGN.md, "Round trips").
+ * A hint: it never faults, and whatever tail holds, the offset is inside
+ * the ring.
  */
 static inline void prefetch_data(const struct rp_end *e)
 {

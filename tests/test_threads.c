@@ -542,7 +542,9 @@ TEST(peek_waiting_in_an_end_closed_by_another_thread_fails_ebadf)
  * for its own: a hold published before its holder's TID once let a thread
  * that had held one earlier see its own TID beside the other's flag, skip
  * the lock and clear the flag, and the holder's commit then failed with
- * EINVAL (in some 5,000-35,000 rounds of 16-byte records).  Each thread
+ * EINVAL (in some 5,000-35,000 rounds of 16-byte records).  The records
+ * have one size, unlike records.h's, so that one read is one record even
+ * with two readers on an end (the peek case below).  Each thread
  * runs up to HOLD_ROUNDS rounds or HOLD_MS, whichever ends first (valgrind
  * runs one thread at a time, and slowly).
  */
