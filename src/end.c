@@ -44,6 +44,8 @@ static void release(struct rp_end *e)
 	rp__call_quiet();                    /* close(2) is a cancellation point */
 	int err = errno;                     /* the call's result stands */
 	bool opened = e->shm_fd >= 0;        /* not a half-made end's discard */
+	if (opened && e->sh)
+		rp__hold_abandon(e);         /* set after the close looked */
 	rp__close_fds(e);
 	if (opened && e->role == RP_READER && e->sh)
 		atomic_fetch_add_explicit(&e->sh->rd_closes, 1,
@@ -86,10 +88,12 @@ static void atfork_child(void)
 		uint32_t st = atomic_load(&e->state);
 		if (st == RP_OPEN) {
 			atomic_store(&e->refs, 1);
-			e->held = 0;
+			e->held = e->held_busy = 0;
 			e->bias_in[0] = e->bias_in[1] = 0;
 			atomic_store(&e->streak, 0);
 		} else if (st == RP_CLOSED) {
+			e->held = 0;            /* the parent's, as above */
+			e->bias_in[0] = e->bias_in[1] = 0;
 			release(e);
 		}
 	}
@@ -356,10 +360,7 @@ int rp__end_close(struct rp_end *e)
 		errno = EBADF;
 		return -1;
 	}
-	if (e->held) {
-		e->held = 0;
-		rp__unlock(e, e->role == RP_WRITER ? &e->sh->wlock : &e->sh->rlock);
-	}
+	rp__hold_close(e);
 	/* A call in another thread may keep the descriptors open a while
 	 * (release()): a program exec'd meanwhile (posix_spawn runs no fork
 	 * handler) must not inherit them, or peers would miss the close. */

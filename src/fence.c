@@ -31,6 +31,7 @@
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 bool rp__light_publish;
@@ -58,4 +59,15 @@ bool rp__fence_peers(struct rp_end *e)
 		atomic_store(&e->sh->heavy_publish, 1);
 	errno = err;                    /* a sleep is no place to report it */
 	return ok;
+}
+
+void rp__fence_threads(struct rp_end *e)
+{
+	if (rp__fence_peers(e))
+		return;
+	int err = errno;
+	struct timespec ts = { 0, 10000000 };   /* as lock.c's BIAS_DRAIN_NS */
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	errno = err;
 }

@@ -92,6 +92,7 @@ struct rp_end {
 	/* zero-copy: a reservation or peek holds the side's lock */
 	_Atomic int held;
 	_Atomic uint32_t held_tid;          /* the thread that reserved or peeked */
+	_Atomic int held_busy;              /* its holder is using it (zerocopy.c) */
 	uint64_t held_pos;
 	uint64_t held_len;
 	struct rp_end *next_free;
@@ -356,7 +357,7 @@ static inline RP_HOT void rp__unlock_at(struct rp_end *e, struct rp_lockword *l,
 		atomic_store_explicit(in, 0, memory_order_relaxed);
 		rp__bias_leave(l, w);
 		atomic_signal_fence(memory_order_seq_cst);
-		if (rp__bias_depth)     /* a close may end another thread's hold */
+		if (rp__bias_depth)     /* never below 0 (rp__hold_abandon()) */
 			rp__bias_depth--;
 		return;
 	}
@@ -410,6 +411,20 @@ static inline bool rp__held(const struct rp_end *e)
 {
 	return atomic_load_explicit(&e->held, memory_order_acquire);
 }
+
+/* Take a hold back from whoever set it, once: true if it was set.  A
+ * close, the end's release and a reserve (peek) that finds the end closed
+ * after setting its hold may race for it; the one that takes it unlocks. */
+static inline bool rp__hold_take(struct rp_end *e)
+{
+	return atomic_exchange(&e->held, 0);
+}
+
+/* The end is closed: a hold left in it is taken back and its lock given
+ * up (zerocopy.c). */
+void rp__hold_abandon(struct rp_end *e);
+/* The end was just closed: end its hold unless its holder is using it. */
+void rp__hold_close(struct rp_end *e);
 
 /* Does the calling thread hold this end's reservation or peek? */
 static inline bool rp__held_by_me(const struct rp_end *e)
@@ -479,6 +494,9 @@ void rp__fence_register(void);
 /* membarrier(2) for the peers' barrier-free stores; false (and
  * heavy_publish set) if refused. */
 bool rp__fence_peers(struct rp_end *e);
+/* The same for the other threads of this process; where refused, waits
+ * long enough for a store to have left any store buffer. */
+void rp__fence_threads(struct rp_end *e);
 /*
  * The barrier after an unlock that followed a RP_PUBLISH_UNLOCKED store.
  * An unlock by exchange is one on x86 (every locked instruction is), so

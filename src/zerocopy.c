@@ -10,17 +10,101 @@
 #include "internal.h"
 
 /*
- * Another thread closed the end while we slept for room (or data): no
- * commit (consume) could follow, and the span would be unmapped when we
- * return, so there is none to hand out: EBADF, as for any call on a
- * closed end.
+ * Hold the span at pos, unless another thread closed the end while we
+ * slept for room (or data), or closes it now: no commit (consume) could
+ * follow, and the span would be unmapped when we return, so there is none
+ * to hand out: EBADF, as for any call on a closed end.  The hold is set
+ * before the state is looked at, so that a close either finds the hold
+ * and ends it or is seen here; one that is neither (the store and the load
+ * may pass each other) leaves the hold to the end's release, which comes
+ * after this call.  False, with the side's lock still ours to give up, or
+ * lost to the close that took the hold (*lost).
  */
-static bool closed_meanwhile(struct rp_end *e)
+static bool hold(struct rp_end *e, uint64_t pos, uint64_t len, bool *lost)
 {
+	rp__hold_set(e, pos, len);
 	if (atomic_load_explicit(&e->state, memory_order_acquire) == RP_OPEN)
-		return false;
+		return true;
+	*lost = !rp__hold_take(e);
 	errno = EBADF;
-	return true;
+	return false;
+}
+
+/*
+ * The holder is about to use its hold: commit (consume) it, or reserve
+ * (peek) again.  A close in another thread may end the hold meanwhile
+ * (rp__hold_close()), so the holder marks it busy, then looks at the
+ * state: a close that misses the mark is seen here.  The mark is a plain
+ * store where the close can fence for it (fence.c), a full barrier where
+ * it cannot.  Closed: the hold is given back if the close did not take
+ * it, and the call fails EBADF, as if the close had come first.
+ */
+static inline bool hold_use(struct rp_end *e)
+{
+	if (rp__light_publish)  /* (a variable order would be seq_cst) */
+		atomic_store_explicit(&e->held_busy, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(&e->held_busy, 1, memory_order_seq_cst);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&e->state, memory_order_seq_cst) == RP_OPEN)
+		return true;
+	rp__hold_abandon(e);
+	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
+	errno = EBADF;
+	return false;
+}
+
+/* No hold of ours to end: EINVAL, or EBADF once another thread's close
+ * has ended it. */
+static int not_held_errno(const struct rp_end *e)
+{
+	return atomic_load_explicit(&e->state, memory_order_acquire) == RP_OPEN ?
+	       EINVAL : EBADF;
+}
+
+/* Done with it: after the hold was cleared, so that a close that sees the
+ * mark gone sees the hold gone too. */
+static void hold_unused(struct rp_end *e)
+{
+	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
+}
+
+void rp__hold_close(struct rp_end *e)
+{
+	if (rp__light_publish && !__libc_single_threaded &&
+	    atomic_load_explicit(&e->held, memory_order_seq_cst))
+		rp__fence_threads(e);
+	if (!atomic_load_explicit(&e->held_busy, memory_order_seq_cst))
+		rp__hold_abandon(e);
+	/* else its holder gives it up, or the end's release takes it */
+}
+
+/*
+ * Any thread may end a hold this way, so the lock is given up as
+ * rp__unlock_at() would, except for the count of biased locks its thread
+ * is in (rp__bias_depth), which is the holder's: a count too low would let
+ * a signal handler of the closing thread take a lock that thread holds.
+ * A holder in another thread keeps a count too high (it is not told),
+ * which costs at most an EDEADLK where a dead thread of its TID left a
+ * busy flag.
+ */
+void rp__hold_abandon(struct rp_end *e)
+{
+	if (!rp__hold_take(e))
+		return;
+	uint32_t tid = atomic_load_explicit(&e->held_tid, memory_order_relaxed);
+	int side = e->role == RP_WRITER ? RP_WSIDE : RP_RSIDE;
+	struct rp_lockword *l = rp__side_lock(e, side);
+	uint32_t w = atomic_load_explicit(&e->bias_in[side], memory_order_relaxed);
+	if (!w) {
+		rp__unlock_held(e, l);
+		return;
+	}
+	atomic_store_explicit(&e->bias_in[side], 0, memory_order_relaxed);
+	rp__bias_leave(l, w);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (tid == rp__tid_cache && rp__bias_depth)
+		rp__bias_depth--;
 }
 
 void *rp_write_reserve(rp_end *h, size_t n)
@@ -30,13 +114,15 @@ void *rp_write_reserve(rp_end *h, size_t n)
 		return NULL;
 	struct rp_shared *sh = e->sh;
 	void *span = NULL;
+	bool again = false;
 
 	if (n > e->ring.cap) {
 		errno = EINVAL;
 		goto out;
 	}
 	/* A second reserve by the same thread replaces the first. */
-	if (!rp__held_by_me(e) && rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
+	again = rp__held_by_me(e);
+	if (again ? !hold_use(e) : rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
 		goto out;
 	rp__hold_clear(e);
 	for (;;) {
@@ -55,11 +141,12 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			continue;
 		}
 		if (e->ring.cap - (uint64_t)used >= n) {
-			if (closed_meanwhile(e))
-				break;
-			rp__hold_set(e, head, n);
-			span = e->data + rp_ring_off(&e->ring, head);
-			goto out;
+			bool lost = false;
+			if (hold(e, head, n, &lost))
+				span = e->data + rp_ring_off(&e->ring, head);
+			if (span || lost)
+				goto out;
+			break;
 		}
 		if (rp__nb(e)) {
 			if (rp__gate_close(e, n) == RP_WAIT_READY)
@@ -80,6 +167,8 @@ void *rp_write_reserve(rp_end *h, size_t n)
 	rp__unlock(e, &sh->wlock);
 	errno = err;
 out:
+	if (again)
+		hold_unused(e);
 	rp__end_put(e);
 	return span;
 }
@@ -92,12 +181,13 @@ int rp_write_commit(rp_end *h, size_t n)
 	rp__note_answer();
 	int r = -1;
 	if (!rp__held_by_me(e) || n > e->held_len) {
-		errno = EINVAL;
-	} else {
+		errno = not_held_errno(e);
+	} else if (hold_use(e)) {
 		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
 		rp__hold_clear(e);
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
 		rp__unlock(e, &e->sh->wlock);
+		hold_unused(e);
 		r = 0;
 	}
 	rp__end_put(e);
@@ -114,14 +204,15 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 	}
 	struct rp_shared *sh = e->sh;
 	const void *span = NULL;
-	bool writers_gone = false;
+	bool writers_gone = false, again = false;
 
 	if (!np) {
 		errno = EINVAL;
 		goto out;
 	}
 	*np = 0;
-	if (!rp__held_by_me(e) && rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
+	again = rp__held_by_me(e);      /* a second peek replaces the first */
+	if (again ? !hold_use(e) : rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
 		goto out;
 	rp__hold_clear(e);
 	for (;;) {
@@ -133,12 +224,14 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 			break;
 		}
 		if (used > 0) {
-			if (closed_meanwhile(e))
-				break;
-			rp__hold_set(e, tail, (uint64_t)used);
-			*np = (size_t)used;
-			span = e->data + rp_ring_off(&e->ring, tail);
-			goto out;
+			bool lost = false;
+			if (hold(e, tail, (uint64_t)used, &lost)) {
+				*np = (size_t)used;
+				span = e->data + rp_ring_off(&e->ring, tail);
+			}
+			if (span || lost)
+				goto out;
+			break;
 		}
 		if (writers_gone) {
 			errno = 0;          /* EOF */
@@ -164,6 +257,8 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 	rp__unlock(e, &sh->rlock);
 	errno = err;
 out:
+	if (again)
+		hold_unused(e);
 	rp__end_put(e);
 	return span;
 }
@@ -175,13 +270,14 @@ int rp_read_consume(rp_end *h, size_t n)
 		return -1;
 	int r = -1;
 	if (!rp__held_by_me(e) || n > e->held_len) {
-		errno = EINVAL;
-	} else {
+		errno = not_held_errno(e);
+	} else if (hold_use(e)) {
 		rp__publish_tail(e, e->held_pos + n, RP_PUBLISH_UNLOCKED);
 		if (n == e->held_len)   /* all we saw: keep poll(2) exact, as a read */
 			rp__reader_emptied(e);
 		rp__hold_clear(e);
 		rp__unlock(e, &e->sh->rlock);
+		hold_unused(e);
 		rp__mb_after_unlock(e);
 		rp__wake_writers(e);
 		r = 0;

@@ -10,14 +10,17 @@
 #include <ringpipe.h>
 #include "internal.h"           /* rp__call_enter(), rp__call_leave() */
 #include "records.h"
+#include "shmfile.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 extern char **environ;
 
@@ -741,6 +744,218 @@ TEST(commit_by_a_thread_without_the_reservation_einval)
 TEST(consume_by_a_thread_without_the_peek_einval)
 {
 	hold_taken_by_another_thread(true);
+}
+
+/*
+ * A close racing a reserve (or a peek) in another thread.  The reserve
+ * looked at the end's state before it set its hold, and the close at the
+ * hold after it marked the end closed, so each could miss the other: the
+ * hold stayed, with the side's lock, which no commit could give back, and
+ * every other end of the pipe then waited on it for good.  Each round
+ * opens an end of a named pipe, a thread reserves (peeks) in it while the
+ * main thread closes it, and another end of the pipe, non-blocking, must
+ * then find its side free.  The close comes a varying number of pauses
+ * after the go, to sweep it across the reserve.
+ */
+enum { RACE_ROUNDS = 50000, RACE_MS = 3000 };
+
+struct racer {
+	bool peek;
+	rp_end *_Atomic e;
+	atomic_uint go, done;
+};
+
+static void *hold_when_told(void *p)
+{
+	struct racer *x = p;
+	for (unsigned round = 1;; round++) {
+		unsigned g;
+		while ((g = atomic_load(&x->go)) != round && g != UINT_MAX)
+			__builtin_ia32_pause();
+		if (g == UINT_MAX)
+			return NULL;
+		size_t n;
+		/* The span may be unmapped by now: only the call is wanted. */
+		if (x->peek)
+			(void)rp_read_peek(atomic_load(&x->e), &n);
+		else
+			(void)rp_write_reserve(atomic_load(&x->e), 16);
+		atomic_store(&x->done, round);
+	}
+}
+
+static void close_racing_a_hold(bool peek)
+{
+	rp_alarm(60);
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/rp_race_%d", (int)getpid());
+	unlink(path);
+	CHECK(rp_mkfifo(path, 0600, 4096) == 0);
+	rp_end *r = rp_open(path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(path, O_WRONLY | O_NONBLOCK);
+	CHECK(w != NULL);
+	struct racer x = { .peek = peek };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, hold_when_told, &x) == 0);
+	double end = rp_now_ms() + RACE_MS;
+	unsigned round;
+	for (round = 1; round <= RACE_ROUNDS && rp_now_ms() < end; round++) {
+		if (peek)
+			CHECK(rp_write(w, "x", 1) == 1);
+		rp_end *e = rp_open(path, (peek ? O_RDONLY : O_WRONLY) | O_NONBLOCK);
+		CHECK(e != NULL);
+		atomic_store(&x.e, e);
+		atomic_store(&x.go, round);
+		for (unsigned i = round % 251; i > 0; i--)
+			__builtin_ia32_pause();
+		CHECK(rp_close(e) == 0);
+		while (atomic_load(&x.done) != round)
+			sched_yield();
+		/* The side is free: no wait (NB_LOCK_NS), no EAGAIN. */
+		char c;
+		bool side_free = (peek || rp_write(w, "x", 1) == 1) &&
+				 rp_read(r, &c, 1) == 1;
+		if (!side_free)
+			fprintf(stderr, "left held in round %u\n", round);
+		CHECK(side_free);
+	}
+	fprintf(stderr, "%u rounds\n", round - 1);
+	atomic_store(&x.go, UINT_MAX);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	CHECK(rp_unlink(path) == 0);
+}
+
+TEST(close_racing_a_reserve_in_another_thread_leaves_the_writers_side_free)
+{
+	close_racing_a_hold(false);
+}
+
+TEST(close_racing_a_peek_in_another_thread_leaves_the_readers_side_free)
+{
+	close_racing_a_hold(true);
+}
+
+/*
+ * A close racing a commit (or a consume) in another thread.  Both used to
+ * end the hold: the commit having seen it still set, the close before the
+ * commit cleared it, so the side's lock was unlocked twice, and the second
+ * unlock could free it under whoever took it in between (another writer
+ * of the pipe, which then wrote over the committed span).  Here the main
+ * thread is that other taker: the moment its close returns it takes the
+ * free lock word (in the ring file) and keeps it until the commit has
+ * returned, and nobody may have freed it meanwhile.  (On the code before,
+ * the commit case failed within a few rounds; the consume case never did:
+ * a consume unlocks a few instructions after it looks at its hold, long
+ * before a close returns.  It checks the same rule for the readers' side.)
+ */
+struct committer {
+	bool consume;
+	rp_end *_Atomic e;
+	atomic_uint step;       /* 1: hold; 2: held; 3: finish; 4: done; 9: quit */
+	atomic_uint pauses;     /* before finishing */
+};
+
+static void *hold_then_finish_when_told(void *p)
+{
+	struct committer *c = p;
+	for (;;) {
+		unsigned s;
+		while ((s = atomic_load(&c->step)) != 1 && s != 9)
+			__builtin_ia32_pause();
+		if (s == 9)
+			return NULL;
+		rp_end *e = atomic_load(&c->e);
+		size_t n = 0;
+		if (c->consume)
+			CHECK(rp_read_peek(e, &n) != NULL && n == 1);
+		else
+			CHECK(rp_write_reserve(e, 1) != NULL);
+		atomic_store(&c->step, 2);
+		while (atomic_load(&c->step) != 3)
+			__builtin_ia32_pause();
+		for (unsigned i = atomic_load(&c->pauses); i > 0; i--)
+			__builtin_ia32_pause();
+		int r = c->consume ? rp_read_consume(e, 1) : rp_write_commit(e, 1);
+		CHECK(r == 0 || errno == EBADF);
+		atomic_store(&c->step, 4);
+	}
+}
+
+static void close_racing_a_finish(bool consume)
+{
+	rp_alarm(60);
+	struct hp h;
+	hp_make(&h, 4096);
+	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(h.path, O_WRONLY | O_NONBLOCK);
+	CHECK(w != NULL);
+	int fd = open(h.shm, O_RDWR);
+	CHECK(fd >= 0);
+	struct rp_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+				    MAP_SHARED, fd, 0);
+	CHECK(sh != MAP_FAILED);
+	close(fd);
+	_Atomic uint32_t *word = consume ? &sh->rlock.word : &sh->wlock.word;
+	const uint32_t mine = (uint32_t)gettid();
+	struct committer c = { .consume = consume };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, hold_then_finish_when_told, &c) == 0);
+	double end = rp_now_ms() + RACE_MS;
+	unsigned round, caught = 0;
+	for (round = 1; round <= RACE_ROUNDS && rp_now_ms() < end; round++) {
+		if (consume)
+			CHECK(rp_write(w, "x", 1) == 1);
+		rp_end *e = rp_open(h.path, (consume ? O_RDONLY : O_WRONLY) | O_NONBLOCK);
+		CHECK(e != NULL);
+		atomic_store(&c.e, e);
+		/* Either side waits 0-250 pauses before it goes on. */
+		unsigned lag = round % 502;
+		atomic_store(&c.pauses, lag < 251 ? 0 : lag - 251);
+		atomic_store(&c.step, 1);
+		while (atomic_load(&c.step) != 2)
+			__builtin_ia32_pause();
+		atomic_store(&c.step, 3);
+		for (unsigned i = lag < 251 ? lag : 0; i > 0; i--)
+			__builtin_ia32_pause();
+		CHECK(rp_close(e) == 0);
+		bool taken = false;
+		uint32_t w0;
+		do {
+			w0 = 0;
+			taken = atomic_compare_exchange_strong(word, &w0, mine);
+		} while (!taken && atomic_load(&c.step) != 4);
+		while (atomic_load(&c.step) != 4)
+			__builtin_ia32_pause();
+		if (taken) {
+			caught++;
+			uint32_t now = atomic_exchange(word, 0);
+			if (now != mine)
+				fprintf(stderr, "unlocked twice in round %u\n", round);
+			CHECK(now == mine);
+		}
+		char buf[2];
+		while (rp_read(r, buf, sizeof buf) > 0)
+			;
+	}
+	fprintf(stderr, "%u rounds, %u with the lock taken between\n", round - 1, caught);
+	atomic_store(&c.step, 9);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	munmap(sh, sizeof *sh);
+	hp_clean(&h);
+}
+
+TEST(close_racing_a_commit_in_another_thread_unlocks_the_writers_side_once)
+{
+	close_racing_a_finish(false);
+}
+
+TEST(close_racing_a_consume_in_another_thread_unlocks_the_readers_side_once)
+{
+	close_racing_a_finish(true);
 }
 
 /* Has process pid exec'd `prog` and gone to sleep in it?  Then its exec,
