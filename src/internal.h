@@ -425,6 +425,9 @@ static inline bool rp__hold_take(struct rp_end *e)
 void rp__hold_abandon(struct rp_end *e);
 /* The end was just closed: end its hold unless its holder is using it. */
 void rp__hold_close(struct rp_end *e);
+/* A wait for the side's lock: a closed end's hold that nobody ended
+ * (a close that raced its holder) is ended now. */
+void rp__hold_orphaned(struct rp_end *e);
 
 /* Does the calling thread hold this end's reservation or peek? */
 static inline bool rp__held_by_me(const struct rp_end *e)
@@ -497,6 +500,51 @@ bool rp__fence_peers(struct rp_end *e);
 /* The same for the other threads of this process; where refused, waits
  * long enough for a store to have left any store buffer. */
 void rp__fence_threads(struct rp_end *e);
+
+/*
+ * The holder is about to use its hold: commit (consume) it, cancel it for
+ * a plain call, or reserve (peek) again.  A close in another thread may
+ * end the hold meanwhile (rp__hold_close()), so the holder marks it busy,
+ * then looks at the state: a close that misses the mark is seen here.
+ * The mark is a plain store where the close can fence for it (fence.c), a
+ * full barrier where it cannot.  Closed: the hold is given back if the
+ * close did not take it, and the call fails EBADF, as if the close had
+ * come first.
+ */
+static inline bool rp__hold_use(struct rp_end *e)
+{
+	if (rp__light_publish)  /* (a variable order would be seq_cst) */
+		atomic_store_explicit(&e->held_busy, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(&e->held_busy, 1, memory_order_seq_cst);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&e->state, memory_order_seq_cst) ==
+			     RP_OPEN, 1))
+		return true;
+	rp__hold_abandon(e);
+	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
+	errno = EBADF;
+	return false;
+}
+
+/* Done with it: after any change to the hold, so that a close that sees
+ * the mark gone sees the hold as it is.  A close that saw the mark left
+ * the hold to us: look again, as rp__hold_use() does, and end it.  False
+ * if the end was closed (any hold is gone). */
+static inline bool rp__hold_unused(struct rp_end *e)
+{
+	if (rp__light_publish)
+		atomic_store_explicit(&e->held_busy, 0, memory_order_release);
+	else
+		atomic_store_explicit(&e->held_busy, 0, memory_order_seq_cst);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&e->state, memory_order_seq_cst) ==
+			     RP_OPEN, 1))
+		return true;
+	rp__hold_abandon(e);
+	return false;
+}
+
 /*
  * The barrier after an unlock that followed a RP_PUBLISH_UNLOCKED store.
  * An unlock by exchange is one on x86 (every locked instruction is), so

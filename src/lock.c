@@ -399,9 +399,11 @@ static int await_owner(struct rp_end *e, _Atomic uint32_t *busy, uint32_t owner,
 		if (next_sleep(deadline, &ts, &last) < 0)
 			return -1;
 		long r = futex(busy, FUTEX_WAIT, 1, &ts);
-		if (r < 0 && errno == ETIMEDOUT &&
-		    (last || ts.tv_nsec == LOCK_RECHECK_NS) && rp__tid_gone(e, owner))
-			return 0;           /* killed inside: take over */
+		if (r < 0 && errno == ETIMEDOUT && (last || ts.tv_nsec == LOCK_RECHECK_NS)) {
+			if (rp__tid_gone(e, owner))
+				return 0;       /* killed inside: take over */
+			rp__hold_orphaned(e);   /* or left inside by a close */
+		}
 	}
 }
 
@@ -538,6 +540,10 @@ int rp__lock_within(struct rp_end *e, struct rp_lockword *l, uint64_t budget_ns)
 		 * holder still there? */
 		if (r < 0 && errno == ETIMEDOUT &&
 		    (last || ts.tv_nsec == LOCK_RECHECK_NS)) {
+			/* Our own end's hold, left by a close that raced its
+			 * holder, which the end's release would end but our
+			 * reference holds off (zerocopy.c). */
+			rp__hold_orphaned(e);
 			uint32_t held = atomic_load(word);
 			uint32_t tid = held & RP_LOCK_TID;
 			if ((held & ~RP_LOCK_WAITERS) == (cur & ~RP_LOCK_WAITERS) &&

@@ -76,13 +76,17 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
 
 /* Enter the side's lock for a plain write or read.  It cancels this
  * thread's uncommitted reservation or releases its peek (which hold the
- * lock already); another thread's makes us wait for its commit or
- * consume (if the end is non-blocking, only briefly: EAGAIN).  0, or -1
- * EDEADLK or EAGAIN. */
+ * lock already; a close in another thread may be ending it: zerocopy.c);
+ * another thread's makes us wait for its commit or consume (if the end is
+ * non-blocking, only briefly: EAGAIN).  0, or -1 EDEADLK, EAGAIN or
+ * EBADF. */
 static inline RP_HOT int side_enter(struct rp_end *e, int side)
 {
 	if (rp__held_by_me(e)) {
+		if (!rp__hold_use(e))
+			return -1;
 		rp__hold_clear(e);
+		rp__hold_unused(e);
 		return 0;
 	}
 	return rp__lock_call(e, rp__side_lock(e, side), side);

@@ -30,30 +30,6 @@ static bool hold(struct rp_end *e, uint64_t pos, uint64_t len, bool *lost)
 	return false;
 }
 
-/*
- * The holder is about to use its hold: commit (consume) it, or reserve
- * (peek) again.  A close in another thread may end the hold meanwhile
- * (rp__hold_close()), so the holder marks it busy, then looks at the
- * state: a close that misses the mark is seen here.  The mark is a plain
- * store where the close can fence for it (fence.c), a full barrier where
- * it cannot.  Closed: the hold is given back if the close did not take
- * it, and the call fails EBADF, as if the close had come first.
- */
-static inline bool hold_use(struct rp_end *e)
-{
-	if (rp__light_publish)  /* (a variable order would be seq_cst) */
-		atomic_store_explicit(&e->held_busy, 1, memory_order_relaxed);
-	else
-		atomic_store_explicit(&e->held_busy, 1, memory_order_seq_cst);
-	atomic_signal_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&e->state, memory_order_seq_cst) == RP_OPEN)
-		return true;
-	rp__hold_abandon(e);
-	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
-	errno = EBADF;
-	return false;
-}
-
 /* No hold of ours to end: EINVAL, or EBADF once another thread's close
  * has ended it. */
 static int not_held_errno(const struct rp_end *e)
@@ -62,21 +38,30 @@ static int not_held_errno(const struct rp_end *e)
 	       EINVAL : EBADF;
 }
 
-/* Done with it: after the hold was cleared, so that a close that sees the
- * mark gone sees the hold gone too. */
-static void hold_unused(struct rp_end *e)
-{
-	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
-}
-
+/*
+ * The end is closed (by us, or a wait of ours on its lock found it so):
+ * end the hold unless its holder is using it, which it then ends itself
+ * (rp__hold_unused()).  The fence is for the holder's plain stores of the
+ * mark, and not needed where the holder is us.  A hold that both miss
+ * (a first reserve's store and load may pass each other: hold()) is ended
+ * by the end's release, or sooner by a call of ours waiting for its lock
+ * (lock.c), whose reference keeps the release away.
+ */
 void rp__hold_close(struct rp_end *e)
 {
 	if (rp__light_publish && !__libc_single_threaded &&
-	    atomic_load_explicit(&e->held, memory_order_seq_cst))
+	    atomic_load_explicit(&e->held, memory_order_seq_cst) &&
+	    atomic_load_explicit(&e->held_tid, memory_order_relaxed) != rp__tid_cache)
 		rp__fence_threads(e);
 	if (!atomic_load_explicit(&e->held_busy, memory_order_seq_cst))
 		rp__hold_abandon(e);
-	/* else its holder gives it up, or the end's release takes it */
+}
+
+void rp__hold_orphaned(struct rp_end *e)
+{
+	if (atomic_load_explicit(&e->state, memory_order_acquire) != RP_OPEN &&
+	    atomic_load_explicit(&e->held, memory_order_acquire))
+		rp__hold_close(e);
 }
 
 /*
@@ -101,10 +86,22 @@ void rp__hold_abandon(struct rp_end *e)
 		return;
 	}
 	atomic_store_explicit(&e->bias_in[side], 0, memory_order_relaxed);
-	rp__bias_leave(l, w);
+	if (tid == rp__tid_cache) {
+		rp__bias_leave(l, w);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (rp__bias_depth)
+			rp__bias_depth--;
+		return;
+	}
+	/* Another thread's bias: a revoker waiting for it is woken but not
+	 * told that its owner saw the revocation (the owner did not: lock.c),
+	 * so it fences before it goes in. */
+	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
+	atomic_store_explicit(busy, 0, memory_order_release);
 	atomic_signal_fence(memory_order_seq_cst);
-	if (tid == rp__tid_cache && rp__bias_depth)
-		rp__bias_depth--;
+	uint32_t now = atomic_load_explicit(&l->word, memory_order_relaxed);
+	if (now != w)
+		rp__bias_revoked(busy, now | RP_LOCK_NOACK);
 }
 
 void *rp_write_reserve(rp_end *h, size_t n)
@@ -122,7 +119,7 @@ void *rp_write_reserve(rp_end *h, size_t n)
 	}
 	/* A second reserve by the same thread replaces the first. */
 	again = rp__held_by_me(e);
-	if (again ? !hold_use(e) : rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
+	if (again ? !rp__hold_use(e) : rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
 		goto out;
 	rp__hold_clear(e);
 	for (;;) {
@@ -167,8 +164,10 @@ void *rp_write_reserve(rp_end *h, size_t n)
 	rp__unlock(e, &sh->wlock);
 	errno = err;
 out:
-	if (again)
-		hold_unused(e);
+	if (again && !rp__hold_unused(e) && span) {
+		span = NULL;            /* closed meanwhile: the hold is gone */
+		errno = EBADF;
+	}
 	rp__end_put(e);
 	return span;
 }
@@ -182,12 +181,12 @@ int rp_write_commit(rp_end *h, size_t n)
 	int r = -1;
 	if (!rp__held_by_me(e) || n > e->held_len) {
 		errno = not_held_errno(e);
-	} else if (hold_use(e)) {
+	} else if (rp__hold_use(e)) {
 		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
 		rp__hold_clear(e);
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
 		rp__unlock(e, &e->sh->wlock);
-		hold_unused(e);
+		rp__hold_unused(e);
 		r = 0;
 	}
 	rp__end_put(e);
@@ -212,7 +211,7 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 	}
 	*np = 0;
 	again = rp__held_by_me(e);      /* a second peek replaces the first */
-	if (again ? !hold_use(e) : rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
+	if (again ? !rp__hold_use(e) : rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
 		goto out;
 	rp__hold_clear(e);
 	for (;;) {
@@ -257,8 +256,11 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 	rp__unlock(e, &sh->rlock);
 	errno = err;
 out:
-	if (again)
-		hold_unused(e);
+	if (again && !rp__hold_unused(e) && span) {
+		span = NULL;            /* closed meanwhile: the hold is gone */
+		*np = 0;
+		errno = EBADF;
+	}
 	rp__end_put(e);
 	return span;
 }
@@ -271,13 +273,13 @@ int rp_read_consume(rp_end *h, size_t n)
 	int r = -1;
 	if (!rp__held_by_me(e) || n > e->held_len) {
 		errno = not_held_errno(e);
-	} else if (hold_use(e)) {
+	} else if (rp__hold_use(e)) {
 		rp__publish_tail(e, e->held_pos + n, RP_PUBLISH_UNLOCKED);
 		if (n == e->held_len)   /* all we saw: keep poll(2) exact, as a read */
 			rp__reader_emptied(e);
 		rp__hold_clear(e);
 		rp__unlock(e, &e->sh->rlock);
-		hold_unused(e);
+		rp__hold_unused(e);
 		rp__mb_after_unlock(e);
 		rp__wake_writers(e);
 		r = 0;
