@@ -505,21 +505,27 @@ void rp__fence_threads(struct rp_end *e);
  * The holder is about to use its hold: commit (consume) it, cancel it for
  * a plain call, or reserve (peek) again.  A close in another thread may
  * end the hold meanwhile (rp__hold_close()), so the holder marks it busy,
- * then looks at the state: a close that misses the mark is seen here.
- * The mark is a plain store where the close can fence for it (fence.c), a
- * full barrier where it cannot.  Closed: the hold is given back if the
- * close did not take it, and the call fails EBADF, as if the close had
- * come first.
+ * then looks at the state, and when done clears the mark and looks again:
+ * a close that misses the mark is seen there, and one that sees it leaves
+ * the hold to us.  The mark is a plain store where the close can fence
+ * for it (fence.c), a full barrier where it cannot.  True while open.
  */
-static inline bool rp__hold_use(struct rp_end *e)
+static inline bool rp__hold_mark(struct rp_end *e, int busy)
 {
 	if (rp__light_publish)  /* (a variable order would be seq_cst) */
-		atomic_store_explicit(&e->held_busy, 1, memory_order_relaxed);
+		atomic_store_explicit(&e->held_busy, busy, memory_order_release);
 	else
-		atomic_store_explicit(&e->held_busy, 1, memory_order_seq_cst);
+		atomic_store_explicit(&e->held_busy, busy, memory_order_seq_cst);
 	atomic_signal_fence(memory_order_seq_cst);
-	if (__builtin_expect(atomic_load_explicit(&e->state, memory_order_seq_cst) ==
-			     RP_OPEN, 1))
+	return __builtin_expect(atomic_load_explicit(&e->state, memory_order_seq_cst) ==
+				RP_OPEN, 1);
+}
+
+/* Closed: the hold is given back if the close did not take it, and the
+ * call fails EBADF, as if the close had come first. */
+static inline bool rp__hold_use(struct rp_end *e)
+{
+	if (rp__hold_mark(e, 1))
 		return true;
 	rp__hold_abandon(e);
 	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
@@ -527,19 +533,12 @@ static inline bool rp__hold_use(struct rp_end *e)
 	return false;
 }
 
-/* Done with it: after any change to the hold, so that a close that sees
- * the mark gone sees the hold as it is.  A close that saw the mark left
- * the hold to us: look again, as rp__hold_use() does, and end it.  False
- * if the end was closed (any hold is gone). */
+/* After any change to the hold, so that a close that sees the mark gone
+ * sees the hold as it is.  False if the end was closed (any hold is
+ * gone). */
 static inline bool rp__hold_unused(struct rp_end *e)
 {
-	if (rp__light_publish)
-		atomic_store_explicit(&e->held_busy, 0, memory_order_release);
-	else
-		atomic_store_explicit(&e->held_busy, 0, memory_order_seq_cst);
-	atomic_signal_fence(memory_order_seq_cst);
-	if (__builtin_expect(atomic_load_explicit(&e->state, memory_order_seq_cst) ==
-			     RP_OPEN, 1))
+	if (rp__hold_mark(e, 0))
 		return true;
 	rp__hold_abandon(e);
 	return false;

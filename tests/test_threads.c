@@ -777,13 +777,16 @@ static void relax_n(unsigned n)
 		relax();
 }
 
+/* A thread that makes one call on e at each go, and says when it is done. */
+enum race_call { RACE_RESERVE, RACE_PEEK, RACE_WRITE };
+
 struct racer {
-	bool peek;
+	enum race_call call;
 	rp_end *_Atomic e;
 	atomic_uint go, done;
 };
 
-static void *hold_when_told(void *p)
+static void *call_when_told(void *p)
 {
 	struct racer *x = p;
 	for (unsigned round = 1;; round++) {
@@ -792,12 +795,16 @@ static void *hold_when_told(void *p)
 			relax();
 		if (g == UINT_MAX)
 			return NULL;
+		rp_end *e = atomic_load(&x->e);
 		size_t n;
-		/* The span may be unmapped by now: only the call is wanted. */
-		if (x->peek)
-			(void)rp_read_peek(atomic_load(&x->e), &n);
+		/* Only the call is wanted: a span may be unmapped by now,
+		 * and any call may fail EBADF. */
+		if (x->call == RACE_PEEK)
+			(void)rp_read_peek(e, &n);
+		else if (x->call == RACE_RESERVE)
+			(void)rp_write_reserve(e, 16);
 		else
-			(void)rp_write_reserve(atomic_load(&x->e), 16);
+			(void)rp_write(e, "t", 1);
 		atomic_store(&x->done, round);
 	}
 }
@@ -811,9 +818,9 @@ static void close_racing_a_hold(bool peek)
 	CHECK(r != NULL);
 	rp_end *w = rp_open(h.path, O_WRONLY | O_NONBLOCK);
 	CHECK(w != NULL);
-	struct racer x = { .peek = peek };
+	struct racer x = { .call = peek ? RACE_PEEK : RACE_RESERVE };
 	pthread_t t;
-	CHECK(pthread_create(&t, NULL, hold_when_told, &x) == 0);
+	CHECK(pthread_create(&t, NULL, call_when_told, &x) == 0);
 	double end = rp_now_ms() + RACE_MS;
 	unsigned round;
 	for (round = 1; round <= RACE_ROUNDS && rp_now_ms() < end; round++) {
@@ -1040,25 +1047,6 @@ static void *reserve_twice_when_told(void *p)
 	}
 }
 
-struct waiting_write {
-	rp_end *_Atomic e;
-	atomic_uint go, done;
-};
-
-static void *write_when_told(void *p)
-{
-	struct waiting_write *ww = p;
-	for (unsigned round = 1;; round++) {
-		unsigned g;
-		while ((g = atomic_load(&ww->go)) != round && g != UINT_MAX)
-			relax();
-		if (g == UINT_MAX)
-			return NULL;
-		(void)rp_write(atomic_load(&ww->e), "t", 1);    /* 1, or EBADF */
-		atomic_store(&ww->done, round);
-	}
-}
-
 TEST(close_racing_a_second_reserve_leaves_no_write_waiting_for_good)
 {
 	rp_alarm(60);
@@ -1068,10 +1056,10 @@ TEST(close_racing_a_second_reserve_leaves_no_write_waiting_for_good)
 	CHECK(r != NULL);
 	_Atomic uint32_t *word = map_lock_word(&h, false);
 	struct second_reserve s = { 0 };
-	struct waiting_write ww = { 0 };
+	struct racer ww = { .call = RACE_WRITE };
 	pthread_t ts, tw;
 	CHECK(pthread_create(&ts, NULL, reserve_twice_when_told, &s) == 0);
-	CHECK(pthread_create(&tw, NULL, write_when_told, &ww) == 0);
+	CHECK(pthread_create(&tw, NULL, call_when_told, &ww) == 0);
 	double end = rp_now_ms() + RACE_MS;
 	unsigned round;
 	for (round = 1; round <= RACE_ROUNDS && rp_now_ms() < end; round++) {
