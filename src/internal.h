@@ -357,7 +357,7 @@ static inline RP_HOT void rp__unlock_at(struct rp_end *e, struct rp_lockword *l,
 		atomic_store_explicit(in, 0, memory_order_relaxed);
 		rp__bias_leave(l, w);
 		atomic_signal_fence(memory_order_seq_cst);
-		if (rp__bias_depth)     /* never below 0 (rp__hold_abandon()) */
+		if (rp__bias_depth)     /* (never below 0) */
 			rp__bias_depth--;
 		return;
 	}

@@ -30,6 +30,14 @@ static bool hold(struct rp_end *e, uint64_t pos, uint64_t len, bool *lost)
 	return false;
 }
 
+/* A new hold, under the side's lock, which no holder is using now: a
+ * busy mark still set was left by a second reserve (peek) cancelled in its
+ * sleep, and would make a close leave this hold to nobody. */
+static inline void fresh_mark(struct rp_end *e)
+{
+	atomic_store_explicit(&e->held_busy, 0, memory_order_relaxed);
+}
+
 /* No hold of ours to end: EINVAL, or EBADF once another thread's close
  * has ended it. */
 static int not_held_errno(const struct rp_end *e)
@@ -121,6 +129,8 @@ void *rp_write_reserve(rp_end *h, size_t n)
 	again = rp__held_by_me(e);
 	if (again ? !rp__hold_use(e) : rp__lock_call(e, &sh->wlock, RP_WSIDE) < 0)
 		goto out;
+	if (!again)
+		fresh_mark(e);
 	rp__hold_clear(e);
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
@@ -213,6 +223,8 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 	again = rp__held_by_me(e);      /* a second peek replaces the first */
 	if (again ? !rp__hold_use(e) : rp__lock_call(e, &sh->rlock, RP_RSIDE) < 0)
 		goto out;
+	if (!again)
+		fresh_mark(e);
 	rp__hold_clear(e);
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);

@@ -1574,3 +1574,64 @@ TEST(calls_nested_past_the_call_levels_restore_the_cancel_state)
 			CHECK(state == found[k]);
 		}
 }
+
+/*
+ * A second reserve cancelled in its sleep for room leaves the end's busy
+ * mark set (it never gets to clear it); a later reserve by another thread
+ * must not inherit it, or a close would leave that thread's hold to a
+ * holder that is not using it, and a write blocked on the lock would wait
+ * for good (it did, before a new hold cleared the mark).
+ */
+static void *reserve_then_more(void *p)
+{
+	struct blocked *b = p;
+	CHECK(rp_write_reserve(b->e, 16) != NULL);
+	entering(b);
+	(void)rp_write_reserve(b->e, b->len);   /* sleeps for room */
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/* Reserve, then stay alive (a dead holder's lock is taken over) until
+ * tid is cleared. */
+static void *reserve_16_and_stay(void *p)
+{
+	struct blocked *b = p;
+	b->r = rp_write_reserve(b->e, 16) ? 0 : -1;
+	atomic_store(&b->done, 1);
+	while (atomic_load(&b->tid) == 0)
+		usleep(1000);
+	return NULL;
+}
+
+TEST(hold_after_a_cancelled_second_reserve_is_ended_by_a_close)
+{
+	rp_alarm(30);
+	struct hp h;
+	hp_make(&h, 4096);
+	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	rp_end *w = rp_open(h.path, O_WRONLY | O_NONBLOCK);
+	CHECK(w != NULL);
+	static char fill[4000];
+	CHECK(rp_write(w, fill, sizeof fill) == (ssize_t)sizeof fill);
+	rp_end *e = rp_open(h.path, O_WRONLY);
+	CHECK(e != NULL);
+	struct blocked a = { .e = e, .len = 4096 };
+	start_blocked(&a, reserve_then_more);
+	cancelled(&a);
+	struct blocked f = { .e = e };
+	CHECK(pthread_create(&f.t, NULL, reserve_16_and_stay, &f) == 0);
+	while (!atomic_load(&f.done))
+		usleep(1000);
+	CHECK(f.r == 0);                        /* a hold nobody is using */
+	struct blocked b = { .e = e, .len = 1 };
+	start_blocked(&b, write_once);
+	CHECK(rp_close(e) == 0);
+	joined(&b);
+	CHECK(b.r == 1);
+	atomic_store(&f.tid, 1);
+	joined(&f);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
