@@ -809,15 +809,26 @@ static void *call_when_told(void *p)
 	}
 }
 
+/* A named pipe of 4 KiB in h, with a non-blocking read end, and a
+ * non-blocking write end if w is not NULL. */
+static rp_end *race_pipe(struct hp *h, rp_end **w)
+{
+	hp_make(h, 4096);
+	rp_end *r = rp_open(h->path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	if (w) {
+		*w = rp_open(h->path, O_WRONLY | O_NONBLOCK);
+		CHECK(*w != NULL);
+	}
+	return r;
+}
+
 static void close_racing_a_hold(bool peek)
 {
 	rp_alarm(60);
 	struct hp h;
-	hp_make(&h, 4096);
-	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
-	CHECK(r != NULL);
-	rp_end *w = rp_open(h.path, O_WRONLY | O_NONBLOCK);
-	CHECK(w != NULL);
+	rp_end *w;
+	rp_end *r = race_pipe(&h, &w);
 	struct racer x = { .call = peek ? RACE_PEEK : RACE_RESERVE };
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, call_when_told, &x) == 0);
@@ -937,11 +948,8 @@ static void close_racing_a_finish(enum finish how)
 {
 	rp_alarm(60);
 	struct hp h;
-	hp_make(&h, 4096);
-	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
-	CHECK(r != NULL);
-	rp_end *w = rp_open(h.path, O_WRONLY | O_NONBLOCK);
-	CHECK(w != NULL);
+	rp_end *w;
+	rp_end *r = race_pipe(&h, &w);
 	_Atomic uint32_t *word = map_lock_word(&h, reads(how));
 	const uint32_t mine = (uint32_t)gettid();
 	struct finisher f = { .how = how };
@@ -1051,9 +1059,7 @@ TEST(close_racing_a_second_reserve_leaves_no_write_waiting_for_good)
 {
 	rp_alarm(60);
 	struct hp h;
-	hp_make(&h, 4096);
-	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
-	CHECK(r != NULL);
+	rp_end *r = race_pipe(&h, NULL);
 	_Atomic uint32_t *word = map_lock_word(&h, false);
 	struct second_reserve s = { 0 };
 	struct racer ww = { .call = RACE_WRITE };
@@ -1110,9 +1116,7 @@ TEST(hold_missed_by_a_close_is_ended_by_a_write_waiting_on_it)
 {
 	rp_alarm(30);
 	struct hp h;
-	hp_make(&h, 4096);
-	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
-	CHECK(r != NULL);
+	rp_end *r = race_pipe(&h, NULL);
 	_Atomic uint32_t *word = map_lock_word(&h, false);
 	rp_end *e = rp_open(h.path, O_WRONLY);
 	CHECK(e != NULL);
@@ -1608,11 +1612,8 @@ TEST(hold_after_a_cancelled_second_reserve_is_ended_by_a_close)
 {
 	rp_alarm(30);
 	struct hp h;
-	hp_make(&h, 4096);
-	rp_end *r = rp_open(h.path, O_RDONLY | O_NONBLOCK);
-	CHECK(r != NULL);
-	rp_end *w = rp_open(h.path, O_WRONLY | O_NONBLOCK);
-	CHECK(w != NULL);
+	rp_end *w;
+	rp_end *r = race_pipe(&h, &w);
 	static char fill[4000];
 	CHECK(rp_write(w, fill, sizeof fill) == (ssize_t)sizeof fill);
 	rp_end *e = rp_open(h.path, O_WRONLY);
