@@ -505,10 +505,13 @@ void rp__fence_threads(struct rp_end *e);
  * The holder is about to use its hold: commit (consume) it, cancel it for
  * a plain call, or reserve (peek) again.  A close in another thread may
  * end the hold meanwhile (rp__hold_close()), so the holder marks it busy,
- * then looks at the state, and when done clears the mark and looks again:
- * a close that misses the mark is seen there, and one that sees it leaves
- * the hold to us.  The mark is a plain store where the close can fence
- * for it (fence.c), a full barrier where it cannot.  True while open.
+ * then looks at the state: a close that misses the mark is seen here,
+ * and one that sees it leaves the hold to us.  The mark is a plain store
+ * where the close can fence for it (fence.c), a full barrier where it
+ * cannot.  It belongs to the end, not to a thread, so it is written only
+ * under the side's lock (or once the end is closed, when no hold can be
+ * used any more): a thread that wrote it after its unlock could clear the
+ * mark of the next holder.  True while open.
  */
 static inline bool rp__hold_mark(struct rp_end *e, int busy)
 {
@@ -527,21 +530,17 @@ static inline bool rp__hold_use(struct rp_end *e)
 {
 	if (rp__hold_mark(e, 1))
 		return true;
-	rp__hold_abandon(e);
 	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
+	rp__hold_abandon(e);
 	errno = EBADF;
 	return false;
 }
 
-/* After any change to the hold, so that a close that sees the mark gone
- * sees the hold as it is.  False if the end was closed (any hold is
- * gone). */
-static inline bool rp__hold_unused(struct rp_end *e)
+/* Done with it, the hold ended (cleared) and the lock still ours: a close
+ * that sees the mark gone sees the hold gone too. */
+static inline void rp__hold_idle(struct rp_end *e)
 {
-	if (rp__hold_mark(e, 0))
-		return true;
-	rp__hold_abandon(e);
-	return false;
+	atomic_store_explicit(&e->held_busy, 0, memory_order_release);
 }
 
 /*

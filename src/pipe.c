@@ -86,7 +86,7 @@ static inline RP_HOT int side_enter(struct rp_end *e, int side)
 		if (!rp__hold_use(e))
 			return -1;
 		rp__hold_clear(e);
-		rp__hold_unused(e);
+		rp__hold_idle(e);
 		return 0;
 	}
 	return rp__lock_call(e, rp__side_lock(e, side), side);

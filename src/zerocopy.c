@@ -38,6 +38,18 @@ static inline void fresh_mark(struct rp_end *e)
 	atomic_store_explicit(&e->held_busy, 0, memory_order_relaxed);
 }
 
+/* A second reserve (peek) made a new hold, and keeps the lock for it:
+ * the mark goes, and a close that saw the mark (and left the hold to us)
+ * is seen now, as in rp__hold_use().  False if the end was closed (the
+ * hold is gone). */
+static bool hold_kept(struct rp_end *e)
+{
+	if (rp__hold_mark(e, 0))
+		return true;
+	rp__hold_abandon(e);
+	return false;
+}
+
 /* No hold of ours to end: EINVAL, or EBADF once another thread's close
  * has ended it. */
 static int not_held_errno(const struct rp_end *e)
@@ -49,7 +61,7 @@ static int not_held_errno(const struct rp_end *e)
 /*
  * The end is closed (by us, or a wait of ours on its lock found it so):
  * end the hold unless its holder is using it, which it then ends itself
- * (rp__hold_unused()).  The fence is for the holder's plain stores of the
+ * (rp__hold_idle(), hold_kept()).  The fence is for the holder's plain stores of the
  * mark, and not needed where the holder is us.  A hold that both miss
  * (a first reserve's store and load may pass each other: hold()) is ended
  * by the end's release, or sooner by a call of ours waiting for its lock
@@ -171,11 +183,14 @@ void *rp_write_reserve(rp_end *h, size_t n)
 			goto out;
 	}
 	int err = errno;
+	if (again)
+		rp__hold_idle(e);       /* (no hold: cleared above) */
 	rp__unlock(e, &sh->wlock);
 	errno = err;
 out:
-	if (again && !rp__hold_unused(e) && span) {
-		span = NULL;            /* closed meanwhile: the hold is gone */
+	/* A lock lost on the way leaves the mark for the next new hold. */
+	if (again && span && !hold_kept(e)) {
+		span = NULL;
 		errno = EBADF;
 	}
 	rp__end_put(e);
@@ -195,8 +210,8 @@ int rp_write_commit(rp_end *h, size_t n)
 		rp__publish_head(e, e->held_pos + n, RP_PUBLISH);
 		rp__hold_clear(e);
 		rp__wake_readers(e);        /* under the lock: see rp__reader_emptied */
+		rp__hold_idle(e);
 		rp__unlock(e, &e->sh->wlock);
-		rp__hold_unused(e);
 		r = 0;
 	}
 	rp__end_put(e);
@@ -265,11 +280,14 @@ const void *rp_read_peek(rp_end *h, size_t *np)
 			goto out;
 	}
 	int err = errno;
+	if (again)
+		rp__hold_idle(e);       /* (no hold: cleared above) */
 	rp__unlock(e, &sh->rlock);
 	errno = err;
 out:
-	if (again && !rp__hold_unused(e) && span) {
-		span = NULL;            /* closed meanwhile: the hold is gone */
+	/* A lock lost on the way leaves the mark for the next new hold. */
+	if (again && span && !hold_kept(e)) {
+		span = NULL;
 		*np = 0;
 		errno = EBADF;
 	}
@@ -290,8 +308,8 @@ int rp_read_consume(rp_end *h, size_t n)
 		if (n == e->held_len)   /* all we saw: keep poll(2) exact, as a read */
 			rp__reader_emptied(e);
 		rp__hold_clear(e);
+		rp__hold_idle(e);
 		rp__unlock(e, &e->sh->rlock);
-		rp__hold_unused(e);
 		rp__mb_after_unlock(e);
 		rp__wake_writers(e);
 		r = 0;
