@@ -31,8 +31,9 @@ static bool hold(struct rp_end *e, uint64_t pos, uint64_t len, bool *lost)
 }
 
 /* A new hold, under the side's lock, which no holder is using now: a
- * busy mark still set was left by a second reserve (peek) cancelled in its
- * sleep, and would make a close leave this hold to nobody. */
+ * busy mark still set was left by a second reserve (peek) that lost the
+ * lock on its way or was cancelled in its sleep, and would make a close
+ * leave this hold to nobody. */
 static inline void fresh_mark(struct rp_end *e)
 {
 	atomic_store_explicit(&e->held_busy, 0, memory_order_relaxed);
@@ -61,11 +62,11 @@ static int not_held_errno(const struct rp_end *e)
 /*
  * The end is closed (by us, or a wait of ours on its lock found it so):
  * end the hold unless its holder is using it, which it then ends itself
- * (rp__hold_idle(), hold_kept()).  The fence is for the holder's plain stores of the
- * mark, and not needed where the holder is us.  A hold that both miss
- * (a first reserve's store and load may pass each other: hold()) is ended
- * by the end's release, or sooner by a call of ours waiting for its lock
- * (lock.c), whose reference keeps the release away.
+ * (rp__hold_idle(), hold_kept()).  The fence is for the holder's plain
+ * stores of the mark, and not needed where the holder is us.  A hold that
+ * both miss (a first reserve's store and load may pass each other:
+ * hold()) is ended by the end's release, or sooner by a call of ours
+ * waiting for its lock (lock.c), whose reference keeps the release away.
  */
 void rp__hold_close(struct rp_end *e)
 {
