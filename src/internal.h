@@ -281,17 +281,24 @@ static inline struct rp_lockword *rp__side_lock(const struct rp_end *e, int side
 	return side == RP_WSIDE ? &e->sh->wlock : &e->sh->rlock;
 }
 
-/* Leaving a biased lock entered with word w: clear our busy flag; a
- * revoker that changed the word meanwhile may sleep on it: tell it we saw
- * the change, and wake it. */
-static inline RP_HOT void rp__bias_leave(struct rp_lockword *l, uint32_t w)
+/* Leaving a biased lock entered with word w: clear the busy flag; a
+ * revoker that changed the word meanwhile may sleep on it: tell it the
+ * owner saw the change (unless noack: another thread leaves for the
+ * owner, zerocopy.c), and wake it. */
+static inline RP_HOT void rp__bias_leave_as(struct rp_lockword *l, uint32_t w,
+					    uint32_t noack)
 {
 	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
 	atomic_store_explicit(busy, 0, memory_order_release);
 	atomic_signal_fence(memory_order_seq_cst);
 	uint32_t now = atomic_load_explicit(&l->word, memory_order_relaxed);
 	if (__builtin_expect(now != w, 0))
-		rp__bias_revoked(busy, now);
+		rp__bias_revoked(busy, now | noack);
+}
+
+static inline RP_HOT void rp__bias_leave(struct rp_lockword *l, uint32_t w)
+{
+	rp__bias_leave_as(l, w, 0);
 }
 
 /* Entering a lock biased to us (word w): set our busy flag, then make

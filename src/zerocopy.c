@@ -117,12 +117,7 @@ void rp__hold_abandon(struct rp_end *e)
 	/* Another thread's bias: a revoker waiting for it is woken but not
 	 * told that its owner saw the revocation (the owner did not: lock.c),
 	 * so it fences before it goes in. */
-	_Atomic uint32_t *busy = &l->busy[rp_lock_slot(w)];
-	atomic_store_explicit(busy, 0, memory_order_release);
-	atomic_signal_fence(memory_order_seq_cst);
-	uint32_t now = atomic_load_explicit(&l->word, memory_order_relaxed);
-	if (now != w)
-		rp__bias_revoked(busy, now | RP_LOCK_NOACK);
+	rp__bias_leave_as(l, w, RP_LOCK_NOACK);
 }
 
 void *rp_write_reserve(rp_end *h, size_t n)

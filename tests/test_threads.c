@@ -777,6 +777,23 @@ static void relax_n(unsigned n)
 		relax();
 }
 
+/* The race cases' threads go step by step: wait until *step is `want`
+ * (true) or STEP_QUIT (false), spinning, or yielding where a third thread
+ * needs the CPU. */
+enum { STEP_QUIT = 9 };
+
+static bool await_step(atomic_uint *step, unsigned want, bool yield)
+{
+	unsigned s;
+	while ((s = atomic_load(step)) != want && s != STEP_QUIT) {
+		if (yield)
+			sched_yield();
+		else
+			relax();
+	}
+	return s == want;
+}
+
 /* A thread that makes one call on e at each go, and says when it is done. */
 enum race_call { RACE_RESERVE, RACE_PEEK, RACE_WRITE };
 
@@ -920,12 +937,7 @@ static bool reads(enum finish how)
 static void *hold_then_finish_when_told(void *p)
 {
 	struct finisher *f = p;
-	for (;;) {
-		unsigned s;
-		while ((s = atomic_load(&f->step)) != 1 && s != 9)
-			relax();
-		if (s == 9)
-			return NULL;
+	while (await_step(&f->step, 1, false)) {
 		rp_end *e = atomic_load(&f->e);
 		size_t n = 0;
 		if (reads(f->how))
@@ -933,8 +945,8 @@ static void *hold_then_finish_when_told(void *p)
 		else
 			CHECK(rp_write_reserve(e, 1) != NULL);
 		atomic_store(&f->step, 2);
-		while (atomic_load(&f->step) != 3)
-			relax();
+		if (!await_step(&f->step, 3, false))
+			break;
 		relax_n(atomic_load(&f->pauses));
 		long r = f->how == COMMIT ? rp_write_commit(e, 1) :
 			 f->how == CONSUME ? rp_read_consume(e, 1) :
@@ -945,6 +957,7 @@ static void *hold_then_finish_when_told(void *p)
 		      (f->how == WRITE_OVER && errno == EAGAIN));
 		atomic_store(&f->step, 4);
 	}
+	return NULL;
 }
 
 static void close_racing_a_finish(enum finish how)
@@ -996,7 +1009,7 @@ static void close_racing_a_finish(enum finish how)
 			;
 	}
 	fprintf(stderr, "%u rounds, %u with the lock taken between\n", round - 1, caught);
-	atomic_store(&f.step, 9);
+	atomic_store(&f.step, STEP_QUIT);
 	CHECK(pthread_join(t, NULL) == 0);
 	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
 	unmap_lock_word(word);
@@ -1039,24 +1052,18 @@ struct second_reserve {
 static void *reserve_twice_when_told(void *p)
 {
 	struct second_reserve *s = p;
-	for (;;) {
-		unsigned st;
-		while ((st = atomic_load(&s->step)) != 1 && st != 9)
-			relax();
-		if (st == 9)
-			return NULL;
+	while (await_step(&s->step, 1, false)) {
 		rp_end *e = atomic_load(&s->e);
 		CHECK(rp_write_reserve(e, 16) != NULL);
 		atomic_store(&s->step, 2);
-		while ((st = atomic_load(&s->step)) != 3 && st != 9)
-			sched_yield();  /* the blocked write needs a CPU */
-		if (st == 9)
-			return NULL;
+		if (!await_step(&s->step, 3, true))     /* the blocked write */
+			break;                          /* needs a CPU */
 		while (rp_write_reserve(e, 16) != NULL)
 			;
 		CHECK(errno == EBADF);
 		atomic_store(&s->step, 4);
 	}
+	return NULL;
 }
 
 TEST(close_racing_a_second_reserve_leaves_no_write_waiting_for_good)
@@ -1100,7 +1107,7 @@ TEST(close_racing_a_second_reserve_leaves_no_write_waiting_for_good)
 			;
 	}
 	fprintf(stderr, "%u rounds\n", round - 1);
-	atomic_store(&s.step, 9);
+	atomic_store(&s.step, STEP_QUIT);
 	atomic_store(&ww.go, UINT_MAX);
 	CHECK(pthread_join(ts, NULL) == 0 && pthread_join(tw, NULL) == 0);
 	CHECK(rp_close(r) == 0);
@@ -1142,7 +1149,7 @@ TEST(hold_missed_by_a_close_is_ended_by_a_write_waiting_on_it)
 	CHECK(b.r == 1);
 	char c;
 	CHECK(rp_read(r, &c, 1) == 1 && c == b.buf[0]);
-	atomic_store(&s.step, 9);
+	atomic_store(&s.step, STEP_QUIT);
 	CHECK(pthread_join(ts, NULL) == 0);
 	CHECK(rp_close(r) == 0);
 	unmap_lock_word(word);
