@@ -59,9 +59,7 @@
 #ifndef SPIN_POLL_STREAM
 #define SPIN_POLL_STREAM 256
 #endif
-/* A wait for data that ended within two such looks, finding the ring at
- * most a quarter full, was fed a stream (fuller, and looking less often
- * would keep the writer waiting for room). */
+/* A wait for data that ended within two such looks was fed a stream. */
 #define STREAM_PAUSES (2 * SPIN_POLL_STREAM)
 /* Spinning longer than this after the first clock check (64 pauses in,
  * ~1.2 us here) yields the CPU at every check: a round trip between two
@@ -354,6 +352,7 @@ static bool readable(struct rp_end *e, uint64_t unused)
 
 __thread uint32_t rp__answering RP_TLS_FAST;
 static __thread bool fed_stream RP_TLS_FAST;        /* our last wait for data was short */
+static __thread unsigned stream_poll RP_TLS_FAST;   /* its looks: 0 is SPIN_POLL_STREAM */
 
 /*
  * How many pauses between looks at the ring (a power of two).  A reader
@@ -363,11 +362,11 @@ static __thread bool fed_stream RP_TLS_FAST;        /* our last wait for data wa
  * DESIGN.md, "Small writes").  That costs the reader up to 5 us of
  * latency, which a thread that answers what it reads (its own writes say
  * so) must not pay: a round trip would double.  So the slow looks are for
- * a thread that has not written lately and whose last wait was short, and
- * found the ring at most a quarter full (a 4 KiB ring fills in well under
- * 5 us); a wait after a quiet spell looks often.  The first wait after a
- * write is most likely for the answer to it, and looks at every pause: a
- * round trip took 0.23 us against 0.40 looking every 8th.  (A relay that
+ * a thread that has not written lately and whose last wait was short,
+ * spaced to what its looks find (note_stream()); a wait after a quiet
+ * spell looks often.  The first wait after a write is most likely for
+ * the answer to it, and looks at every pause: a round trip took 0.23 us
+ * against 0.40 looking every 8th.  (A relay that
  * writes between all its waits pays for it in its upstream's lines.)
  */
 static unsigned spin_poll(bool for_data)
@@ -379,7 +378,33 @@ static unsigned spin_poll(bool for_data)
 			return SPIN_POLL_REPLY;
 		return SPIN_POLL;
 	}
-	return fed_stream ? SPIN_POLL_STREAM : SPIN_POLL;
+	return fed_stream ? (stream_poll ? stream_poll : SPIN_POLL_STREAM) : SPIN_POLL;
+}
+
+/*
+ * A wait for data has ended: was it fed a stream, and how far apart
+ * should the looks of the next one be?  The looks that suit a stream are
+ * those that each find a quarter to a half of the ring filled: 256
+ * pauses (5-7 us) suit a 64-byte stream, but in that time a stream of
+ * 4 KiB writes at 9 GB/s fills 64 KiB, and its writer waited for room
+ * most of the time while the reader waited for the next look (DESIGN.md,
+ * "Looking less often, but not too seldom").  So the spacing halves
+ * (down to SPIN_POLL) when a look finds more than half the ring filled,
+ * and doubles (up to SPIN_POLL_STREAM) when it finds less than a quarter.
+ */
+static void note_stream(struct rp_end *e, unsigned i)
+{
+	uint64_t cap = e->ring.cap, used = cap - free_space(e);
+	unsigned poll = stream_poll ? stream_poll : SPIN_POLL_STREAM;
+
+	fed_stream = i <= STREAM_PAUSES;
+	if (!fed_stream)
+		return;
+	if (used > cap / 2 && poll > SPIN_POLL)
+		poll /= 2;
+	else if (used < cap / 4 && poll < SPIN_POLL_STREAM)
+		poll *= 2;
+	stream_poll = poll;
 }
 
 static bool writable(struct rp_end *e, uint64_t need)
@@ -444,8 +469,7 @@ static int wait_for(struct rp_end *e, bool (*ready)(struct rp_end *, uint64_t),
 				prefetch_data(e);
 			if (ready(e, arg)) {
 				if (for_data)
-					fed_stream = i <= STREAM_PAUSES &&
-						     free_space(e) > e->ring.cap / 4 * 3;
+					note_stream(e, i);
 				return RP_WAIT_READY;
 			}
 		}
