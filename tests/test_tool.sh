@@ -306,6 +306,26 @@ assert not mechs & {"ringpipe-conn", "kernel-pipe-framed"}, mechs
 PY
 }
 
+# The bare ring, the bench's reference ring: its stream readers verify every
+# byte's checksum as the others do (a wrong sum fails the run), at both
+# capacities; it has round trips but no rtt-sleeping row (it never sleeps).
+case_bench_bare_ring_streams_checked_bytes_and_never_sleeps() {
+	"$RINGPIPE" bench --quick --json --test stream,msgrate,rtt --only bare-ring >"$T/json" \
+		2>"$T/err" || fail "$(cat "$T/err")"
+	python3 - "$T/json" <<'PY' || fail "$(cat "$T/json")"
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+assert {r["mechanism"] for r in rows} == {"bare-ring"}, rows
+got = {(r["test"], r["size"], r.get("capacity")) for r in rows}
+for size in (64, 4096, 65536, 1048576):
+    for cap in (65536, 1048576):
+        assert ("stream", size, cap) in got, (size, cap, got)
+assert ("msgrate", 64, 65536) in got, got
+assert {"rtt-p50", "rtt-p99"} <= {t for t, _, _ in got}, got
+assert "rtt-sleeping" not in {t for t, _, _ in got}, got
+PY
+}
+
 case_bench_quick_runs_message_rows_when_only_names_them() {
 	"$RINGPIPE" bench --quick --json --test msgrate --only ringpipe-conn >"$T/json" ||
 		fail "bench --only ringpipe-conn failed"

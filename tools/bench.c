@@ -62,7 +62,7 @@ int rp_cmd_bench(int argc, char **argv);
 #define RBUF         MiB          /* stream readers read up to this much per call */
 #define REPS         5            /* every figure is the median of REPS runs */
 #define MAX_WRITERS  8
-#define MAX_ROWS     12
+#define MAX_ROWS     16
 #define MEM_PIPES    1000         /* memory: named pipes held at once */
 #define SLEEP_GAP_NS 1000000ULL   /* rtt-sleeping: pause before each ping */
 
@@ -101,11 +101,11 @@ int rp_cmd_bench(int argc, char **argv);
  * their readers take one whole message per receive.
  */
 enum mech { M_RP, M_RPZC, M_KPIPE, M_KBIG, M_UNIX, M_MQ, M_MEMCPY, M_CONN, M_KFRAMED,
-	    M_PYRP, M_PYMP, M_PYRQ, M_PYMQ, M_COUNT };
+	    M_PYRP, M_PYMP, M_PYRQ, M_PYMQ, M_BARE, M_COUNT };
 static const char *const mech_names[M_COUNT] = {
 	"ringpipe", "ringpipe-zerocopy", "kernel-pipe", "kernel-pipe-enlarged",
 	"unix-socket", "posix-mq", "memcpy", "ringpipe-conn", "kernel-pipe-framed",
-	"ringpipe-python", "mp-pipe", "ringpipe-queue", "mp-queue",
+	"ringpipe-python", "mp-pipe", "ringpipe-queue", "mp-queue", "bare-ring",
 };
 
 /* Measured by Python (python -m ringpipe.bench, see bench_python.c). */
@@ -343,6 +343,7 @@ struct chan {
 	rp_conn *conn[2];        /* M_CONN: conn[RD] receives, conn[WR] sends */
 	int fd[2];
 	mqd_t mq;
+	struct bare *bare;       /* M_BARE */
 };
 
 enum { RD = 0, WR = 1 };
@@ -414,6 +415,14 @@ static int chan_open(struct chan *c, int mech, uint64_t cap, char *err, size_t e
 		}
 		c->cap = (uint64_t)fcntl(c->fd[1], F_GETPIPE_SZ);
 		return 0;
+	case M_BARE:
+		c->bare = bare_open(cap ? cap : 64 * KiB);
+		if (!c->bare) {
+			snprintf(err, errlen, "bare ring: %s", strerror(errno));
+			return -1;
+		}
+		c->cap = bare_capacity(c->bare);
+		return 0;
 	case M_UNIX:
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, c->fd) < 0) {
 			snprintf(err, errlen, "socketpair: %s", strerror(errno));
@@ -455,6 +464,10 @@ static void chan_close_side(struct chan *c, int side)
 		break;
 	case M_MQ:
 		break;      /* one descriptor serves both sides */
+	case M_BARE:
+		if (c->bare)
+			bare_close_side(c->bare, side == WR);
+		break;
 	default:
 		if (c->fd[side] >= 0) {
 			close(c->fd[side]);
@@ -467,6 +480,10 @@ static void chan_close(struct chan *c)
 {
 	chan_close_side(c, RD);
 	chan_close_side(c, WR);
+	if (c->mech == M_BARE) {
+		bare_free(c->bare);
+		c->bare = NULL;
+	}
 	if (c->mech == M_MQ && c->mq != (mqd_t)-1) {
 		mq_close(c->mq);
 		c->mq = (mqd_t)-1;
@@ -517,6 +534,8 @@ static ssize_t chan_read(struct chan *c, void *p, size_t n)
 		return rp_read(c->rp[RD], p, n);
 	case M_MQ:
 		return mq_receive(c->mq, p, n, NULL);
+	case M_BARE:
+		return bare_read(c->bare, p, n);
 	default:
 		return read(c->fd[RD], p, n);
 	}
@@ -610,6 +629,8 @@ static int chan_write(struct chan *c, const void *p, size_t n)
 	}
 	case M_MQ:
 		return mq_send(c->mq, p, n, 0);
+	case M_BARE:
+		return bare_write(c->bare, p, n);
 	default:
 		while (n) {
 			ssize_t r = write(c->fd[WR], s, n);
@@ -1459,9 +1480,9 @@ static void test_stream(void)
 {
 	static const size_t sizes[] = { 64, 4 * KiB, 64 * KiB, MiB };
 	static const int mechs[] = { M_KPIPE, M_KBIG, M_UNIX, M_RP, M_RP, M_RPZC, M_RPZC,
-				     M_KFRAMED, M_CONN, M_CONN };
+				     M_BARE, M_BARE, M_KFRAMED, M_CONN, M_CONN };
 	static const uint64_t caps[] = { 64 * KiB, BIG_CAP, 0, 64 * KiB, BIG_CAP, 64 * KiB, BIG_CAP,
-					 64 * KiB, 64 * KiB, BIG_CAP };
+					 64 * KiB, BIG_CAP, 64 * KiB, 64 * KiB, BIG_CAP };
 	struct row rows[MAX_ROWS];
 
 	if (!want_test("stream"))
@@ -1489,7 +1510,7 @@ static void test_stream(void)
 		size_t w = sizes[s];
 		uint64_t total = w == 64 ? STREAM_SMALL : STREAM_BYTES;
 		uint64_t budget = w == 64 ? STREAM_SMALL_BUDGET : STREAM_BUDGET;
-		int nr = rows_for(rows, mechs, caps, 10);
+		int nr = rows_for(rows, mechs, caps, 12);
 		for (int rep = 0; rep < REPS; rep++)
 			for (int i = 0; i < nr; i++) {
 				struct row *r = &rows[i];
@@ -1524,16 +1545,16 @@ static void test_stream(void)
 
 static void test_msgrate(void)
 {
-	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC,
+	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC, M_BARE,
 				     M_KFRAMED, M_CONN, M_CONN };
-	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB,
+	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB, 64 * KiB,
 					 64 * KiB, 64 * KiB, BIG_CAP };
 	struct row rows[MAX_ROWS];
 	uint64_t count = MSG_COUNT;
 
 	if (!want_test("msgrate"))
 		return;
-	int nr = rows_for(rows, mechs, caps, 8);
+	int nr = rows_for(rows, mechs, caps, 9);
 	for (int rep = 0; rep < REPS; rep++)
 		for (int i = 0; i < nr; i++) {
 			struct row *r = &rows[i];
@@ -1560,8 +1581,9 @@ static void test_msgrate(void)
 
 static void test_rtt(int sleeping)
 {
-	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC };
-	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB };
+	/* Not the bare ring asleep: it spins, it never sleeps. */
+	static const int mechs[] = { M_KPIPE, M_UNIX, M_MQ, M_RP, M_RPZC, M_BARE };
+	static const uint64_t caps[] = { 64 * KiB, 0, 0, 64 * KiB, 64 * KiB, 64 * KiB };
 	struct row rows[MAX_ROWS];
 	uint64_t count, warm, gap = 0;
 
@@ -1578,7 +1600,7 @@ static void test_rtt(int sleeping)
 		warm = RTT_WARM;
 	}
 	const char *name = sleeping ? "rtt-sleeping" : "rtt-p50";
-	int nr = rows_for(rows, mechs, caps, 5);
+	int nr = rows_for(rows, mechs, caps, sleeping ? 5 : 6);
 	for (int rep = 0; rep < REPS; rep++)
 		for (int i = 0; i < nr; i++) {
 			struct row *r = &rows[i];
@@ -2119,8 +2141,14 @@ static void print_human(double elapsed)
 			printf("\ntargets of issues 3, 4 and 6 (medians):\n");
 		double x = base ? r->med / base->med : r->med;
 		int ok = g->at_most ? x <= g->goal : x >= g->goal;
-		printf("  %-62s %8.3g  (goal %s %g)  %s\n", g->what, x, g->at_most ? "<=" : ">=",
+		printf("  %-62s %8.3g  (goal %s %g)  %-7s", g->what, x, g->at_most ? "<=" : ">=",
 		       g->goal, ok ? "met" : "NOT met");
+		/* What the bare ring makes of the same figure: the plain idea
+		 * of a ring on this machine, without a pipe's rules. */
+		const struct result *bare = find(M_BARE, g->test, g->size, g->cap);
+		if (bare && (g->mech == M_RP || g->mech == M_RPZC))
+			printf("  bare ring %.3g", base ? bare->med / base->med : bare->med);
+		printf("\n");
 	}
 
 	if (B.nnotes) {
@@ -2143,6 +2171,7 @@ static void usage(FILE *f)
 		"             message rows only if --only names them (under 30 s)\n"
 		"  --only     mechanisms: ringpipe, ringpipe-zerocopy, kernel-pipe,\n"
 		"             kernel-pipe-enlarged, unix-socket, posix-mq, memcpy,\n"
+		"             bare-ring (a reference: a minimal ring with no pipe rules),\n"
 		"             ringpipe-conn, kernel-pipe-framed (messages: stream, msgrate),\n"
 		"             ringpipe-python, mp-pipe, ringpipe-queue, mp-queue (python)\n"
 		"  --test     stream, msgrate, rtt (rtt-p50, rtt-p99, rtt-sleeping),\n"

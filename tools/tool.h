@@ -96,4 +96,19 @@ typedef void (*bench_python_add_fn)(const char *mech, const char *test, uint64_t
 int bench_python(int runs, int quick, int timeout_s, bench_python_add_fn add, void *arg,
 		 char *err, size_t errlen);
 
+/* bench_bare.c: the bare ring, the least a byte ring in shared memory
+ * does (one writer, one reader, spinning waits, no pipe rules): the
+ * bench's reference ring.  The mapping is shared with children forked after
+ * bare_open(); each process then writes or reads it.  cap: a power of 2. */
+struct bare;
+struct bare *bare_open(uint64_t cap);
+void bare_free(struct bare *b);
+uint64_t bare_capacity(const struct bare *b);
+/* All n bytes, spinning for room; -1 EPIPE once the reader is done. */
+int bare_write(struct bare *b, const void *buf, size_t n);
+/* 1..n bytes, spinning for data; 0 once the writer is done and all read. */
+ssize_t bare_read(struct bare *b, void *buf, size_t n);
+/* End this process's side, if it used it (writer: EOF, reader: EPIPE). */
+void bare_close_side(struct bare *b, int writer);
+
 #endif
