@@ -129,13 +129,28 @@ def machine():
         nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     except OSError:
         nproc = str(os.cpu_count())
-    model = "unknown CPU"
+    # The model name alone does not tell hosts apart ("AMD EPYC" has named
+    # two of very different speed here): add family and model, and the
+    # hypervisor, as lscpu reports it.
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                k, _, v = line.partition(":")
+                k = k.strip()
+                if not k:
+                    break           # the first CPU's block is enough
+                info.setdefault(k, v.strip())
+    except OSError:
+        pass
+    model = info.get("model name", "unknown CPU")
+    if "cpu family" in info and "model" in info:
+        model += " (family %s, model %s)" % (info["cpu family"], info["model"])
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Hypervisor vendor:"):
+                model += ", %s guest" % line.split(":", 1)[1].strip()
     except OSError:
         pass
     return nproc, model, platform.system() + " " + platform.release()
