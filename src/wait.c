@@ -388,7 +388,7 @@ static unsigned spin_poll(bool for_data)
  * pauses (5-7 us) suit a 64-byte stream, but in that time a stream of
  * 4 KiB writes at 9 GB/s fills 64 KiB, and its writer waited for room
  * most of the time while the reader waited for the next look (DESIGN.md,
- * "Looking less often, but not too seldom").  So the spacing halves
+ * "Small writes").  So the spacing halves
  * (down to SPIN_POLL) when a look finds more than half the ring filled,
  * and doubles (up to SPIN_POLL_STREAM) when it finds less than a quarter.
  */
