@@ -75,10 +75,13 @@ clean:
 # (TSan likewise: the case skips itself there); and the cases that count
 # a spin's yields, whose clock checks under valgrind come tens of
 # microseconds apart; and the case that counts the process's write(2)
-# calls, among which valgrind's own then are.  The signal-storm case is in:
-# valgrind's slow first spin_init() is what showed that a handler could
-# wait for its own thread's pthread_once (now gone).
-VALGRIND_SKIP ?= ^((test_tool|test_examples|test_library|python|crashmatrix)\.|test_leaks\.handlers_nested_|test_yield\.a_writer_yields_|test_wakeup\.writes_drop_a_stopped_)
+# calls, among which valgrind's own then are; and the case that storms a
+# closing thread with signals, which valgrind, running one thread at a
+# time, never delivers inside a close (27 rounds, no handler run).  The
+# signal-storm case of test_leaks is in: valgrind's slow first
+# spin_init() is what showed that a handler could wait for its own
+# thread's pthread_once (now gone).
+VALGRIND_SKIP ?= ^((test_tool|test_examples|test_library|python|crashmatrix)\.|test_leaks\.handlers_nested_|test_yield\.a_writer_yields_|test_wakeup\.writes_drop_a_stopped_|test_threads\.close_ending_another_threads_hold_)
 test-valgrind: build
 	cd build && RP_TIME_SCALE=20 $(CTEST) $(CTEST_ARGS) -LE stress -E '$(VALGRIND_SKIP)' -T memcheck
 

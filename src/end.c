@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -352,15 +353,36 @@ void rp__end_put_in_call(struct rp_end *e)
 	rp__end_unref(e);
 }
 
+/*
+ * Once the end is closed, a hold that another thread has in it can no
+ * longer be ended by its holder (its commit fails EBADF at the handle),
+ * only by whoever takes it: here rp__hold_close(), or the end's release.
+ * Until then the side's lock stays with the holder's TID, and a signal
+ * handler of ours that wrote (read) through another end of the pipe would
+ * wait for it for good, having interrupted the one thread that would give
+ * it up (the membarrier of rp__hold_close() alone takes pending signals
+ * on its return).  So, where another thread may hold, signals wait until
+ * the hold is ended: two system calls a close.
+ */
 int rp__end_close(struct rp_end *e)
 {
 	uint32_t open = RP_OPEN;
+	sigset_t all, old;
+	bool threads = !__libc_single_threaded;
 
-	if (!atomic_compare_exchange_strong(&e->state, &open, RP_CLOSED)) {
+	if (threads) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+	}
+	bool closed = atomic_compare_exchange_strong(&e->state, &open, RP_CLOSED);
+	if (closed)
+		rp__hold_close(e);
+	if (threads)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!closed) {
 		errno = EBADF;
 		return -1;
 	}
-	rp__hold_close(e);
 	/* A call in another thread may keep the descriptors open a while
 	 * (release()): a program exec'd meanwhile (posix_spawn runs no fork
 	 * handler) must not inherit them, or peers would miss the close. */

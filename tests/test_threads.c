@@ -826,18 +826,24 @@ static void *call_when_told(void *p)
 	}
 }
 
-/* A named pipe of 4 KiB in h, with a non-blocking read end, and a
- * non-blocking write end if w is not NULL. */
-static rp_end *race_pipe(struct hp *h, rp_end **w)
+/* A named pipe of cap bytes in h, with a non-blocking read end, and a
+ * write end opened with wflags if w is not NULL. */
+static rp_end *pipe_of(struct hp *h, size_t cap, rp_end **w, int wflags)
 {
-	hp_make(h, 4096);
+	hp_make(h, cap);
 	rp_end *r = rp_open(h->path, O_RDONLY | O_NONBLOCK);
 	CHECK(r != NULL);
 	if (w) {
-		*w = rp_open(h->path, O_WRONLY | O_NONBLOCK);
+		*w = rp_open(h->path, O_WRONLY | wflags);
 		CHECK(*w != NULL);
 	}
 	return r;
+}
+
+/* The races' pipe: 4 KiB, the write end (if asked for) non-blocking. */
+static rp_end *race_pipe(struct hp *h, rp_end **w)
+{
+	return pipe_of(h, 4096, w, O_NONBLOCK);
 }
 
 static void close_racing_a_hold(bool peek)
@@ -1644,6 +1650,121 @@ TEST(hold_after_a_cancelled_second_reserve_is_ended_by_a_close)
 	CHECK(b.r == 1);
 	atomic_store(&f.tid, 1);
 	joined(&f);
+	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
+	hp_clean(&h);
+}
+
+/*
+ * Once an end is closed, another thread's hold in it can be ended only by
+ * whoever takes it (the close, or the end's release): the holder's commit
+ * fails EBADF at the handle.  Until then the side's lock stays with the
+ * holder's TID, so a signal handler of the closing thread that writes
+ * through another (blocking) end of the pipe would wait for it for good,
+ * having interrupted the one thread that would give it up.  Here a third
+ * thread storms the closing thread with such signals, round after round,
+ * the holder committing at a varying time (before the close, or after
+ * it): every close finishes and the handlers' writes land.  On the code
+ * before, which took pending signals at the return of the close's
+ * membarrier with the hold still pending, it hung in each of three runs.
+ */
+static rp_end *_Atomic storm_w;          /* the handler's end: blocking */
+static rp_end *storm_r;
+static atomic_uint storm_writes;
+
+static void write_in_handler(int sig)
+{
+	int err = errno;
+	(void)sig;
+	rp_end *w = atomic_load(&storm_w);
+	/* Never into a full ring: its reader is the thread we interrupt. */
+	if (w && rp_nread(storm_r) < 32768 && rp_write(w, "s", 1) == 1)
+		atomic_fetch_add(&storm_writes, 1);
+	errno = err;
+}
+
+struct storm {
+	pthread_t target;
+	atomic_uint on;          /* 1: storm; 9: quit */
+};
+
+static void *storm_signals(void *p)
+{
+	struct storm *s = p;
+	unsigned on;
+	while ((on = atomic_load(&s->on)) != STEP_QUIT)
+		if (on == 1)
+			pthread_kill(s->target, SIGUSR1);
+		else
+			relax();
+	return NULL;
+}
+
+struct commit_later {
+	rp_end *_Atomic e;
+	atomic_uint step;        /* 1: reserve; 2: held; 3: done; 9: quit */
+	atomic_uint delay;
+};
+
+static void *reserve_then_commit(void *p)
+{
+	struct commit_later *c = p;
+	while (await_step(&c->step, 1, false)) {
+		rp_end *e = atomic_load(&c->e);
+		CHECK(rp_write_reserve(e, 16) != NULL);
+		atomic_store(&c->step, 2);
+		relax_n(atomic_load(&c->delay));
+		/* Committed before the close, or failing once it took the hold. */
+		CHECK(rp_write_commit(e, 16) == 0 || errno == EBADF);
+		atomic_store(&c->step, 3);
+	}
+	return NULL;
+}
+
+TEST(close_ending_another_threads_hold_finishes_under_a_storm_of_handlers_that_write)
+{
+	rp_alarm(60);
+	struct hp h;
+	rp_end *w;
+	/* A blocking write end: a non-blocking write gives up on a held lock
+	 * (EAGAIN), where a blocking one waits for it. */
+	rp_end *r = pipe_of(&h, 65536, &w, 0);
+	storm_r = r;
+	struct sigaction sa = { .sa_handler = write_in_handler, .sa_flags = SA_RESTART };
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	struct storm s = { .target = pthread_self() };
+	struct commit_later c = { 0 };
+	pthread_t ts, tc;
+	CHECK(pthread_create(&ts, NULL, storm_signals, &s) == 0);
+	CHECK(pthread_create(&tc, NULL, reserve_then_commit, &c) == 0);
+	double end = rp_now_ms() + RACE_MS;
+	unsigned round;
+	for (round = 1; round <= RACE_ROUNDS && rp_now_ms() < end; round++) {
+		rp_end *e = rp_open(h.path, O_WRONLY | O_NONBLOCK);
+		CHECK(e != NULL);
+		atomic_store(&c.e, e);
+		atomic_store(&c.delay, round % 509);
+		atomic_store(&c.step, 1);
+		while (atomic_load(&c.step) == 1)      /* held (or even done) */
+			relax();
+		atomic_store(&storm_w, w);
+		atomic_store(&s.on, 1);
+		relax_n(round % 251);
+		CHECK(rp_close(e) == 0);
+		atomic_store(&s.on, 0);
+		atomic_store(&storm_w, NULL);
+		while (atomic_load(&c.step) != 3)
+			sched_yield();
+		char buf[65536];
+		while (rp_read(r, buf, sizeof buf) > 0)
+			;
+	}
+	fprintf(stderr, "%u rounds, %u writes from the handler\n", round - 1,
+		atomic_load(&storm_writes));
+	atomic_store(&s.on, STEP_QUIT);
+	atomic_store(&c.step, STEP_QUIT);
+	CHECK(pthread_join(ts, NULL) == 0 && pthread_join(tc, NULL) == 0);
+	signal(SIGUSR1, SIG_IGN);       /* one may still be on its way */
+	CHECK(atomic_load(&storm_writes) > 0);
 	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
 	hp_clean(&h);
 }
