@@ -15,7 +15,6 @@
 #include "internal.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -361,24 +360,22 @@ void rp__end_put_in_call(struct rp_end *e)
  * handler of ours that wrote (read) through another end of the pipe would
  * wait for it for good, having interrupted the one thread that would give
  * it up (the membarrier of rp__hold_close() alone takes pending signals
- * on its return).  So, where another thread may hold, signals wait until
- * the hold is ended: two system calls a close.
+ * on its return).  So, where another thread may hold, signals (but those
+ * a fault raises) wait until the hold is ended: two system calls a close.
  */
 int rp__end_close(struct rp_end *e)
 {
 	uint32_t open = RP_OPEN;
-	sigset_t all, old;
+	sigset_t old;
 	bool threads = !__libc_single_threaded;
 
-	if (threads) {
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-	}
+	if (threads)
+		rp__signals_defer(&old);
 	bool closed = atomic_compare_exchange_strong(&e->state, &open, RP_CLOSED);
 	if (closed)
 		rp__hold_close(e);
 	if (threads)
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		rp__signals_restore(&old);
 	if (!closed) {
 		errno = EBADF;
 		return -1;

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -448,6 +449,11 @@ static inline bool rp__held_by_me(const struct rp_end *e)
  * of at most max. */
 uint64_t rp__env_setting(const char *name, uint64_t max, uint64_t dflt);
 enum rp_wait { RP_WAIT_READY = 0, RP_WAIT_GONE = 1 };
+/* sleep.c: hold off every signal a handler could take but those a fault
+ * raises (a fault while they are blocked kills the process), for a span
+ * in which a handler of ours must not run; *old gets the mask back. */
+void rp__signals_defer(sigset_t *old);
+void rp__signals_restore(const sigset_t *old);
 /* sleep.c: how long a sleeper (or rp_poll) trusts the tokens before it
  * looks at the ring again: prev is the last interval, 0 at first; -1 for
  * never.  A peer killed between its publish and its token leaves none. */

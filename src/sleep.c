@@ -78,6 +78,21 @@ static bool self_raised(int sig)
 	       sig == SIGTRAP || sig == SIGSYS || sig == SIGABRT;
 }
 
+void rp__signals_defer(sigset_t *old)
+{
+	sigset_t set;
+	sigfillset(&set);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (self_raised(sig))
+			sigdelset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void rp__signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 static void read_handlers(uint64_t *restart, uint64_t *other, bool fresh)
 {
 	uint64_t now = rp__coarse_ns();

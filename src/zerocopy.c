@@ -7,8 +7,6 @@
  * position is remembered privately, so the publish never trusts what the
  * shared page says in between.
  */
-#include <signal.h>
-
 #include "internal.h"
 
 /*
@@ -96,11 +94,12 @@ void rp__hold_orphaned(struct rp_end *e)
  * which costs at most an EDEADLK where a dead thread of its TID left a
  * busy flag.
  *
- * Signals are blocked from the take to the unlock: between the two the
- * lock belongs to nobody who will give it up but us, and a handler of
- * ours that wrote (read) through another end of the pipe would wait for
- * it for good.  Two system calls, only when there is a hold to end.  (A
- * close blocks them from before its state store: rp__end_close().)
+ * Signals (but a fault's) are held off from the take to the unlock:
+ * between the two the lock belongs to nobody who will give it up but us,
+ * and a handler of ours that wrote (read) through another end of the pipe
+ * would wait for it for good.  Two system calls, only when there is a
+ * hold to end.  (A close holds them off from before its state store:
+ * rp__end_close().)
  */
 static void abandon_taken(struct rp_end *e);
 
@@ -109,12 +108,11 @@ void rp__hold_abandon(struct rp_end *e)
 	/* seq_cst, as the exchange was: after the close's store of the state. */
 	if (!atomic_load_explicit(&e->held, memory_order_seq_cst))
 		return;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigset_t old;
+	rp__signals_defer(&old);
 	if (rp__hold_take(e))
 		abandon_taken(e);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	rp__signals_restore(&old);
 }
 
 static void abandon_taken(struct rp_end *e)

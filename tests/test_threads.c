@@ -1768,3 +1768,29 @@ TEST(close_ending_another_threads_hold_finishes_under_a_storm_of_handlers_that_w
 	CHECK(rp_close(w) == 0 && rp_close(r) == 0);
 	hp_clean(&h);
 }
+
+/* A close in a threaded process holds signals off and gives the thread
+ * its own mask back, whatever it held blocked. */
+static void *idle_thread(void *p)
+{
+	return p;
+}
+
+TEST(close_in_a_threaded_process_gives_back_the_signal_mask_it_found)
+{
+	rp_alarm(30);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, idle_thread, NULL) == 0);
+	CHECK(pthread_join(t, NULL) == 0);       /* glibc now counts us threaded */
+	sigset_t mine, after;
+	sigemptyset(&mine);
+	sigaddset(&mine, SIGUSR2);
+	sigaddset(&mine, SIGTERM);
+	CHECK(pthread_sigmask(SIG_SETMASK, &mine, NULL) == 0);
+	rp_end *p[2];
+	CHECK(rp_pipe(p) == 0);
+	CHECK(rp_close(p[0]) == 0 && rp_close(p[1]) == 0);
+	CHECK(pthread_sigmask(SIG_SETMASK, NULL, &after) == 0);
+	for (int sig = 1; sig < NSIG; sig++)
+		CHECK(sigismember(&after, sig) == sigismember(&mine, sig));
+}
