@@ -326,6 +326,20 @@ assert "rtt-sleeping" not in {t for t, _, _ in got}, got
 PY
 }
 
+# The header names the CPU as /proc/cpuinfo does, family and model with it:
+# two hosts of very different speed were both "AMD EPYC".
+case_bench_header_names_the_cpu_family_and_model() {
+	"$RINGPIPE" bench --quick --test rtt-p50 --only ringpipe >"$T/out" 2>&1 ||
+		fail "$(cat "$T/out")"
+	name=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+	fam=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+	model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+	[ -n "$name" ] || name="unknown CPU"
+	want="$name"
+	[ -n "$fam" ] && [ -n "$model" ] && want="$name (family $fam, model $model)"
+	grep -F "CPUs, $want, " "$T/out" >/dev/null || fail "no '$want': $(head -n 3 "$T/out")"
+}
+
 case_bench_quick_runs_message_rows_when_only_names_them() {
 	"$RINGPIPE" bench --quick --json --test msgrate --only ringpipe-conn >"$T/json" ||
 		fail "bench --only ringpipe-conn failed"

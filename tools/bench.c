@@ -2020,14 +2020,46 @@ static void print_python(void)
 	}
 }
 
+/*
+ * "AMD EPYC (family 23, model 1)": the model name alone named two hosts
+ * of very different speed in this project's runs.  From the first CPU's
+ * block of /proc/cpuinfo; "unknown CPU" where there is none.
+ */
+static void cpu_model(char *buf, size_t len)
+{
+	char line[256], name[128] = "unknown CPU", fam[16] = "", model[16] = "";
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && fgets(line, sizeof(line), f) && line[0] != '\n') {
+		char *colon = strchr(line, ':');
+		if (!colon)
+			continue;
+		char *v = colon + 1 + (colon[1] == ' ');
+		v[strcspn(v, "\n")] = 0;
+		if (!strncmp(line, "model name", 10))
+			snprintf(name, sizeof(name), "%s", v);
+		else if (!strncmp(line, "cpu family", 10))
+			snprintf(fam, sizeof(fam), "%s", v);
+		else if (!strncmp(line, "model\t", 6))
+			snprintf(model, sizeof(model), "%s", v);
+	}
+	if (f)
+		fclose(f);
+	if (fam[0] && model[0])
+		snprintf(buf, len, "%s (family %s, model %s)", name, fam, model);
+	else
+		snprintf(buf, len, "%s", name);
+}
+
 static void print_human(double elapsed)
 {
-	char a[32], b[32], c[32], d[32], e[32], f[32];
+	char a[32], b[32], c[32], d[32], e[32], f[32], cpu[192];
 	struct utsname u;
 
 	uname(&u);
-	printf("\nringpipe bench%s: %ld CPUs, %s %s; %s\n", B.quick ? " --quick" : "",
-	       sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, B.pin_note);
+	cpu_model(cpu, sizeof(cpu));
+	printf("\nringpipe bench%s: %ld CPUs, %s, %s %s; %s\n", B.quick ? " --quick" : "",
+	       sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, B.pin_note);
 	printf("median of %d runs each (min-max); GB/s = 10^9 bytes/s; "
 	       "ratios are \"times better than\" (higher is better for every unit)\n",
 	       REPS);
