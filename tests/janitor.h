@@ -18,6 +18,11 @@
  * pipes: a janitor process waits until the case and all its children are
  * gone (EOF on a pipe they all hold), then removes the directory, its
  * FIFOs and their /dev/shm files.  It calls no library code.
+ *
+ * A case that hangs is killed with its kin: timeout(1) signals its process
+ * group, ctest its descendants.  So the janitor is no kin of it: it starts
+ * a session of its own, and its parent exits at once, leaving it to init.
+ * (It is no child for the case's wait(2) calls to find, either.)
  */
 static UNUSED void janitor_clean(const char *dir)
 {
@@ -54,6 +59,8 @@ static UNUSED void janitor(const char *dir)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
+		if (setsid() < 0 || fork() != 0)
+			_exit(0);
 		int null = open("/dev/null", O_RDWR);
 		if (null >= 0) {
 			dup2(null, 0);
@@ -68,6 +75,9 @@ static UNUSED void janitor(const char *dir)
 		_exit(0);
 	}
 	close(p[0]); /* p[1] stays open for the life of the case */
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
 }
 
 #endif

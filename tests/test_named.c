@@ -1255,3 +1255,50 @@ TEST(mkfifo_never_follows_symlinks_planted_in_dev_shm)
 	CHECK(unlink(victim) == 0);
 	tmp_clean(&t);
 }
+
+/*
+ * The suite's own cleanup: a case killed with its process group (as
+ * timeout(1) kills a hung one) still has its directory, FIFO and ring
+ * removed by its janitor (janitor.h), which is not in that group.
+ */
+TEST(janitor_cleans_up_after_a_case_killed_with_its_process_group)
+{
+	rp_alarm(30);
+	int rep[2];
+	CHECK(pipe2(rep, O_CLOEXEC) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		struct tmp t;
+		memset(&t, 0, sizeof t);        /* all of it is sent */
+		if (setpgid(0, 0) != 0)
+			_exit(1);
+		tmp_make(&t, "p");
+		if (rp_mkfifo(t.path, 0600, 0) != 0)
+			_exit(1);
+		if (write(rep[1], &t, sizeof t) != (ssize_t)sizeof t)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(rep[1]);
+	struct tmp t;
+	CHECK(read(rep[0], &t, sizeof t) == (ssize_t)sizeof t);
+	close(rep[0]);
+	struct stat st;
+	CHECK(stat(t.path, &st) == 0);
+	char shm[128];
+	snprintf(shm, sizeof shm, "/dev/shm/ringpipe.%llx.%llu",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	CHECK(access(shm, F_OK) == 0);
+	CHECK(kill(-pid, SIGKILL) == 0);
+	int ws;
+	CHECK(waitpid(pid, &ws, 0) == pid && WIFSIGNALED(ws));
+	double end = rp_now_ms() + rp_ms(10000);
+	while ((access(t.dir, F_OK) == 0 || access(shm, F_OK) == 0) &&
+	       rp_now_ms() < end)
+		sleep_ms(5);
+	int left = access(t.dir, F_OK) == 0 || access(shm, F_OK) == 0;
+	if (left)
+		janitor_clean(t.dir);   /* what the janitor should have done */
+	CHECK(!left);
+}
