@@ -84,6 +84,10 @@ clean:
 VALGRIND_SKIP ?= ^((test_tool|test_examples|test_library|python|crashmatrix)\.|test_leaks\.handlers_nested_|test_yield\.a_writer_yields_|test_wakeup\.writes_drop_a_stopped_|test_threads\.close_ending_another_threads_hold_)
 test-valgrind: build
 	cd build && RP_TIME_SCALE=20 $(CTEST) $(CTEST_ARGS) -LE stress -E '$(VALGRIND_SKIP)' -T memcheck
+	@# A case passes if an error was in a child it then killed (no exit
+	@# code reaches anyone): fail on every defect ctest counted.
+	@cd build && if grep -q '<Defect ' "Testing/$$(head -1 Testing/TAG)/DynamicAnalysis.xml"; then \
+		echo "valgrind found errors: see build/Testing/Temporary/MemoryChecker.*.log" >&2; exit 1; fi
 
 # The benchmark (not part of `make test`: timings): ringpipe against kernel
 # pipes and peers, then docs/bench.md and, if gnuplot is installed, docs/bench.svg.
