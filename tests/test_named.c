@@ -435,6 +435,63 @@ TEST(open_rdonly_blocks_until_writer_opens)
 	tmp_clean(&t);
 }
 
+/*
+ * A reader blocked in its open is a reader, as the kernel counts one: a
+ * non-blocking writer's open succeeds (it was ENXIO: the reader had not
+ * yet reached the gate that our writer's open looks at), and the reader
+ * gets its data, not EOF (found by a differential review against kernel
+ * FIFOs, 2026-11-30).
+ */
+TEST(open_wronly_nonblock_succeeds_while_a_reader_is_blocked_in_open)
+{
+	rp_alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rp_end *r = rp_open(t.path, O_RDONLY);
+		char buf[4];
+		_exit(r && rp_read(r, buf, sizeof buf) == 2 && !memcmp(buf, "hi", 2) &&
+		      rp_read(r, buf, sizeof buf) == 0 ? 0 : 1);
+	}
+	wait_sleeping(pid);             /* in its open of the path */
+	rp_end *w = rp_open(t.path, O_WRONLY | O_NONBLOCK);
+	if (!w)
+		fprintf(stderr, "rp_open(O_WRONLY|O_NONBLOCK): %s\n", strerror(errno));
+	CHECK(w != NULL);
+	CHECK(rp_write(w, "hi", 2) == 2);
+	CHECK(rp_close(w) == 0);
+	rp_wait_ok(pid);
+	tmp_clean(&t);
+}
+
+/*
+ * A reader's open lets a blocked writer's open go even if the reader
+ * closes again at once, as the kernel's FIFO does: the writer's open
+ * returns and its first write fails with EPIPE.  (It waited at the gate
+ * for the next reader instead: the same review.)
+ */
+TEST(open_wronly_returns_when_a_reader_opens_and_closes_at_once)
+{
+	rp_alarm(20);
+	struct tmp t;
+	tmp_make(&t, "fifo");
+	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		rp_end *w = rp_open(t.path, O_WRONLY);
+		_exit(w && rp_write(w, "x", 1) == -1 && errno == EPIPE ? 0 : 1);
+	}
+	wait_sleeping(pid);             /* in its open of the path */
+	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
+	CHECK(r != NULL);
+	CHECK(rp_close(r) == 0);
+	rp_wait_ok(pid);
+	tmp_clean(&t);
+}
+
 /* A blocking O_WRONLY open waits until a reader opens. */
 TEST(open_wronly_blocks_until_reader_opens)
 {
