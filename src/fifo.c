@@ -23,7 +23,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -372,148 +371,90 @@ static int companion_there(const char *path)
 	return 0;
 }
 
-/* Is a reader end open, or a reader inside rp_open (its role lock)? */
-static bool reader_there(int ring_fd)
+/* Does another open file description of the ring hold lock byte `byte`? */
+static bool byte_held(int ring_fd, off_t byte)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-			    .l_start = RP_LOCK_READER, .l_len = 1 };
+			    .l_start = byte, .l_len = 1 };
 	return fcntl(ring_fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 }
 
-static uint32_t rd_arrivals(const struct rp_end *e)
+/*
+ * The two halves of an open wait for each other a little, as the kernel's
+ * FIFO open is one step and ours two (the path, then the gate; see
+ * open_fifo()).  Each waits in OPEN_NAP naps, for at most OPEN_WAIT_NS:
+ * one stopped or starved of the CPU in its open must not hold the other's
+ * for good.
+ */
+#define OPEN_WAIT_NS 100000000LL
+#define OPEN_NAP     50000L
+
+static bool waited_too_long(const struct timespec *t0)
 {
-	return atomic_load(&e->sh->rd_arrivals);
+	struct timespec now, nap = { 0, OPEN_NAP };
+	nanosleep(&nap, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000000000LL +
+	       (now.tv_nsec - t0->tv_nsec) > OPEN_WAIT_NS;
 }
 
 /*
- * The gate's write end when no reader holds its read end, which the
- * FIFO's own rules refuse (ENXIO): opened O_RDWR first, we are a reader
- * of it ourselves for a moment.  Under the open mutex, so that writers
- * that see a reader in that moment can wait it out (gate_verified()).
+ * A non-blocking writer that found no reader at the gate, while a reader
+ * is inside rp_open (its role lock): the one our open of the path let go,
+ * say, which opens the gate next.  The kernel counts a reader blocked in
+ * open(2) as there, so we wait for it to get to the gate.  -1 ENXIO if it
+ * leaves instead, or takes too long.
  */
-static int gate_without_reader(struct rp_end *e, const char *path)
-{
-	int fd = -1, err = 0;
-	while (ofd_lock(e->shm_fd, F_WRLCK, RP_LOCK_OPENING, 1) < 0)
-		if (errno != EINTR)
-			return -1;
-	int rw = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (rw >= 0) {
-		fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		err = errno;
-		close(rw);
-	} else {
-		err = errno;
-	}
-	ofd_lock(e->shm_fd, F_UNLCK, RP_LOCK_OPENING, 0);
-	errno = err;
-	return fd;
-}
-
-/*
- * The gate, when a reader is inside rp_open but not yet there: the one our
- * open of the path let go, say, which opens the gate next without
- * blocking.  The kernel counts it as a reader already, so we wait for it,
- * for at most READER_GATE_NS: one stopped there (by SIGSTOP, say) must not
- * hold our open for good, which then goes on without it.  -1 ENXIO if it
- * left instead.
- */
-#define READER_GATE_NS   100000000LL
-#define READER_GATE_NAP  50000L
-
 static int gate_of_reader_opening(struct rp_end *e, const char *path)
 {
-	struct timespec t0, now, nap = { 0, READER_GATE_NAP };
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		nanosleep(&nap, NULL);
+	while (!waited_too_long(&t0)) {
 		int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		if (fd >= 0 || errno != ENXIO)
 			return fd;
-		if (!reader_there(e->shm_fd)) {
-			errno = ENXIO;
-			return -1;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000000000LL +
-		    (now.tv_nsec - t0.tv_nsec) > READER_GATE_NS)
-			return gate_without_reader(e, path);
+		if (!byte_held(e->shm_fd, RP_LOCK_READER))
+			break;
 	}
+	errno = ENXIO;
+	return -1;
 }
 
 /*
- * Did the gate let us in for a reader (1), or for another writer's
- * gate_without_reader() (0)?  Once that writer is done (the open mutex),
- * a reader holds the gate, or is inside rp_open, or came and went since
- * our open began (rd_arrivals moved from `since`).
+ * A reader past the gate waits for the writers inside rp_open to get
+ * through it: the kernel lets a writer's open(2) go as soon as a reader
+ * opens, even one that closes again at once, and ours, let go through
+ * the path, could otherwise find the gate closed again and wait there for
+ * the next reader.  They hold RP_LOCK_WOPENING until they are through.
  */
-static int gate_verified(struct rp_end *e, int fd, uint32_t since)
+static void let_writers_through(struct rp_end *e)
 {
-	while (ofd_lock(e->shm_fd, F_WRLCK, RP_LOCK_OPENING, 1) < 0)
-		if (errno != EINTR)
-			return -1;
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int ok = poll(&p, 1, 0) >= 0 && (!(p.revents & POLLERR) ||
-		 reader_there(e->shm_fd) || rd_arrivals(e) != since);
-	ofd_lock(e->shm_fd, F_UNLCK, RP_LOCK_OPENING, 0);
-	return ok;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (byte_held(e->shm_fd, RP_LOCK_WOPENING) && !waited_too_long(&t0))
+		;
 }
 
 /*
- * A writer's open of the gate, with the FIFO's open rules for a writer,
- * which the path cannot give it: every writer end holds the path O_RDWR
- * (see open_fifo()), which the kernel counts as a reader; only reader
- * ends hold the gate for reading.  The kernel lets a writer's open(2) go
- * as soon as a reader opens, even one that closes again at once, and
- * counts a reader blocked in its open(2) as there.  So the gate takes us
- * in if a reader holds it, or once a reader inside rp_open gets there
- * (gate_of_reader_opening()); if not, we go on without it being held when
- * a reader came and went since `since` (the one that let our blocking
- * open of the path go, say): our first write fails with EPIPE; otherwise
- * ENXIO if nb, or we wait at the gate for a reader.  `since` is
- * rd_arrivals before our open of the path.  The gate stays non-blocking:
- * rp__gate_close() fills it until EAGAIN.
+ * A writer's open of the gate, with the FIFO open rules: only reader ends
+ * hold the gate for reading, so it blocks until a reader opens (ENXIO if
+ * nb).  The path cannot give that rule to a writer: every writer end holds
+ * it O_RDWR (see open_fifo()), which the kernel counts as a reader.  The
+ * gate stays non-blocking: rp__gate_close() fills it until EAGAIN.
  */
-static int writer_gate(struct rp_end *e, const char *path, int nb, bool cancellable,
-		       uint32_t since)
-{
-	for (;;) {
-		int r, fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		if (fd < 0 && errno == ENXIO && reader_there(e->shm_fd))
-			fd = gate_of_reader_opening(e, path);
-		if (fd < 0 && errno != ENXIO)
-			return -1;
-		if (fd < 0 && rd_arrivals(e) != since)
-			return gate_without_reader(e, path);
-		if (fd < 0 && nb) {
-			errno = ENXIO;
-			return -1;
-		}
-		if (fd < 0) {
-			fd = open_path(e, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-				       cancellable);
-			if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
-				return fd < 0 ? -1 : (close(fd), -1);
-		}
-		if ((r = gate_verified(e, fd, since)) == 1)
-			return fd;
-		close(fd);
-		if (r < 0)
-			return -1;
-	}
-}
-
-static int open_gate(struct rp_end *e, const char *path, int nb, bool cancellable,
-		     uint32_t since)
+static int open_gate(struct rp_end *e, const char *path, int nb, bool cancellable)
 {
 	struct stat st;
-	int fd = writer_gate(e, path, nb, cancellable, since);
+	int fd = open_path(e, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | nb, cancellable);
+	if (fd < 0 && errno == ENXIO && byte_held(e->shm_fd, RP_LOCK_READER))
+		fd = gate_of_reader_opening(e, path);
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ELOOP)
 			errno = EINVAL;         /* a companion gone is damage */
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) ||
+	    (!nb && fcntl(fd, F_SETFL, O_NONBLOCK) < 0)) {
 		close(fd);
 		errno = EINVAL;
 		return -1;
@@ -557,25 +498,25 @@ static rp_end *open_fifo(const char *path, int flags, bool cancellable)
 	 * FIFO does, and its open of the gate (non-blocking) then lets that
 	 * writer go; a writer that went on at the reader's first open could
 	 * write and close before the reader's second, which would then wait
-	 * for a writer that came and went.  A writer that the reader's open of
-	 * the path let go finds it at the gate, or inside rp_open, or gone
-	 * since it came (writer_gate()).
+	 * for a writer that came and went.  Each side holds a lock byte of
+	 * the ring file while it is inside rp_open, and each waits for the
+	 * other a little (gate_of_reader_opening(), let_writers_through()).
 	 */
 	if (companion_there(n.gate) < 0)
 		goto fail;
 	if (acc == O_RDONLY) {
-		/* A reader from here on, for writers (reader_there()), as the
-		 * kernel counts one blocked in open(2). */
+		/* A reader from here on, for writers (gate_of_reader_opening()),
+		 * as the kernel counts one blocked in open(2). */
 		e->wake = open_companion(n.wake, O_RDWR | O_NONBLOCK);
 		if (e->wake < 0 || ofd_lock(e->shm_fd, F_RDLCK, RP_LOCK_READER, 0) < 0)
 			goto fail;
 		e->bell = open_path(e, path, O_RDONLY | O_CLOEXEC | nb, cancellable);
 		if (e->bell < 0 || (nb && clear_nonblock(e->bell) < 0))
 			goto fail;
-		atomic_fetch_add(&e->sh->rd_arrivals, 1);
 		e->gate = open_companion(n.gate, O_RDONLY | O_NONBLOCK);
 		if (e->gate < 0)
 			goto fail;
+		let_writers_through(e);
 	} else {
 		e->wake = open_companion(n.wake, O_RDONLY | O_NONBLOCK);
 		if (e->wake < 0 || clear_nonblock(e->wake) < 0)
@@ -583,13 +524,15 @@ static rp_end *open_fifo(const char *path, int flags, bool cancellable)
 		/* O_WRONLY first, for the FIFO's open rules when no other
 		 * writer holds it; then O_RDWR, as every token sender holds its
 		 * pipe (see internal.h). */
-		uint32_t since = rd_arrivals(e);
+		if (ofd_lock(e->shm_fd, F_RDLCK, RP_LOCK_WOPENING, 0) < 0)
+			goto fail;
 		e->bell = open_path(e, path, O_WRONLY | O_CLOEXEC | nb, cancellable);
 		if (e->bell < 0 || rp__swap_rdwr(&e->bell) < 0)
 			goto fail;
-		e->gate = open_gate(e, n.gate, nb, cancellable, since);
+		e->gate = open_gate(e, n.gate, nb, cancellable);
 		if (e->gate < 0)
 			goto fail;
+		ofd_lock(e->shm_fd, F_UNLCK, RP_LOCK_WOPENING, 0);
 		fcntl(e->gate, F_SETPIPE_SZ, RP_PIPE_BUF);
 	}
 	if (rp__end_open(e, acc == O_RDONLY ? RP_READER : RP_WRITER, flags) < 0)

@@ -30,10 +30,8 @@
  * owner that finds its bias revoked says so in its busy flag
  * (RP_BUSY_ACK), which a revoker of 9 would take for "inside" for ever;
  * 11, wakers skip sleepers that a token was already dropped for (rd_rung,
- * wr_rung), which a sleeper of 10 would never clear; 12, readers count
- * their opens (rd_arrivals), which a writer's open waits on (fifo.c) and
- * a reader of 11 would not bump. */
-#define RP_LAYOUT_VERSION 12u
+ * wr_rung), which a sleeper of 10 would never clear. */
+#define RP_LAYOUT_VERSION 11u
 #define RP_HDR_SIZE      4096u
 #define RP_CACHELINE     64
 #define RP_NO_MSG        UINT64_MAX
@@ -45,6 +43,8 @@
 #define RP_LOCK_OPENING  1   /* named pipes: serialises opens */
 #define RP_LOCK_READER   2
 #define RP_LOCK_WRITER   3
+#define RP_LOCK_WOPENING 4   /* named pipes: a writer inside rp_open, up to
+                              * its open of the gate (fifo.c) */
 
 /* A sleeper count: bit i (i < RP_SLEEP_SLOTS) for the sleeper named in slot
  * i of rd_who / wr_who, plus in the high half those that found no free
@@ -187,10 +187,6 @@ struct rp_shared {
 	 * count.  0 from a process that never set it: stat then uses
 	 * created_ns. */
 	_Atomic uint64_t started_ns;
-	/* Named pipes: bumped by every reader's open once it is past the
-	 * path, so that a writer's open can tell that a reader came while it
-	 * waited, and went (fifo.c, writer_gate()).  Written once an open. */
-	_Atomic uint32_t rd_arrivals;
 
 	/* Who sleeps: slot i names (by TID) the sleeper that set bit i of
 	 * rd_sleepers / wr_sleepers, so that the count of a sleeper killed

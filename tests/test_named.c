@@ -469,8 +469,8 @@ TEST(open_wronly_nonblock_succeeds_while_a_reader_is_blocked_in_open)
 /*
  * A reader's open lets a blocked writer's open go even if the reader
  * closes again at once, as the kernel's FIFO does: the writer's open
- * returns and its first write fails with EPIPE.  (It waited at the gate
- * for the next reader instead: the same review.)
+ * returns, and a write after the reader's close fails with EPIPE.  (It
+ * waited at the gate for the next reader instead: the same review.)
  */
 TEST(open_wronly_returns_when_a_reader_opens_and_closes_at_once)
 {
@@ -478,16 +478,19 @@ TEST(open_wronly_returns_when_a_reader_opens_and_closes_at_once)
 	struct tmp t;
 	tmp_make(&t, "fifo");
 	CHECK(rp_mkfifo(t.path, 0600, 0) == 0);
+	struct { _Atomic int closed; } *sh = shared_mem(sizeof *sh);
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		signal(SIGPIPE, SIG_IGN);
 		rp_end *w = rp_open(t.path, O_WRONLY);
+		wait_flag(&sh->closed);
 		_exit(w && rp_write(w, "x", 1) == -1 && errno == EPIPE ? 0 : 1);
 	}
 	wait_sleeping(pid);             /* in its open of the path */
 	rp_end *r = rp_open(t.path, O_RDONLY | O_NONBLOCK);
 	CHECK(r != NULL);
 	CHECK(rp_close(r) == 0);
+	atomic_store(&sh->closed, 1);
 	rp_wait_ok(pid);
 	tmp_clean(&t);
 }
